@@ -1,0 +1,142 @@
+"""AgentActor: one machine's agent, the parent of the WorkerActors that run there.
+
+It lives in the agent's own actor system, so the workers survive a master crash.  It
+registers with the master's scheduler (its offer plus the workers it already runs,
+which is how a restarted master reattaches them), sends one heartbeat per interval
+carrying every worker's status, reports a status change at once, and reports a
+worker whose process died (ChildActorExited, e.g. after kill -9) as Failed.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from thespian.actors import ActorExitRequest, ChildActorExited
+
+from actors.base import MantisActor
+from actors.messages import (AgentHeartbeat, ConnectMaster, Done, GetAgentState, LaunchWorker,
+                             RegisterAgent, Rejected, ReRegister, RunWorker, StartAgent,
+                             StopWorkerOnAgent, WorkerReport, WorkerStatus)
+
+log = logging.getLogger("mantis.agent")
+
+TERMINAL = ("Completed", "Failed")
+
+
+class AgentActor(MantisActor):
+    """Runs workers on this host and reports them to whichever master leads."""
+
+    RUNNING = (ConnectMaster, LaunchWorker, StopWorkerOnAgent, ReRegister, WorkerReport,
+               GetAgentState, Done, Rejected)
+    ACCEPTS = {"new": (StartAgent,), "running": RUNNING}
+
+    def receiveMsg_StartAgent(self, msg: StartAgent, sender):
+        self.offer = msg.offer
+        self.heartbeat_interval_s = msg.heartbeat_interval_s
+        self.worker_silence_s = msg.worker_silence_s
+        self.scheduler = None
+        self.workers: dict[str, dict] = {}  # key -> {spec, address, status, reason, metrics, seen, stopping}
+        self.phase = "running"
+        self.start_ticking(self.heartbeat_interval_s)
+        log.info("agent %s started: %s cpus, %s MB, ports %s, attributes %s", self.offer.agent_id,
+                 self.offer.cpus, self.offer.mem_mb, self.offer.ports, self.offer.attributes)
+        self.send(sender, Done({"agentId": self.offer.agent_id}))
+
+    # -- master link ------------------------------------------------------------------
+
+    def receiveMsg_ConnectMaster(self, msg: ConnectMaster, sender):
+        changed = msg.scheduler != self.scheduler
+        self.scheduler = msg.scheduler
+        if msg.scheduler is not None and changed:
+            self._register()
+        elif msg.scheduler is None and changed:
+            log.warning("agent %s: master unreachable, holding heartbeats", self.offer.agent_id)
+        self.send(sender, Done())
+
+    def receiveMsg_ReRegister(self, msg, sender):
+        self.scheduler = sender
+        self._register()
+
+    def _register(self) -> None:
+        live = [w for w in self.workers.values() if w["status"] not in TERMINAL]
+        self.send(self.scheduler, RegisterAgent(self.offer, [w["spec"] for w in live],
+                                                [self._status(w, w["status"]) for w in live]))
+        log.info("agent %s registering with %s (%d worker(s))", self.offer.agent_id, self.scheduler, len(live))
+
+    def _status(self, w: dict, status: str) -> WorkerStatus:
+        return WorkerStatus(w["spec"].worker_key, status, w["reason"], dict(w["metrics"]))
+
+    def _report(self, statuses: list) -> None:
+        if self.scheduler is not None and statuses:
+            self.send(self.scheduler, AgentHeartbeat(self.offer.agent_id, statuses))
+
+    # -- workers ----------------------------------------------------------------------
+
+    def receiveMsg_LaunchWorker(self, msg: LaunchWorker, sender):
+        from actors.worker_actor import WorkerActor
+
+        spec = msg.spec
+        if spec.worker_key in self.workers:
+            return  # a repeated launch (master retry) of a worker we already run
+        address = self.createActor(WorkerActor)
+        self.workers[spec.worker_key] = {"spec": spec, "address": address, "status": "Launched",
+                                         "reason": "", "metrics": {}, "seen": time.time(),
+                                         "stopping": None}
+        self.send(address, RunWorker(spec, self.myAddress, self.heartbeat_interval_s))
+        log.info("agent %s launching worker %s (%s)", self.offer.agent_id, spec.worker_key, spec.entry_point)
+
+    def receiveMsg_WorkerReport(self, msg: WorkerReport, sender):
+        w = self.workers.get(msg.worker_key)
+        if w is None:
+            return
+        w["seen"] = time.time()
+        w["metrics"] = msg.metrics
+        if msg.status == "Heartbeat" or msg.status == w["status"]:
+            return
+        w["status"], w["reason"] = msg.status, msg.reason
+        log.info("worker %s %s %s", msg.worker_key, msg.status, msg.reason)
+        self._report([self._status(w, msg.status)])
+        if msg.status in TERMINAL:
+            self.workers.pop(msg.worker_key, None)
+            self.send(w["address"], ActorExitRequest())
+
+    def receiveMsg_StopWorkerOnAgent(self, msg: StopWorkerOnAgent, sender):
+        w = self.workers.get(msg.worker_key)
+        if w is None:
+            self._report([WorkerStatus(msg.worker_key, "Completed", "not running on this agent")])
+            return
+        w["stopping"] = msg.reason
+        log.info("agent %s stopping worker %s: %s", self.offer.agent_id, msg.worker_key, msg.reason)
+        self.send(w["address"], ActorExitRequest())
+
+    def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender):
+        for key, w in list(self.workers.items()):
+            if w["address"] == msg.childAddress:
+                del self.workers[key]
+                if w["stopping"] is not None:
+                    status, reason = "Completed", f"stopped: {w['stopping']}"
+                else:
+                    status, reason = "Failed", "worker process exited unexpectedly"
+                log.info("worker %s exited: %s", key, reason)
+                w["reason"] = reason
+                self._report([self._status(w, status)])
+                return
+
+    def on_tick(self, now: float) -> None:
+        fresh = [self._status(w, w["status"]) for w in self.workers.values()
+                 if now - w["seen"] <= self.worker_silence_s and w["status"] not in TERMINAL]
+        if self.scheduler is not None:
+            # Sent even with no workers: the heartbeat is also the agent's own liveness.
+            self.send(self.scheduler, AgentHeartbeat(self.offer.agent_id, fresh))
+
+    def receiveMsg_GetAgentState(self, msg, sender):
+        self.send(sender, Done({
+            "agentId": self.offer.agent_id, "connected": self.scheduler is not None,
+            "workers": {k: {"status": w["status"], "metrics": w["metrics"]} for k, w in self.workers.items()},
+        }))
+
+    def receiveMsg_Done(self, msg, sender):
+        pass
+
+    def receiveMsg_Rejected(self, msg, sender):
+        log.warning("agent %s: %s", self.offer.agent_id, msg.reason)

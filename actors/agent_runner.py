@@ -1,0 +1,109 @@
+"""An agent process: its own actor system, its AgentActor, and the link to the master.
+
+``run_agent`` starts the agent's actor system and AgentActor, then follows the master:
+every second it reads ``/api/v1/masterInfo`` and, when the scheduler's address changes
+(a master restart or failover) or the master stops answering, tells the AgentActor.
+``attach_agent`` does the same inside an existing actor system (simpleSystemBase tests
+and the one-process mode), where the scheduler address is handed over directly.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import urllib.request
+
+import ujson
+
+from actors.actor_system import address_from_text, ask, start_actor_system
+from actors.messages import AgentOfferInfo, ConnectMaster, StartAgent
+
+log = logging.getLogger("mantis.agent")
+
+
+def parse_port_ranges(text: str) -> list[tuple[int, int]]:
+    """``"31000-31999,32100"`` -> [(31000, 31999), (32100, 32100)]; ValueError if malformed."""
+    ranges = []
+    for part in str(text).split(","):
+        begin, _, end = part.strip().partition("-")
+        lo, hi = int(begin), int(end or begin)
+        if not 0 < lo <= hi < 65536:
+            raise ValueError(f"bad port range {part!r}")
+        ranges.append((lo, hi))
+    return ranges
+
+
+def machine_memory_mb() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 4096.0
+
+
+def offer_from_config(agent: dict) -> AgentOfferInfo:
+    """This agent's offer from the ``agent`` config section (0 cpus/mem = the machine's)."""
+    return AgentOfferInfo(
+        agent_id=str(agent["id"]), hostname=str(agent["hostname"]),
+        cpus=float(agent["cpus"] or os.cpu_count() or 1),
+        mem_mb=float(agent["mem_mb"] or machine_memory_mb()),
+        disk_mb=float(agent["disk_mb"]), network_mbps=float(agent["network_mbps"]),
+        ports=parse_port_ranges(agent["ports"]), attributes=dict(agent.get("attributes", {})))
+
+
+def start_agent_actor(asys, config: dict):
+    """Create and start the AgentActor in ``asys``; returns its address."""
+    from actors.agent_actor import AgentActor
+
+    address = asys.createActor(AgentActor, globalName=f"mantis-agent-{config['agent']['id']}")
+    w = config["workers"]
+    interval = float(w["heartbeat_interval_s"])
+    ask(asys, address, StartAgent(offer_from_config(config["agent"]), interval,
+                                  max(3 * interval, float(w["heartbeat_timeout_s"]) / 2)))
+    return address
+
+
+def attach_agent(asys, config: dict, scheduler) -> object:
+    """An agent inside an existing actor system, connected straight to ``scheduler``."""
+    address = start_agent_actor(asys, config)
+    ask(asys, address, ConnectMaster(scheduler))
+    return address
+
+
+def master_scheduler_address(master_url: str, timeout: float = 2.0) -> str | None:
+    """The scheduler's ``host:port`` from the master's masterInfo, or None if unreachable."""
+    try:
+        with urllib.request.urlopen(f"{master_url}/api/v1/masterInfo", timeout=timeout) as resp:
+            info = ujson.loads(resp.read())
+        return info.get("schedulerAddress")
+    except (OSError, ValueError):
+        return None
+
+
+def run_agent(config: dict, master_url: str, stop: threading.Event | None = None) -> None:
+    """Run an agent until ``stop`` is set (or forever): own actor system, follow the master."""
+    stop = stop or threading.Event()
+    a = config["agent"]
+    asys = start_actor_system(config["master"]["actor_system_base"], int(a["admin_port"]),
+                              config["master"]["host"])
+    agent = start_agent_actor(asys, config)
+    log.info("agent %s up (admin port %s), following master at %s", a["id"], a["admin_port"], master_url)
+    current = None
+    try:
+        while not stop.is_set():
+            text = master_scheduler_address(master_url)
+            if text != current:
+                log.info("agent %s: master scheduler now %s", a["id"], text or "unreachable")
+                target = address_from_text(text) if text else None
+                try:
+                    ask(asys, agent, ConnectMaster(target))
+                    current = text
+                except Exception as exc:  # keep following; the next poll retries
+                    log.warning("agent %s: could not hand over the master address: %s", a["id"], exc)
+            stop.wait(1.0)
+    finally:
+        asys.shutdown()

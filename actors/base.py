@@ -1,0 +1,68 @@
+"""What every Mantis actor shares: dispatch by message type, gated by the actor's phase.
+
+An actor declares ``ACCEPTS``: for each phase (a short string such as "new" or
+"running"), the message types it handles there.  Any other message of ours is
+answered with ``Rejected(409, reason)`` naming the actor, its phase and the message,
+and logged; Thespian's own system messages always pass to their handlers.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from thespian.actors import ActorSystemMessage, ActorTypeDispatcher
+
+from actors.messages import Done, Rejected, Tick
+
+log = logging.getLogger("mantis.actors")
+
+
+class MantisActor(ActorTypeDispatcher):
+    """Base actor: phase-gated type dispatch and reply helpers."""
+
+    ACCEPTS: dict[str, tuple[type, ...]] = {}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.phase = "new"
+        self._tick_generation = 0
+
+    def receiveMessage(self, message, sender):
+        if isinstance(message, (ActorSystemMessage, Tick)):
+            return super().receiveMessage(message, sender)
+        if not isinstance(message, self.ACCEPTS.get(self.phase, ())):
+            if isinstance(message, (Done, Rejected)):
+                # Never answer an answer: two actors would bounce rejections forever.
+                log.info("%s ignored an unexpected answer: %s", type(self).__name__, message)
+                return None
+            reason = (f"{type(self).__name__} in phase '{self.phase}' does not accept "
+                      f"{type(message).__name__}")
+            log.warning("rejected: %s", reason)
+            target = getattr(message, "reply_to", None) or sender
+            self.send(target, Rejected(409, reason))
+            return None
+        return super().receiveMessage(message, sender)
+
+    def receiveUnrecognizedMessage(self, message, sender):
+        # Types listed in ACCEPTS always have a handler; anything reaching here is foreign.
+        self.send(sender, Rejected(400, f"{type(self).__name__} does not understand "
+                                        f"{type(message).__name__}"))
+
+    def answer(self, request, sender, reply) -> None:
+        """Send ``reply`` to whoever asked: the request's ``reply_to``, else the sender."""
+        self.send(getattr(request, "reply_to", None) or sender, reply)
+
+    def start_ticking(self, interval_s: float) -> None:
+        """Wake this actor every ``interval_s`` with a Tick; a newer call supersedes older timers."""
+        self._tick_generation += 1
+        self._tick_interval = interval_s
+        self.wakeupAfter(interval_s, payload=Tick(self._tick_generation))
+
+    def receiveMsg_WakeupMessage(self, message, sender):
+        payload = message.payload
+        if isinstance(payload, Tick) and payload.generation == self._tick_generation:
+            self.wakeupAfter(self._tick_interval, payload=payload)
+            self.on_tick(time.time())
+
+    def on_tick(self, now: float) -> None:
+        """Called on every tick; subclasses override."""

@@ -1,0 +1,215 @@
+"""JobActor: a thin shell around one ``mantis.job_state.Job``.
+
+It turns messages into calls on the Job (the rules live there) and carries out the
+effects the Job returns, in order: persist first (so nothing is acknowledged or
+launched that a crash could forget), then ask the scheduler, stop workers, and on
+the end archive the job, tell the cluster and exit.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from thespian.actors import ActorExitRequest
+
+from actors.base import MantisActor
+from actors.messages import (CancelWorker, DescribeActors, Done, JobFinished, JobRequest, JobSummary,
+                             RegisterJob, Rejected, ScheduleWorker, StartJob, UnregisterJob,
+                             WorkerLaunched, WorkerSpec, WorkerStatusBatch)
+from mantis import job_state
+from mantis.job_state import Job, WorkerPolicy
+from mantis.lifecycle import TransitionRejected
+from mantis.store import open_store
+
+log = logging.getLogger("mantis.job")
+
+
+def policy_from_config(config: dict) -> WorkerPolicy:
+    """The worker policy named by a master config's ``workers`` section."""
+    w = config.get("workers", {})
+    defaults = WorkerPolicy()
+    return WorkerPolicy(
+        heartbeat_timeout_s=float(w.get("heartbeat_timeout_s", defaults.heartbeat_timeout_s)),
+        startup_timeout_s=float(w.get("startup_timeout_s", defaults.startup_timeout_s)),
+        backoff_steps=tuple(w.get("backoff_steps_s", defaults.backoff_steps)),
+        backoff_reset_s=float(w.get("backoff_reset_s", defaults.backoff_reset_s)),
+        max_resubmits_per_hour=int(w.get("max_resubmits_per_hour", defaults.max_resubmits_per_hour)),
+        terminate_timeout_s=float(w.get("terminate_timeout_s", defaults.terminate_timeout_s)),
+    )
+
+
+def worker_spec(job: Job, worker) -> WorkerSpec:
+    """What the scheduler and the agent need to place and run ``worker``."""
+    stage = job.definition.scheduling_info.stages[worker.stage]
+    m = stage.machine
+    return WorkerSpec(
+        worker_key=worker.key, job_id=job.job_id, stage=worker.stage, index=worker.index,
+        number=worker.number, entry_point=job.definition.url,
+        parameters=job.definition.parameter_values(), cpus=m.cpu_cores, mem_mb=m.memory_mb,
+        disk_mb=m.disk_mb, network_mbps=m.network_mbps, num_ports=m.num_ports,
+        hard_constraints=list(stage.hard_constraints), soft_constraints=list(stage.soft_constraints))
+
+
+class JobActor(MantisActor):
+    """One job: its workers' lifecycle, kill, scale, resubmit."""
+
+    ACCEPTS = {
+        "new": (StartJob,),
+        "running": (JobRequest, WorkerLaunched, WorkerStatusBatch, DescribeActors, Done, Rejected),
+        "ended": (JobRequest, DescribeActors),
+    }
+
+    def receiveMsg_StartJob(self, msg: StartJob, sender):
+        self.cluster_actor, self.scheduler, self.config = sender, msg.scheduler, msg.config
+        self.store = open_store(msg.config.get("store", {}))
+        policy = policy_from_config(msg.config)
+        now = time.time()
+        if msg.record is not None:
+            self.job = Job.from_json(msg.record, policy)
+            effects = self.job.recover(now)
+            log.info("job %s recovered in state %s with %d live worker(s)", self.job.job_id,
+                     self.job.state, len(self.job.workers))
+        else:
+            self.job, effects = Job.submit(msg.job_id, msg.cluster, msg.definition, now)
+            self.job.policy = policy
+        self.phase = "running"
+        self._last_summary = None
+        self.send(self.scheduler, RegisterJob(self.job.job_id))
+        if not self._carry_out(effects):
+            if msg.reply_to is not None:
+                self.send(msg.reply_to, Rejected(503, f"could not store job {self.job.job_id}"))
+            return
+        if msg.reply_to is not None:
+            self.send(msg.reply_to, Done({"jobId": self.job.job_id}))
+        self.start_ticking(float(msg.config.get("workers", {}).get("check_interval_s", 1.0)))
+
+    # -- effects ------------------------------------------------------------------------
+
+    def _carry_out(self, effects: list) -> bool:
+        """Persist once if asked, then the other effects in order. False if the store failed."""
+        if any(isinstance(e, job_state.Persist) for e in effects) and not self.job.is_terminal:
+            try:
+                self.store.put_job(self.job.cluster, self.job.job_id, self.job.to_json())
+            except OSError as exc:
+                log.error("job %s: store write failed: %s", self.job.job_id, exc)
+                return False
+        for effect in effects:
+            if isinstance(effect, job_state.ScheduleWorker):
+                self.send(self.scheduler, ScheduleWorker(worker_spec(self.job, effect.worker)))
+            elif isinstance(effect, job_state.StopWorker):
+                self.send(self.scheduler, CancelWorker(effect.worker_key, effect.agent_id, effect.reason))
+            elif isinstance(effect, job_state.WorkerReplaced):
+                log.info("worker %s replaced by %s after %.0fs backoff (%s)", effect.old, effect.new,
+                         effect.delay_s, effect.reason)
+            elif isinstance(effect, job_state.JobEnded):
+                self._end(effect)
+        self._publish()
+        return True
+
+    def _end(self, effect: job_state.JobEnded) -> None:
+        self.store.archive_job(self.job.cluster, self.job.job_id, self.job.to_json())
+        log.info("job %s %s (reason %s), archived", self.job.job_id, effect.state, effect.reason)
+        self.send(self.scheduler, UnregisterJob(self.job.job_id))
+        self.send(self.cluster_actor, JobFinished(self.job.job_id, effect.state))
+        self.phase = "ended"
+        self._tick_generation += 1  # stale timers are ignored from now on
+        self._publish()
+        self.send(self.myAddress, ActorExitRequest())
+
+    def _publish(self) -> None:
+        summary = self.summary()
+        if summary != self._last_summary:
+            self._last_summary = summary
+            self.send(self.cluster_actor, JobSummary(self.job.job_id, self.job.cluster, summary,
+                                                     None if self.job.is_terminal else self.myAddress))
+
+    def summary(self) -> dict:
+        """The job's entry in listings: state and workers counted by state."""
+        counts: dict[str, int] = {}
+        for w in self.job.workers.values():
+            counts[w.state] = counts.get(w.state, 0) + 1
+        d = self.job.definition
+        return {"jobId": self.job.job_id, "clusterName": self.job.cluster, "state": self.job.state,
+                "user": d.user, "submittedAt": self.job.submitted_at, "endedAt": self.job.ended_at,
+                "workers": counts, "stageSizes": {str(k): v for k, v in self.job.stage_sizes.items()}}
+
+    # -- messages -----------------------------------------------------------------------
+
+    def on_tick(self, now: float) -> None:
+        if self.phase == "running":
+            self._carry_out(self.job.tick(now))
+
+    def receiveMsg_WorkerLaunched(self, msg: WorkerLaunched, sender):
+        try:
+            effects = self.job.worker_launched(msg.worker_key, msg.agent_id, msg.host, msg.ports, time.time())
+        except TransitionRejected as exc:
+            log.warning("%s", exc)
+            # Placed after the worker went away (killed, scaled down): release it.
+            self.send(self.scheduler, CancelWorker(msg.worker_key, msg.agent_id, "no longer wanted"))
+            return
+        self._carry_out(effects)
+
+    def receiveMsg_WorkerStatusBatch(self, msg: WorkerStatusBatch, sender):
+        now = time.time()
+        effects: list = []
+        for status in msg.statuses:
+            try:
+                effects += self.job.worker_status(status.worker_key, status.status, now,
+                                                  status.reason, status.metrics)
+            except TransitionRejected as exc:
+                if self.job.worker_by_key(status.worker_key) is None and status.status not in (
+                        "Completed", "Failed"):
+                    # An incarnation this job no longer wants is still running: stop it.
+                    effects.append(job_state.StopWorker(status.worker_key, msg.agent_id, "not a live worker"))
+                else:
+                    log.info("%s", exc)
+        self._carry_out(effects)
+
+    def receiveMsg_JobRequest(self, msg: JobRequest, sender):
+        handler = getattr(self, f"_request_{msg.action}", None)
+        if handler is None:
+            self.answer(msg, sender, Rejected(404, f"unknown job action {msg.action!r}"))
+            return
+        try:
+            reply = handler(**msg.args)
+        except TransitionRejected as exc:
+            self.answer(msg, sender, Rejected(409, str(exc)))
+            return
+        self.answer(msg, sender, reply)
+
+    def _request_get(self) -> Done:
+        return Done(self.job.describe())
+
+    def _request_archivedWorkers(self) -> Done:
+        return Done([w.describe() for w in self.job.archived_workers])
+
+    def _request_kill(self, reason: str = "Killed", message: str = "", user: str = "unknown") -> Done:
+        if self.phase == "ended" or not self.job.is_active:
+            raise TransitionRejected(f"job {self.job.job_id} is already {self.job.state}")
+        log.info("job %s kill requested by %s: %s %s", self.job.job_id, user, reason, message)
+        self._carry_out(self.job.kill(reason, message, time.time()))
+        return Done({"jobId": self.job.job_id, "state": self.job.state})
+
+    def _request_scaleStage(self, stage: int, count: int, user: str = "unknown", reason: str = "") -> Done:
+        self._running_only()
+        self._carry_out(self.job.scale_stage(stage, count, time.time()))
+        log.info("job %s stage %d scaled to %d by %s (%s)", self.job.job_id, stage, count, user, reason)
+        return Done({"jobId": self.job.job_id, "stage": stage, "numWorkers": count})
+
+    def _request_resubmitWorker(self, number: int, user: str = "unknown", reason: str = "") -> Done:
+        self._running_only()
+        self._carry_out(self.job.resubmit_worker(number, reason or f"by {user}", time.time()))
+        return Done({"jobId": self.job.job_id, "resubmitted": number})
+
+    def _running_only(self) -> None:
+        if self.phase != "running":
+            raise TransitionRejected(f"job {self.job.job_id} is {self.job.state}")
+
+    def receiveMsg_Done(self, msg, sender):
+        pass
+
+    def receiveMsg_Rejected(self, msg, sender):
+        log.warning("job %s: %s", self.job.job_id, msg.reason)
+
+    def receiveMsg_DescribeActors(self, msg, sender):
+        self.answer(msg, sender, Done(self.summary()))

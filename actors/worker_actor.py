@@ -1,0 +1,93 @@
+"""WorkerActor: runs one worker of a job on its agent.
+
+It loads the job's entry point, resolves its parameters, serves the stage's output on
+the worker's assigned port and runs the pipeline on a thread of its own process (so
+the actor stays free for control messages).  It reports StartInitiated and Started at
+once, then a heartbeat with metrics every interval, and Completed or Failed when the
+pipeline ends.  An ActorExitRequest stops the pipeline and closes the port.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from actors.base import MantisActor
+from actors.messages import RunWorker, WorkerReport
+
+log = logging.getLogger("mantis.worker")
+
+
+class WorkerActor(MantisActor):
+    """One running worker: pipeline thread, output port, reports to its agent."""
+
+    ACCEPTS = {"new": (RunWorker,), "running": (), "ended": ()}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.executor = None
+        self.server = None
+
+    def receiveMsg_RunWorker(self, msg: RunWorker, sender):
+        from mantis.job_dsl import Context, load_job, resolve_parameters
+        from mantis.runtime.output_server import OutputServer
+        from mantis.runtime.stage_executor import StageExecutor
+
+        self.spec, self.agent = msg.spec, msg.agent
+        self.phase = "running"
+        self._report("StartInitiated")
+        try:
+            job = load_job(self.spec.entry_point)
+            params = resolve_parameters(job, self.spec.parameters)
+            port = self.spec.ports[0] if self.spec.ports else 0
+            self.server = OutputServer(host="0.0.0.0", port=port)
+            context = Context(job_id=self.spec.job_id, worker_index=self.spec.index,
+                              worker_number=self.spec.number, stage_number=self.spec.stage,
+                              parameters=params)
+            self.executor = StageExecutor(job, context, self.server.publish)
+            self.executor.start()
+        except Exception as exc:  # user code may raise anything; the worker fails, not the agent
+            self._end("Failed", f"could not start: {type(exc).__name__}: {exc}")
+            return
+        self._report("Started")
+        log.info("worker %s started, output on port %d", self.spec.worker_key, self.server.port)
+        self.start_ticking(msg.heartbeat_interval_s)
+
+    def metrics(self) -> dict:
+        m = {"pid": os.getpid(), "host": self.spec.host or "127.0.0.1"}
+        if self.server is not None:
+            m.update(port=self.server.port, subscribers=self.server.connections,
+                     droppedEvents=self.server.dropped_events)
+        if self.executor is not None:
+            m.update(eventsIn=self.executor.events_in, eventsOut=self.executor.events_out)
+        return m
+
+    def _report(self, status: str, reason: str = "") -> None:
+        self.send(self.agent, WorkerReport(self.spec.worker_key, status, reason, self.metrics()))
+
+    def on_tick(self, now: float) -> None:
+        if self.phase != "running":
+            return
+        state = self.executor.state
+        if state == "completed":
+            self._end("Completed", "source completed")
+        elif state == "failed":
+            self._end("Failed", self.executor.error or "pipeline failed")
+        else:
+            self._report("Heartbeat")
+
+    def _end(self, status: str, reason: str) -> None:
+        self.phase = "ended"
+        self._tick_generation += 1
+        self._stop()
+        log.info("worker %s %s: %s", self.spec.worker_key, status, reason)
+        self._report(status, reason)
+
+    def _stop(self) -> None:
+        if self.executor is not None:
+            self.executor.stop(2.0)
+        if self.server is not None:
+            self.server.close()
+
+    def receiveMsg_ActorExitRequest(self, msg, sender):
+        self._stop()

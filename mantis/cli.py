@@ -1,0 +1,340 @@
+"""The ``mantis`` command: run a master or an agent, bring up the demo, drive the API.
+
+Service commands: ``master``, ``agent``, ``up`` (master + local agent + demo cluster and
+job, printing the job's live output until Ctrl-C).  Client commands talk to a master's
+REST API (``--master URL`` or $MANTIS_MASTER, default http://127.0.0.1:8100):
+``cluster create|list|get|delete``, ``job submit|list|get|kill|scale``, ``stream``.
+Any error is one line on stderr and exit status 1 (2 for usage errors).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+DEFAULT_MASTER = os.environ.get("MANTIS_MASTER", "http://127.0.0.1:8100")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class CliError(Exception):
+    """A failure reported as one line on stderr."""
+
+
+# -- HTTP client ---------------------------------------------------------------------
+
+def call(master: str, method: str, path: str, body=None, timeout: float = 15.0):
+    """Send a request to the master's API; return the decoded JSON or raise CliError."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{master.rstrip('/')}{path}", data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        raise CliError(f"{exc.code}: {message}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise CliError(f"cannot reach the master at {master}: {getattr(exc, 'reason', exc)}") from None
+    return json.loads(raw) if raw else None
+
+
+def stream_output(master: str, job_id: str, limit: int = 0, out=sys.stdout, stop=None) -> int:
+    """Print the job's output (SSE) one JSON event per line; return the count printed."""
+    req = urllib.request.Request(f"{master.rstrip('/')}/api/v1/jobs/{job_id}/output")
+    printed = 0
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            for raw in resp:
+                line = raw.decode("utf-8").rstrip("\n")
+                if line.startswith("data: "):
+                    print(line[6:], file=out, flush=True)
+                    printed += 1
+                    if (limit and printed >= limit) or (stop is not None and stop.is_set()):
+                        break
+    except urllib.error.HTTPError as exc:
+        raise CliError(f"{exc.code}: {json.loads(exc.read()).get('error', exc.reason)}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise CliError(f"output stream of {job_id} broke: {getattr(exc, 'reason', exc)}") from None
+    return printed
+
+
+def _print(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def _read_json_file(path: str):
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+        return json.loads(text)
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CliError(f"{path} is not valid JSON: {exc}") from None
+
+
+def _key_values(items: list[str], what: str) -> dict:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"{what} {item!r} must look like name=value")
+        out[key] = value
+    return out
+
+
+# -- service commands ----------------------------------------------------------------
+
+def _load_config(args):
+    from mantis import config as config_module
+
+    overrides = list(args.set or [])
+    for flag, key in (("api_port", "master.api_port"), ("admin_port", "master.admin_port"),
+                      ("store_path", "store.path"), ("base", "master.actor_system_base"),
+                      ("heartbeat_timeout", "workers.heartbeat_timeout_s")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={json.dumps(value)}")
+    if getattr(args, "no_local_agent", False):
+        overrides.append("master.local_agent=false")
+    try:
+        return config_module.load(args.config, overrides), overrides
+    except config_module.ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_master(args) -> int:
+    from webapi.server import run_master
+
+    config, overrides = _load_config(args)
+    run_master(config, args.config, overrides)
+    return 0
+
+
+def cmd_agent(args) -> int:
+    from actors.agent_runner import run_agent
+
+    overrides = list(args.set or [])
+    for flag, key in (("id", "agent.id"), ("agent_admin_port", "agent.admin_port"), ("cpus", "agent.cpus"),
+                      ("mem", "agent.mem_mb"), ("ports", "agent.ports"), ("hostname", "agent.hostname")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={json.dumps(value)}")
+    attributes = _key_values(args.attribute, "attribute")
+    if attributes:
+        overrides.append("agent.attributes={" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in attributes.items()) + "}")
+    args.set = overrides
+    config, _ = _load_config(args)
+    master = args.master if args.master.startswith("http") else f"http://{args.master}"
+    run_agent(config, master)
+    return 0
+
+
+DEMO_CLUSTER = {
+    "name": "demo", "user": "mantis-up", "url": "mantis.examples.synthetic:job", "version": "1",
+    "parameters": [{"name": "rate", "value": 5}],
+    "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1, "scalable": True,
+                                        "scalingPolicy": {"min": 1, "max": 4},
+                                        "machineDefinition": {"cpuCores": 0.5, "memoryMB": 256}}}},
+    "labels": [{"name": "origin", "value": "mantis up"}],
+}
+
+
+def cmd_up(args) -> int:
+    from webapi.server import run_master
+
+    config, overrides = _load_config(args)
+    log = logging.getLogger("mantis.up")
+
+    def demo(url: str, stop) -> None:
+        def run():
+            try:
+                names = [c["name"] for c in call(url, "GET", "/api/v1/jobClusters")]
+                if "demo" not in names:
+                    call(url, "POST", "/api/v1/jobClusters", DEMO_CLUSTER)
+                    log.info("created job cluster demo")
+                running = call(url, "GET", "/api/v1/jobClusters/demo/jobs")
+                job_id = running[0]["jobId"] if running else call(
+                    url, "POST", "/api/v1/jobClusters/demo/jobs", {"user": "mantis-up"})["jobId"]
+                log.info("streaming the output of %s (Ctrl-C to stop)", job_id)
+                deadline = time.time() + 120
+                while not stop.is_set() and time.time() < deadline:
+                    try:
+                        stream_output(url, job_id, limit=args.limit)
+                        if args.limit:
+                            break
+                    except CliError as exc:
+                        log.info("waiting for output: %s", exc)
+                    time.sleep(1)
+            except CliError as exc:
+                log.error("demo failed: %s", exc)
+            finally:
+                if args.limit:
+                    stop.set()
+
+        threading.Thread(target=run, name="demo", daemon=True).start()
+
+    run_master(config, args.config, overrides, on_ready=lambda url, stop: demo(url, _AsyncStop(stop)))
+    return 0
+
+
+class _AsyncStop:
+    """A thread-side view of the master's asyncio stop event."""
+
+    def __init__(self, event):
+        import asyncio
+
+        self.event, self.loop = event, asyncio.get_running_loop()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def set(self) -> None:
+        self.loop.call_soon_threadsafe(self.event.set)
+
+
+# -- client commands -----------------------------------------------------------------
+
+def cmd_cluster(args) -> int:
+    m = args.master
+    if args.action == "create":
+        _print(call(m, "POST", "/api/v1/jobClusters", _read_json_file(args.file)))
+    elif args.action == "list":
+        for c in call(m, "GET", "/api/v1/jobClusters"):
+            print(f"{c['name']}\t{c['state']}\t{c['url']}\tactive={len(c['activeJobs'])}")
+    elif args.action == "get":
+        _print(call(m, "GET", f"/api/v1/jobClusters/{args.name}"))
+    elif args.action == "delete":
+        _print(call(m, "DELETE", f"/api/v1/jobClusters/{args.name}?user={args.user}"))
+    return 0
+
+
+def cmd_job(args) -> int:
+    m = args.master
+    if args.action == "submit":
+        body = _read_json_file(args.file) if args.file else {}
+        params = _key_values(args.param, "parameter")
+        if params:
+            body["parameters"] = [{"name": k, "value": v} for k, v in params.items()]
+        body.setdefault("user", args.user)
+        _print(call(m, "POST", f"/api/v1/jobClusters/{args.cluster}/jobs", body))
+    elif args.action == "list":
+        path = f"/api/v1/jobs?clusterName={args.cluster}" if args.cluster else "/api/v1/jobs"
+        for j in call(m, "GET", path):
+            workers = ",".join(f"{k}={v}" for k, v in sorted(j["workers"].items()))
+            print(f"{j['jobId']}\t{j['state']}\t{workers}")
+    elif args.action == "get":
+        _print(call(m, "GET", f"/api/v1/jobs/{args.job_id}"))
+    elif args.action == "kill":
+        _print(call(m, "DELETE", f"/api/v1/jobs/{args.job_id}?user={args.user}&reason={args.reason}"))
+    elif args.action == "scale":
+        _print(call(m, "POST", f"/api/v1/jobs/{args.job_id}/actions/scaleStage",
+                    {"JobId": args.job_id, "StageNumber": args.stage, "NumWorkers": args.workers,
+                     "User": args.user, "Reason": args.reason}))
+    return 0
+
+
+def cmd_stream(args) -> int:
+    try:
+        stream_output(args.master, args.job_id, limit=args.limit)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mantis", description="A Mantis-style stream-processing platform.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def service(name, help_):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--config", help="TOML config file (defaults: conf/master.toml)")
+        s.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a setting")
+        s.add_argument("--api-port", type=int)
+        s.add_argument("--admin-port", type=int)
+        s.add_argument("--store-path")
+        s.add_argument("--base", choices=["multiprocTCPBase", "simpleSystemBase"])
+        s.add_argument("--heartbeat-timeout", type=float)
+        s.add_argument("--no-local-agent", action="store_true")
+        s.add_argument("-v", "--verbose", action="store_true")
+        return s
+
+    service("master", "run a master")
+    up = service("up", "run a master, a local agent and the demo job, printing its output")
+    up.add_argument("--limit", type=int, default=0, help="stop after this many events (0: until Ctrl-C)")
+    agent = service("agent", "run an agent that offers this machine to a master")
+    agent.add_argument("--master", default=DEFAULT_MASTER.replace("http://", ""), help="master HOST:PORT")
+    agent.add_argument("--id")
+    agent.add_argument("--agent-admin-port", type=int)
+    agent.add_argument("--cpus", type=float)
+    agent.add_argument("--mem", type=float, help="memory in MB")
+    agent.add_argument("--ports", help="port ranges, e.g. 31000-31999")
+    agent.add_argument("--hostname")
+    agent.add_argument("--attribute", action="append", metavar="NAME=VALUE")
+
+    def client(name, help_):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--master", default=DEFAULT_MASTER, help="master API URL")
+        s.add_argument("--user", default=os.environ.get("USER", "unknown"))
+        return s
+
+    cluster = client("cluster", "job clusters")
+    csub = cluster.add_subparsers(dest="action", required=True)
+    csub.add_parser("create").add_argument("file", help="cluster definition JSON file, or - for stdin")
+    csub.add_parser("list")
+    csub.add_parser("get").add_argument("name")
+    csub.add_parser("delete").add_argument("name")
+
+    job = client("job", "jobs")
+    jsub = job.add_subparsers(dest="action", required=True)
+    submit = jsub.add_parser("submit")
+    submit.add_argument("cluster")
+    submit.add_argument("--param", action="append", metavar="NAME=VALUE")
+    submit.add_argument("--file", help="job definition JSON file")
+    jlist = jsub.add_parser("list")
+    jlist.add_argument("--cluster")
+    jsub.add_parser("get").add_argument("job_id")
+    kill = jsub.add_parser("kill")
+    kill.add_argument("job_id")
+    kill.add_argument("--reason", default="killed from the CLI")
+    scale = jsub.add_parser("scale")
+    scale.add_argument("job_id")
+    scale.add_argument("stage", type=int)
+    scale.add_argument("workers", type=int)
+    scale.add_argument("--reason", default="scaled from the CLI")
+
+    stream = client("stream", "print a job's live output")
+    stream.add_argument("job_id")
+    stream.add_argument("--limit", type=int, default=0)
+    return p
+
+
+COMMANDS = {"master": cmd_master, "agent": cmd_agent, "up": cmd_up, "cluster": cmd_cluster,
+            "job": cmd_job, "stream": cmd_stream}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    try:
+        return COMMANDS[args.command](args) or 0
+    except CliError as exc:
+        print(f"mantis: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

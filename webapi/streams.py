@@ -1,0 +1,185 @@
+"""A running job's output, relayed to WebSocket and SSE subscribers.
+
+Each subscriber gets its own ``OutputRelay``: TCP connections to every Started worker
+of the job's last stage, reading length-prefixed batch frames.  The relay follows the
+job: it looks the workers up again every second, so a replaced worker (after a crash)
+is picked up and the output resumes.  Memory is bounded per subscriber: the relay
+holds at most ``QUEUE_BATCHES`` batches; when the subscriber is slow the relay stops
+reading, the worker's own per-connection buffer fills and the worker drops (and
+counts) the batches for that subscriber only.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+
+import tornado.iostream
+import tornado.tcpclient
+import tornado.web
+import tornado.websocket
+
+from actors.messages import JobRequest
+from mantis import codec
+from webapi.gateway import ApiError
+from webapi.handlers import ApiHandler, _check_job_id
+
+log = logging.getLogger("mantis.streams")
+
+QUEUE_BATCHES = 16
+FOLLOW_INTERVAL_S = 1.0
+_LENGTH = struct.Struct(">I")
+
+
+def sink_workers(job: dict) -> dict[str, tuple[str, int]]:
+    """worker id -> (host, port) of the Started workers of the job's last stage."""
+    if not job["workers"]:
+        return {}
+    last = max(w["stageNum"] for w in job["workers"])
+    out = {}
+    for w in job["workers"]:
+        port = (w["ports"] or [None])[0] or w["metrics"].get("port")
+        if w["stageNum"] == last and w["state"] == "Started" and port:
+            out[w["workerId"]] = (w["host"] or "127.0.0.1", int(port))
+    return out
+
+
+class OutputRelay:
+    """Batches of one job's output for one subscriber, following worker changes."""
+
+    def __init__(self, gateway, job_id: str):
+        self.gateway, self.job_id = gateway, job_id
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_BATCHES)
+        self.readers: dict[str, asyncio.Task] = {}
+        self.closed = False
+        self.ended_reason: str | None = None
+
+    async def start(self) -> None:
+        """Check the job exists (ApiError 404 otherwise) and begin following it."""
+        job = await self.gateway.ask(JobRequest(self.job_id, "get"))
+        self._connect(job)
+        self.follower = asyncio.ensure_future(self._follow())
+
+    def _connect(self, job: dict) -> None:
+        if job["state"] in ("Completed", "Failed"):
+            self.ended_reason = f"job {self.job_id} is {job['state']}"
+            self.queue.put_nowait(None) if not self.queue.full() else None
+            return
+        for worker_id, (host, port) in sink_workers(job).items():
+            task = self.readers.get(worker_id)
+            if task is None or task.done():
+                self.readers[worker_id] = asyncio.ensure_future(self._read(worker_id, host, port))
+
+    async def _follow(self) -> None:
+        while not self.closed and self.ended_reason is None:
+            await asyncio.sleep(FOLLOW_INTERVAL_S)
+            try:
+                self._connect(await self.gateway.ask(JobRequest(self.job_id, "get")))
+            except ApiError as exc:
+                if exc.status == 404:
+                    self.ended_reason = exc.message
+                    await self.queue.put(None)
+
+    async def _read(self, worker_id: str, host: str, port: int) -> None:
+        try:
+            stream = await tornado.tcpclient.TCPClient().connect(host, port, timeout=2)
+        except (OSError, tornado.iostream.StreamClosedError, asyncio.TimeoutError, TimeoutError):
+            return  # the follower tries again on its next look
+        log.info("relay for %s reading worker %s at %s:%d", self.job_id, worker_id, host, port)
+        try:
+            while not self.closed:
+                header = await stream.read_bytes(4)
+                (length,) = _LENGTH.unpack(header)
+                payload = await stream.read_bytes(length)
+                await self.queue.put(codec.loads(payload))
+        except (tornado.iostream.StreamClosedError, ValueError):
+            pass
+        finally:
+            stream.close()
+
+    async def batches(self):
+        """Yield batches (lists of events) until the job ends or ``close`` is called."""
+        while not self.closed:
+            batch = await self.queue.get()
+            if batch is None:
+                return
+            yield batch
+
+    def close(self) -> None:
+        self.closed = True
+        for task in self.readers.values():
+            task.cancel()
+        follower = getattr(self, "follower", None)
+        if follower is not None:
+            follower.cancel()
+        if not self.queue.full():
+            self.queue.put_nowait(None)
+
+
+class SseOutputHandler(ApiHandler):
+    """``GET /api/v1/jobs/{jobId}/output``: the job's output as server-sent events."""
+
+    async def get(self, job_id):
+        self.relay = OutputRelay(self.gateway, _check_job_id(job_id))
+        await self.relay.start()
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.write(": connected\n\n")
+        await self.flush()
+        try:
+            async for batch in self.relay.batches():
+                self.write("".join(f"data: {codec.dumps(e)}\n\n" for e in batch))
+                await self.flush()
+            if self.relay.ended_reason:
+                self.write(f"event: end\ndata: {codec.dumps({'reason': self.relay.ended_reason})}\n\n")
+        except tornado.iostream.StreamClosedError:
+            pass
+        finally:
+            self.relay.close()
+        if not self.request.connection.stream.closed():
+            self.finish()
+
+    def on_connection_close(self):
+        relay = getattr(self, "relay", None)
+        if relay is not None:
+            relay.close()
+
+
+class WebSocketOutputHandler(tornado.websocket.WebSocketHandler):
+    """``/api/v1/jobs/{jobId}/output/ws``: the job's output, one JSON event per message."""
+
+    def initialize(self, gateway):
+        self.gateway = gateway
+        self.relay = None
+
+    async def open(self, job_id):
+        try:
+            self.relay = OutputRelay(self.gateway, _check_job_id(job_id))
+            await self.relay.start()
+        except ApiError as exc:
+            self.write_message(codec.dumps({"error": exc.message, "status": exc.status}))
+            self.close(4000 + exc.status, exc.message[:120])
+            return
+        self.pump = asyncio.ensure_future(self._pump())
+
+    async def _pump(self):
+        try:
+            async for batch in self.relay.batches():
+                for event in batch:
+                    await self.write_message(codec.dumps(event))
+            if self.relay.ended_reason:
+                self.close(1000, self.relay.ended_reason[:120])
+        except tornado.websocket.WebSocketClosedError:
+            pass
+        finally:
+            self.relay.close()
+
+    def on_message(self, message):
+        pass  # subscribers only listen
+
+    def on_close(self):
+        if self.relay is not None:
+            self.relay.close()
+
+    def check_origin(self, origin):
+        return True
