@@ -1,0 +1,212 @@
+"""The job's rules: workers per stage, launch, heartbeats, replacement, kill, scale."""
+import pytest
+
+from mantis import job_state as js
+from mantis.definitions import JobDefinition, SchedulingInfo, StageSchedulingInfo
+from mantis.lifecycle import TransitionRejected
+
+POLICY = js.WorkerPolicy(heartbeat_timeout_s=10, startup_timeout_s=30, backoff_steps=(0, 5, 10),
+                         backoff_reset_s=300, max_resubmits_per_hour=5, terminate_timeout_s=20)
+
+
+def definition(*counts, scalable=True):
+    stages = {i + 1: StageSchedulingInfo(number_of_instances=n, scalable=scalable,
+                                         scaling_policy={"min": 0, "max": 5})
+              for i, n in enumerate(counts)}
+    return JobDefinition(name="c", url="m:j", version="1", parameters=[],
+                         scheduling_info=SchedulingInfo(stages))
+
+
+def new_job(*counts, now=100.0):
+    job, effects = js.Job.submit("c-1", "c", definition(*counts), now)
+    job.policy = POLICY
+    return job, effects
+
+
+def run_all(job, now):
+    for w in list(job.workers.values()):
+        job.worker_launched(w.key, "agent-1", "127.0.0.1", [31000 + w.number], now)
+        job.worker_status(w.key, "StartInitiated", now)
+        job.worker_status(w.key, "Started", now)
+
+
+def kinds(effects):
+    return [type(e).__name__ for e in effects]
+
+
+def test_submit_creates_one_accepted_worker_per_stage_instance_and_asks_to_schedule_them():
+    job, effects = new_job(2, 1)
+    assert [(w.stage, w.index, w.number, w.state) for w in job.workers.values()] == [
+        (1, 0, 1, "Accepted"), (1, 1, 2, "Accepted"), (2, 0, 3, "Accepted")]
+    assert kinds(effects) == ["Persist", "ScheduleWorker", "ScheduleWorker", "ScheduleWorker"]
+
+
+def test_job_is_launched_once_every_worker_started():
+    job, _ = new_job(2)
+    w1, w2 = job.workers.values()
+    for w in (w1, w2):
+        job.worker_launched(w.key, "a", "h", [1], 101)
+    job.worker_status(w1.key, "Started", 102)
+    assert job.state == "Accepted"
+    job.worker_status(w2.key, "Started", 103)
+    assert job.state == "Launched"
+
+
+def test_silent_worker_is_failed_and_replaced_on_same_index_with_new_number():
+    job, _ = new_job(1)
+    run_all(job, 100)
+    effects = job.tick(111)
+    assert kinds(effects)[:2] == ["StopWorker", "Persist"]
+    assert "ScheduleWorker" in kinds(effects)
+    (new,) = job.workers.values()
+    assert (new.index, new.number, new.resubmit_of, new.resubmit_count) == (0, 2, 1, 1)
+    old = job.archived_workers[-1]
+    assert old.state == "Failed" and old.reason == "heartbeat timeout"
+
+
+def test_heartbeats_keep_a_worker_alive():
+    job, _ = new_job(1)
+    run_all(job, 100)
+    (w,) = job.workers.values()
+    for t in (105, 110, 115):
+        job.worker_status(w.key, "Heartbeat", t)
+    assert job.tick(120) == [] and w.state == "Started"
+
+
+def test_replacement_backoff_steps_and_is_forgotten_after_quiet_period():
+    job, _ = new_job(1)
+    run_all(job, 100)
+    delays = []
+    now = 100
+    for _ in range(3):
+        (w,) = job.workers.values()
+        effects = job.worker_status(w.key, "Failed", now, "crashed")
+        delays.append([e.delay_s for e in effects if isinstance(e, js.WorkerReplaced)][0])
+        now += 1
+    assert delays == [0, 5, 10]
+    (w,) = job.workers.values()
+    assert w.ready_at == 102 + 10 and not w.requested
+    assert "ScheduleWorker" in kinds(job.tick(112))
+    run_all(job, 113)
+    (w,) = job.workers.values()
+    effects = job.worker_status(w.key, "Failed", 113 + 301, "crashed")
+    assert [e.delay_s for e in effects if isinstance(e, js.WorkerReplaced)] == [0]
+
+
+def test_too_many_resubmits_in_an_hour_kill_the_job_with_reason_error():
+    job, _ = new_job(1)
+    now = 100
+    for _ in range(6):
+        run_all(job, now)
+        (w,) = job.workers.values()
+        job.worker_status(w.key, "Failed", now, "crash")
+        now += 1
+        job.tick(now + 700)  # past every backoff step, so the replacement is scheduled
+    assert job.state in ("Terminating_abnormal", "Failed")
+    assert job.kill_reason == "Error"
+
+
+def test_kill_stops_workers_and_completes_when_they_confirm():
+    job, _ = new_job(2)
+    run_all(job, 100)
+    effects = job.kill("Killed", "by test", 120)
+    assert kinds(effects) == ["StopWorker", "StopWorker", "Persist"]
+    assert job.state == "Terminating_normal"
+    keys = [w.key for w in job.workers.values()]
+    job.worker_status(keys[0], "Completed", 121)
+    assert job.state == "Terminating_normal"
+    effects = job.worker_status(keys[1], "Completed", 121)
+    assert job.state == "Completed" and isinstance(effects[-1], js.JobEnded)
+
+
+def test_kill_for_error_or_lost_ends_failed():
+    for reason in ("Error", "Lost"):
+        job, _ = new_job(1)
+        run_all(job, 100)
+        job.kill(reason, "", 110)
+        (w,) = job.workers.values()
+        job.worker_status(w.key, "Failed", 111)
+        assert job.state == "Failed"
+
+
+def test_termination_that_waits_too_long_fails_the_leftover_workers():
+    job, _ = new_job(1)
+    run_all(job, 100)
+    job.kill("Killed", "", 110)
+    (w,) = job.workers.values()
+    for t in (118, 126):  # still heartbeating, never confirming the stop
+        job.worker_status(w.key, "Heartbeat", t)
+        assert job.tick(t) == [] and job.state == "Terminating_normal"
+    effects = job.tick(131)
+    assert job.state == "Completed" and any(isinstance(e, js.JobEnded) for e in effects)
+
+
+def test_killing_an_ended_job_is_rejected():
+    job, _ = new_job(1)
+    job.kill("Killed", "", 101)
+    assert job.state == "Completed"  # its only worker was never launched
+    with pytest.raises(TransitionRejected):
+        job.kill("Killed", "", 102)
+
+
+def test_scale_stage_adds_and_removes_highest_indexes():
+    job, _ = new_job(2)
+    run_all(job, 100)
+    effects = job.scale_stage(1, 4, 110)
+    assert sorted(w.index for w in job.workers.values()) == [0, 1, 2, 3]
+    assert kinds(effects).count("ScheduleWorker") == 2
+    effects = job.scale_stage(1, 1, 111)
+    assert sorted(w.index for w in job.workers.values()) == [0]
+    assert kinds(effects).count("StopWorker") == 3
+
+
+def test_scale_is_rejected_outside_policy_or_for_unscalable_stage():
+    job, _ = new_job(1)
+    with pytest.raises(TransitionRejected, match="0..5"):
+        job.scale_stage(1, 6, 101)
+    with pytest.raises(TransitionRejected, match="no stage 9"):
+        job.scale_stage(9, 1, 101)
+    fixed, _ = js.Job.submit("c-2", "c", definition(1, scalable=False), 100)
+    with pytest.raises(TransitionRejected, match="not scalable"):
+        fixed.scale_stage(1, 2, 101)
+
+
+def test_resubmit_worker_replaces_it_at_once():
+    job, _ = new_job(1)
+    run_all(job, 100)
+    effects = job.resubmit_worker(1, "operator", 110)
+    assert kinds(effects)[0] == "StopWorker" and "ScheduleWorker" in kinds(effects)
+    (w,) = job.workers.values()
+    assert (w.number, w.resubmit_of) == (2, 1)
+    with pytest.raises(TransitionRejected, match="no live worker number 1"):
+        job.resubmit_worker(1, "again", 111)
+
+
+def test_status_of_a_replaced_incarnation_is_rejected():
+    job, _ = new_job(1)
+    run_all(job, 100)
+    job.resubmit_worker(1, "x", 110)
+    with pytest.raises(TransitionRejected, match="not a live worker"):
+        job.worker_status("c-1/w1", "Started", 111)
+
+
+def test_recovered_job_keeps_running_workers_with_fresh_grace_and_reschedules_accepted():
+    job, _ = new_job(2)
+    w1 = list(job.workers.values())[0]
+    job.worker_launched(w1.key, "a", "h", [1], 100)
+    job.worker_status(w1.key, "Started", 100)
+    copy = js.Job.from_json(job.to_json(), POLICY)
+    effects = copy.recover(500)
+    assert [e.worker.number for e in effects if isinstance(e, js.ScheduleWorker)] == [2]
+    assert copy.workers[1].state == "Started" and copy.workers[1].last_heartbeat == 500
+    assert copy.tick(505) == []
+    copy.worker_status(w1.key, "Started", 506)  # the agent re-reports it: reattached
+    assert copy.workers[1].state == "Started"
+
+
+def test_job_round_trips_through_its_stored_form():
+    job, _ = new_job(1, 2)
+    run_all(job, 100)
+    job.resubmit_worker(1, "x", 110)
+    again = js.Job.from_json(job.to_json(), POLICY)
+    assert again.to_json() == job.to_json()
