@@ -22,6 +22,17 @@ from actors.messages import Done, InitMaster, InitScheduler, Rejected
 log = logging.getLogger("mantis.system")
 
 ASK_TIMEOUT_S = 10.0
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+# Actor processes log through Thespian's logger process; this is its configuration:
+# our loggers at INFO, one line per event, everything else at WARNING.
+LOG_DEFS = {
+    "version": 1,
+    "formatters": {"line": {"format": LOG_FORMAT}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line", "level": "INFO"}},
+    "loggers": {"mantis": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+}
 
 
 class StartupError(RuntimeError):
@@ -48,11 +59,11 @@ def start_actor_system(base: str, admin_port: int, host: str = "127.0.0.1") -> A
     capabilities = {"Admin Port": admin_port}
     if _port_in_use(host, admin_port):
         log.warning("an old actor system holds port %d; shutting it down", admin_port)
-        ActorSystem(base, capabilities).shutdown()
+        ActorSystem(base, capabilities, logDefs=LOG_DEFS).shutdown()
         deadline = time.time() + 10
         while _port_in_use(host, admin_port) and time.time() < deadline:
             time.sleep(0.1)
-    return ActorSystem(base, capabilities)
+    return ActorSystem(base, capabilities, logDefs=LOG_DEFS)
 
 
 def ask(asys: ActorSystem, target: Any, message: Any, timeout: float = ASK_TIMEOUT_S) -> Any:

@@ -1,0 +1,169 @@
+"""Master and agent processes on this machine, for end-to-end tests and benchmarks.
+
+``LocalCluster`` writes a config file, starts ``mantis master`` and ``mantis agent`` in
+sessions of their own (so a test can kill -9 a whole master, actors included, while the
+agent and its workers live on), and talks to the API with plain urllib.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+
+def write_config(config: dict, path: Path) -> Path:
+    """Write ``config`` as TOML (our configs hold only scalars, lists and flat tables)."""
+    lines = []
+    for section, values in config.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            if isinstance(value, dict):
+                inner = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
+                lines.append(f"{key} = {{{inner}}}")
+            else:
+                lines.append(f"{key} = {json.dumps(value)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Service:
+    """A `mantis` service process in its own session, logging to a file."""
+
+    def __init__(self, args: list[str], log_path: Path, cwd: Path | None = None):
+        self.args, self.log_path = args, log_path
+        self.cwd = cwd or Path.cwd()
+        self.proc = None
+
+    def start(self) -> "Service":
+        self.log = open(self.log_path, "ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, "-m", "mantis.cli", *self.args], stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True, env=env,
+                                     cwd=self.cwd)
+        return self
+
+    def kill9(self) -> None:
+        """SIGKILL the whole process group: the service and every actor process it forked."""
+        if self.proc is None:
+            return
+        pgid = os.getpgid(self.proc.pid)
+        # Thespian's admin and actors re-parent but stay in the group; kill them all.
+        for pid in _pids_in_group(pgid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(os.getpgid(self.proc.pid), signal.SIGTERM)
+            self.proc.wait(10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        self.kill9() if self.proc and self.proc.poll() is None else None
+        self.proc = None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _pids_in_group(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid:
+                    pids.append(int(entry))
+            except ProcessLookupError:
+                pass
+    return pids
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value (returned); AssertionError after ``timeout``."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+def pss_mb(pids: list[int]) -> float:
+    """Proportional set size of ``pids`` together, in MB (shared pages counted once)."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total_kb += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total_kb / 1024
+
+
+def group_pids(proc) -> list[int]:
+    """Every live process in ``proc``'s process group (a service and its actors)."""
+    return _pids_in_group(os.getpgid(proc.pid))
+
+
+def api(url: str, method: str = "GET", path: str = "", body=None, timeout: float = 15.0):
+    """(status, decoded JSON) of one API call; never raises on HTTP errors."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+class LocalCluster:
+    """A master process and an agent process sharing one config, under ``tmp``."""
+
+    def __init__(self, config: dict, tmp: Path):
+        self.config, self.tmp = config, tmp
+        self.config_path = write_config(config, tmp / "master.toml")
+        self.url = f"http://127.0.0.1:{config['master']['api_port']}"
+        self.master = Service(["master", "--config", str(self.config_path)], tmp / "master.log")
+        self.agent = Service(["agent", "--config", str(self.config_path), "--master", self.url],
+                             tmp / "agent.log")
+
+    def start_master(self) -> None:
+        self.master.start()
+        wait_for(lambda: self._up(), timeout=30, what=f"master API at {self.url}")
+
+    def _up(self) -> bool:
+        try:
+            return api(self.url, path="/api/v1/masterInfo", timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    def start(self) -> "LocalCluster":
+        self.start_master()
+        self.agent.start()
+        wait_for(lambda: api(self.url, path="/api/v1/agents")[1], timeout=30, what="agent registered")
+        return self
+
+    def stop(self) -> None:
+        self.agent.stop()
+        self.master.stop()
+
+    def call(self, method: str, path: str, body=None):
+        return api(self.url, method, path, body)

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Install the project with what its tests need, then run every test.
+# Usage: bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install -q -e '.[test]'
+exec python3 -m pytest -q "$@"

@@ -1,0 +1,45 @@
+"""Helpers shared by the tests: free ports, bounded waiting, test configs."""
+from __future__ import annotations
+
+import socket
+from mantis import config as config_module
+from mantis.local_processes import wait_for  # noqa: F401  (re-exported for tests)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_port_range(size: int = 20) -> str:
+    """A range of ``size`` ports that are free now (best effort)."""
+    for _ in range(50):
+        base = free_port()
+        if base + size < 65000 and all(_free(p) for p in range(base, base + size)):
+            return f"{base}-{base + size - 1}"
+    raise RuntimeError("no free port range")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def make_config(tmp_path, base: str = "multiprocTCPBase", **extra) -> dict:
+    """A config on free loopback ports with short timeouts, store under ``tmp_path``."""
+    overrides = [
+        f'store.path="{tmp_path / "store"}"', f"master.actor_system_base=\"{base}\"",
+        f"master.admin_port={free_port()}", f"master.api_port={free_port()}",
+        f"agent.admin_port={free_port()}", f'agent.ports="{free_port_range()}"',
+        "agent.cpus=8", "agent.mem_mb=8192", "master.local_agent=false",
+        "workers.heartbeat_interval_s=0.5", "workers.heartbeat_timeout_s=4",
+        "workers.check_interval_s=0.5", "workers.backoff_steps_s=[0, 1, 2]",
+        "scheduler.agent_timeout_s=3", "scheduler.tick_s=0.5", "scheduler.orphan_grace_s=6",
+    ]
+    overrides += [f"{k}={v}" for k, v in extra.items()]
+    return config_module.load(None, overrides)
