@@ -1,0 +1,1 @@
+"""Example jobs shipped with the platform; each module's ``job`` attribute is an entry point."""

@@ -1,0 +1,208 @@
+"""A worker's output, served over TCP to any number of readers as length-prefixed frames.
+
+Each connected reader gets its own bounded queue of encoded frames and its own writer
+thread.  ``publish`` encodes a batch once and offers the frame to every queue without
+waiting: a reader whose queue is full loses that batch, and the loss is counted.  So a
+slow or stalled reader never slows the pipeline or the other readers, and memory per
+reader stays below ``buffer_batches`` frames (plus the kernel's socket buffers).
+
+Readers see only what is published after they connect (live output, no replay).  They
+never send anything; the server closes a connection when the peer does.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+from dataclasses import dataclass
+
+from mantis.runtime.frames import encode_batch
+
+log = logging.getLogger("mantis.runtime.output")
+
+DEFAULT_BUFFER_BATCHES = 16
+# How often an idle writer looks whether its reader hung up, so ``connections`` stays
+# true without waiting for the next publish to fail.
+PEER_CHECK_S = 0.5
+ACCEPT_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class ReaderStats:
+    """One connected reader: its address, frames waiting for it, frames sent, events dropped."""
+
+    address: tuple
+    queued_batches: int
+    sent_batches: int
+    dropped_events: int
+
+
+class OutputServer:
+    """Serves published batches to every connected TCP reader, dropping per slow reader.
+
+    Listens at once on ``host:port`` (port 0 picks a free one; see ``port``).  Threads
+    are daemons, so the server never keeps a process alive; ``close`` stops it.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 buffer_batches: int = DEFAULT_BUFFER_BATCHES):
+        if buffer_batches < 1:
+            raise ValueError("buffer_batches must be at least 1")
+        self.buffer_batches = buffer_batches
+        self._lock = threading.Lock()
+        # Replaced, never mutated, under _lock: publish reads it without locking.
+        self._readers: tuple[_Reader, ...] = ()
+        self._dropped_events = 0
+        self._closed = False
+        self._listener = socket.create_server((host, port), backlog=64)
+        self._listener.settimeout(ACCEPT_POLL_S)
+        self._port = self._listener.getsockname()[1]
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True,
+                                          name=f"output-accept-{self._port}")
+        self._acceptor.start()
+
+    @property
+    def port(self) -> int:
+        """The TCP port actually listened on."""
+        return self._port
+
+    @property
+    def connections(self) -> int:
+        """How many readers are connected now."""
+        return len(self._readers)
+
+    @property
+    def dropped_events(self) -> int:
+        """Events dropped for slow readers since the server started (all readers, past and present)."""
+        return self._dropped_events
+
+    def reader_stats(self) -> list[ReaderStats]:
+        """A snapshot of every connected reader's queue and counters."""
+        return [r.stats() for r in self._readers]
+
+    def publish(self, batch: list) -> None:
+        """Offer ``batch`` to every connected reader; never blocks on a reader.
+
+        The batch is encoded only when someone is connected, so an event that is not
+        JSON-able raises FrameError only then.  Safe to call from any thread.
+        """
+        readers = self._readers
+        if not readers or not batch:
+            return
+        frame = encode_batch(batch)
+        for reader in readers:
+            try:
+                reader.frames.put_nowait(frame)
+            except queue.Full:
+                with self._lock:
+                    reader.dropped_events += len(batch)
+                    self._dropped_events += len(batch)
+
+    def close(self) -> None:
+        """Stop listening and disconnect every reader; frames still queued are discarded."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            readers, self._readers = self._readers, ()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept on Linux
+        except OSError:
+            pass
+        self._listener.close()
+        for reader in readers:
+            reader.close()
+        self._acceptor.join(ACCEPT_POLL_S * 2)
+
+    def __enter__(self) -> "OutputServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                conn, address = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break  # the listener was closed
+            conn.settimeout(None)
+            # Frames are written whole; Nagle would only delay the tail of small ones.
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader = _Reader(conn, address, self.buffer_batches, self._forget)
+            with self._lock:
+                if self._closed:
+                    conn.close()
+                    break
+                self._readers = self._readers + (reader,)
+            reader.start()
+            log.info("output reader %s connected to port %d", address, self._port)
+
+    def _forget(self, reader: "_Reader") -> None:
+        with self._lock:
+            self._readers = tuple(r for r in self._readers if r is not reader)
+        log.info("output reader %s disconnected from port %d", reader.address, self._port)
+
+
+class _Reader:
+    """One connection: a bounded queue of frames and the thread that writes them out."""
+
+    def __init__(self, sock: socket.socket, address: tuple, capacity: int, forget):
+        self.sock = sock
+        self.address = address
+        self.frames: queue.Queue = queue.Queue(capacity)
+        self.sent_batches = 0
+        self.dropped_events = 0
+        self._closed = False
+        self._forget = forget
+        self._thread = threading.Thread(target=self._write_loop, daemon=True,
+                                         name=f"output-writer-{address}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stats(self) -> ReaderStats:
+        return ReaderStats(self.address, self.frames.qsize(), self.sent_batches, self.dropped_events)
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # unblocks a sendall stuck on a stalled reader
+        except OSError:
+            pass
+        try:
+            self.frames.put_nowait(None)  # wakes an idle writer; a full queue means it is busy
+        except queue.Full:
+            pass
+
+    def _write_loop(self) -> None:
+        try:
+            while not self._closed:
+                try:
+                    frame = self.frames.get(timeout=PEER_CHECK_S)
+                except queue.Empty:
+                    if self._peer_hung_up():
+                        break
+                    continue
+                if frame is None:
+                    break
+                self.sock.sendall(frame)
+                self.sent_batches += 1
+        except OSError:
+            pass  # the reader went away or the server closed the socket
+        finally:
+            self._closed = True
+            self.sock.close()
+            self._forget(self)
+
+    def _peer_hung_up(self) -> bool:
+        try:
+            data = self.sock.recv(4096, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        return not data  # readers are not meant to send; any bytes they do are ignored

@@ -1,0 +1,234 @@
+"""Runs one worker's pipeline: source -> stage operators -> batches -> publish.
+
+The user's code is per event (reactivex operators); what leaves the pipeline is
+batches, because everything downstream (encoding, sockets) is far cheaper per event in
+batches (ARCHITECTURE.md, "The data plane: measured").  A batch is published when it
+holds ``batch_size`` events, or at the latest ``batch_interval_s`` after the previous
+time flush, so a slow stream still flows.
+
+The pipeline runs on a daemon thread of its own and the time flush on another; the
+caller needs no event loop and no signal handler, so an actor can own an executor and
+poll ``state`` from its own message handlers.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+import reactivex
+
+from mantis.job_dsl import Context, Job, error_line
+
+log = logging.getLogger("mantis.runtime.executor")
+
+DEFAULT_BATCH_SIZE = 1000
+DEFAULT_BATCH_INTERVAL_S = 0.1
+
+CREATED, RUNNING, COMPLETED, FAILED = "created", "running", "completed", "failed"
+
+
+class StageExecutor:
+    """One job stage running in this process, publishing its output in ordered batches.
+
+    Batches go to ``job.sink(batch, context)`` when the job has a sink, otherwise to
+    ``publish(batch)``.  ``state`` moves created -> running -> completed (the source
+    completed, or ``stop`` was called) or failed (user code or publish raised; ``error``
+    says what in one line).  Exceptions never escape to the caller's threads.
+    ``events_in`` counts events from the source, ``events_out`` events published.
+    """
+
+    def __init__(self, job: Job, context: Context, publish: Callable[[list], None] | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE,
+                 batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S):
+        if batch_size < 1 or batch_interval_s <= 0:
+            raise ValueError("batch_size must be at least 1 and batch_interval_s positive")
+        if job.sink is not None:
+            sink = job.sink
+            self._deliver = lambda batch: sink(batch, context)
+        elif publish is not None:
+            self._deliver = publish
+        else:
+            raise ValueError(f"job '{job.name}' has no sink, so the executor needs a publish function")
+        self.job = job
+        self.context = context
+        self.batch_size = batch_size
+        self.batch_interval_s = batch_interval_s
+        self.events_in = 0
+        self.events_out = 0
+        self.error: str | None = None
+        self._state = CREATED
+        # The pipeline appends to _pending without a lock (list.append is atomic); only
+        # taking a batch out needs _flush_lock, so the per-event path stays lock-free.
+        # Takers slice off the front and delete exactly what they took, so an event
+        # appended meanwhile by another thread is kept for the next batch, and
+        # publishing under the lock keeps batches in order.
+        self._pending: list = []
+        self._flush_lock = threading.Lock()
+        self._delivering = True
+        self._outcome_lock = threading.Lock()
+        self._outcome: tuple[str, str | None] | None = None
+        self._ended = threading.Event()    # the pipeline should end: completed, failed or stopped
+        self._finished = threading.Event()  # final batch published and state terminal
+        self._subscription = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"stage-{job.name}")
+        self._flusher = threading.Thread(target=self._flush_on_time, daemon=True,
+                                         name=f"stage-flush-{job.name}")
+
+    @property
+    def state(self) -> str:
+        """One of "created", "running", "completed", "failed"."""
+        return self._state
+
+    def start(self) -> None:
+        """Start the pipeline thread; RuntimeError if already started."""
+        if self._state != CREATED:
+            raise RuntimeError(f"executor for job '{self.job.name}' was already started")
+        self._state = RUNNING
+        self._thread.start()
+        self._flusher.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Ask the pipeline to end and wait up to ``timeout`` s; True once it has finished.
+
+        Sets ``context.stopped`` (for the source) and disposes the subscription; what the
+        stage already produced is published.  A stopped executor ends "completed" unless
+        it had failed.  If the source ignores ``stopped`` and the wait times out, the
+        executor is finished anyway and anything it emits later is discarded.
+        """
+        self._end(COMPLETED, None)
+        if self._state == CREATED:
+            self._finish()
+            return True
+        if self._finished.wait(timeout):
+            return True
+        log.warning("job '%s': source did not stop within %.1fs; abandoning its thread",
+                    self.job.name, timeout)
+        # The pipeline thread may be stuck inside publish itself, so do not wait for it.
+        self._finish(final_flush=False)
+        return False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the executor is completed or failed (True) or ``timeout`` passes (False)."""
+        return self._finished.wait(timeout)
+
+    # -- the pipeline thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            output = self._build_pipeline()
+        except _PipelineError as exc:
+            self._end(FAILED, str(exc))
+        else:
+            self._subscribe(output)
+        self._ended.wait()
+        subscription = self._subscription
+        if subscription is not None:
+            subscription.dispose()
+        self._finish()
+
+    def _build_pipeline(self) -> reactivex.Observable:
+        try:
+            source = self.job.source(self.context)
+        except Exception as exc:
+            raise _PipelineError(f"source failed to start: {error_line(exc)}") from exc
+        if not isinstance(source, reactivex.Observable):
+            raise _PipelineError(f"source returned {type(source).__name__}, not an Observable")
+        try:
+            output = self.job.stage(self._counted(source), self.context)
+        except Exception as exc:
+            raise _PipelineError(f"stage failed to build: {error_line(exc)}") from exc
+        if not isinstance(output, reactivex.Observable):
+            raise _PipelineError(f"stage returned {type(output).__name__}, not an Observable")
+        return output
+
+    def _counted(self, source: reactivex.Observable) -> reactivex.Observable:
+        """``source`` with every event counted into ``events_in``."""
+
+        def subscribe(observer, scheduler=None):
+            forward = observer.on_next
+
+            def on_next(event) -> None:
+                self.events_in += 1
+                forward(event)
+
+            return source.subscribe(on_next, observer.on_error, observer.on_completed,
+                                    scheduler=scheduler)
+
+        return reactivex.create(subscribe)
+
+    def _subscribe(self, output: reactivex.Observable) -> None:
+        pending, size, flush = self._pending, self.batch_size, self._flush
+        append = pending.append
+
+        def on_event(event) -> None:
+            append(event)
+            if len(pending) >= size:
+                flush()
+
+        def on_error(exc: Exception) -> None:
+            log.warning("job '%s' failed", self.job.name, exc_info=exc)
+            self._end(FAILED, error_line(exc))
+
+        def on_completed() -> None:
+            self._end(COMPLETED, None)
+
+        try:
+            # A source that emits synchronously runs inside this call until it ends.
+            self._subscription = output.subscribe(on_event, on_error, on_completed)
+        except Exception as exc:
+            on_error(exc)
+
+    def _flush_on_time(self) -> None:
+        while not self._ended.wait(self.batch_interval_s):
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._flush_lock:
+            pending = self._pending
+            if not self._delivering:
+                pending.clear()
+                return
+            taken = len(pending)
+            if not taken:
+                return
+            batch = pending[:taken]
+            del pending[:taken]
+            try:
+                self._deliver(batch)
+            except Exception as exc:
+                log.warning("job '%s': publishing failed", self.job.name, exc_info=exc)
+                self._delivering = False
+                self._end(FAILED, f"publish failed: {error_line(exc)}")
+                return
+            self.events_out += taken
+
+    def _end(self, state: str, error: str | None) -> None:
+        """Record how the pipeline ends (the first outcome wins) and tell the source to stop."""
+        with self._outcome_lock:
+            if self._outcome is None:
+                self._outcome = (state, error)
+        self.context.stopped.set()
+        self._ended.set()
+
+    def _finish(self, final_flush: bool = True) -> None:
+        """Publish what is left (if asked), stop delivering and make the outcome the state, once."""
+        if final_flush:
+            self._flush()
+            with self._flush_lock:
+                self._delivering = False
+        else:
+            self._delivering = False
+        with self._outcome_lock:
+            if self._finished.is_set():
+                return
+            state, error = self._outcome or (COMPLETED, None)
+            self.error = error
+            self._state = state
+            self._finished.set()
+        log.info("job '%s' stage %d worker %d %s%s", self.job.name, self.context.stage_number,
+                 self.context.worker_index, state, f": {error}" if error else "")
+
+
+class _PipelineError(Exception):
+    """The job's source or stage could not be built; the message is the one-line reason."""

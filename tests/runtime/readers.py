@@ -1,0 +1,52 @@
+"""A test reader of a worker's output: connects over loopback and collects batches."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from mantis.runtime.frames import read_frame
+
+
+class FrameCollector:
+    """Connects to 127.0.0.1:port and, on a thread, collects every batch until EOF."""
+
+    def __init__(self, port: int, receive_buffer: int | None = None, read: bool = True):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.connect(("127.0.0.1", port))
+        self.batches: list[list] = []
+        self.eof = threading.Event()
+        self.error: Exception | None = None
+        if read:
+            threading.Thread(target=self._read, daemon=True).start()
+
+    @property
+    def events(self) -> list:
+        return [event for batch in list(self.batches) for event in batch]
+
+    def _read(self) -> None:
+        try:
+            while True:
+                batch = read_frame(self.sock)
+                if batch is None:
+                    break
+                self.batches.append(batch)
+        except OSError as exc:
+            self.error = exc
+        finally:
+            self.eof.set()
+
+    def wait_for_events(self, count: int, timeout: float = 10.0) -> list:
+        deadline = time.monotonic() + timeout
+        while len(self.events) < count and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return self.events
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()

@@ -1,0 +1,95 @@
+"""Frames: 4-byte big-endian length + ujson array, read whole or not at all."""
+import socket
+import struct
+
+import pytest
+
+from mantis.runtime import frames
+from mantis.runtime.frames import FrameError, decode_payload, encode_batch, read_frame
+
+
+@pytest.fixture
+def pair():
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_frame_is_big_endian_length_then_json_array():
+    frame = encode_batch([1, "two", {"three": 3}])
+    (length,) = struct.unpack(">I", frame[:4])
+    assert length == len(frame) - 4
+    assert frame[4:] == b'[1,"two",{"three":3}]'
+    assert decode_payload(frame[4:]) == [1, "two", {"three": 3}]
+
+
+def test_batches_round_trip_in_order_through_a_socket(pair):
+    writer, reader = pair
+    batches = [[{"id": i, "user": "user-1", "value": i / 3}] * (i + 1) for i in range(5)]
+    writer.sendall(b"".join(encode_batch(b) for b in batches))
+    assert [read_frame(reader) for _ in batches] == batches
+
+
+def test_non_ascii_text_and_slashes_round_trip(pair):
+    writer, reader = pair
+    batch = [{"word": "café", "path": "a/b", "emoji": "\U0001f600"}]
+    writer.sendall(encode_batch(batch))
+    assert read_frame(reader) == batch
+
+
+def test_read_frame_returns_none_on_clean_end_of_stream(pair):
+    writer, reader = pair
+    writer.sendall(encode_batch([1]))
+    writer.close()
+    assert read_frame(reader) == [1]
+    assert read_frame(reader) is None
+
+
+def test_end_of_stream_inside_a_frame_is_an_error(pair):
+    writer, reader = pair
+    frame = encode_batch([{"id": 1}])
+    writer.sendall(frame[:-3])
+    writer.close()
+    with pytest.raises(FrameError, match="closed inside a frame"):
+        read_frame(reader)
+
+
+def test_end_of_stream_inside_the_length_prefix_is_an_error(pair):
+    writer, reader = pair
+    writer.sendall(b"\x00\x00")
+    writer.close()
+    with pytest.raises(FrameError, match="closed inside a frame"):
+        read_frame(reader)
+
+
+def test_oversized_announced_frame_is_rejected_before_its_payload_is_read(pair):
+    writer, reader = pair
+    writer.sendall(struct.pack(">I", frames.MAX_FRAME + 1))  # and no payload at all
+    with pytest.raises(FrameError, match="over the .*-byte limit"):
+        read_frame(reader)
+
+
+def test_reader_can_set_a_lower_frame_limit(pair):
+    writer, reader = pair
+    writer.sendall(encode_batch(["x" * 100]))
+    with pytest.raises(FrameError, match="limit"):
+        read_frame(reader, max_frame=50)
+
+
+def test_encoding_a_batch_over_the_frame_limit_is_an_error(monkeypatch):
+    monkeypatch.setattr(frames, "MAX_FRAME", 1000)
+    with pytest.raises(FrameError, match="use smaller batches"):
+        encode_batch(["x" * 2000])
+
+
+def test_payload_that_is_not_a_json_array_is_an_error():
+    with pytest.raises(FrameError, match="not an array"):
+        decode_payload(b'{"id": 1}')
+    with pytest.raises(FrameError, match="not valid JSON"):
+        decode_payload(b"[1, 2")
+
+
+def test_event_that_is_not_json_able_is_an_error():
+    with pytest.raises(FrameError, match="not JSON-able"):
+        encode_batch([object()])
