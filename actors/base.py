@@ -25,6 +25,7 @@ class MantisActor(ActorTypeDispatcher):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.phase = "new"
+        self.exiting = False
         self._tick_generation = 0
 
     def receiveMessage(self, message, sender):
@@ -44,9 +45,28 @@ class MantisActor(ActorTypeDispatcher):
         return super().receiveMessage(message, sender)
 
     def receiveUnrecognizedMessage(self, message, sender):
+        if isinstance(message, ActorSystemMessage):
+            return  # system notices we have no use for
         # Types listed in ACCEPTS always have a handler; anything reaching here is foreign.
         self.send(sender, Rejected(400, f"{type(self).__name__} does not understand "
                                         f"{type(message).__name__}"))
+
+    def receiveMsg_ChildActorExited(self, message, sender):
+        self.on_child_exited(message.childAddress)
+
+    def on_child_exited(self, address) -> None:
+        """A child actor's process ended (on request or by a crash); subclasses override."""
+
+    def receiveMsg_ActorExitRequest(self, message, sender):
+        self.exiting = True  # children exiting now are part of a shutdown, not crashes
+        self.on_exit()
+
+    def on_exit(self) -> None:
+        """Called when this actor is asked to exit; subclasses release what they hold."""
+
+    def receiveMsg_PoisonMessage(self, message, sender):
+        log.error("%s: a message could not be handled by %s: %r", type(self).__name__, sender,
+                  message.poisonMessage)
 
     def answer(self, request, sender, reply) -> None:
         """Send ``reply`` to whoever asked: the request's ``reply_to``, else the sender."""

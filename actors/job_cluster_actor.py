@@ -212,6 +212,17 @@ class JobClusterActor(MantisActor):
         log.info("job %s ended %s", msg.job_id, msg.state)
         self._publish()
 
+    def on_child_exited(self, address) -> None:
+        for job_id, job_address in list(self.jobs.items()):
+            if job_address == address and not self.exiting:
+                # The job's actor died without ending the job: start a new one from the store.
+                record = next((r for r in self.store.jobs(self.cluster.name) if r["jobId"] == job_id), None)
+                del self.jobs[job_id]
+                if record is not None:
+                    log.warning("job actor of %s exited unexpectedly; restarting it from the store", job_id)
+                    self._start_job_actor(StartJob(job_id, self.cluster.name, record=record))
+                return
+
     def receiveMsg_Done(self, msg, sender):
         pass  # answers to kills this actor sent on disable
 

@@ -9,6 +9,7 @@ of clusters and jobs that their actors push, to answer list requests at once.
 from __future__ import annotations
 
 import logging
+import time
 
 from actors.base import MantisActor
 from actors.messages import (ClusterSummary, CreateCluster, DeleteCluster, DescribeActors, Done,
@@ -65,8 +66,6 @@ class JobClustersManagerActor(MantisActor):
         if name in self.clusters:
             self.send(sender, Rejected(409, f"job cluster {name} already exists"))
             return
-        import time
-
         cluster = JobCluster(definition=msg.definition, created_at=time.time(), updated_at=time.time())
         self._start_cluster(name, cluster.to_json(), is_new=True, reply_to=sender)
 

@@ -89,5 +89,5 @@ class WorkerActor(MantisActor):
         if self.server is not None:
             self.server.close()
 
-    def receiveMsg_ActorExitRequest(self, msg, sender):
+    def on_exit(self) -> None:
         self._stop()

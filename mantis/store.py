@@ -18,9 +18,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ujson
+
+if TYPE_CHECKING:
+    from mantis.zk_store import ZooKeeperStore
 
 
 class StoreError(Exception):
@@ -119,9 +122,13 @@ def _by_job_number(paths) -> list[Path]:
     return sorted(paths, key=number)
 
 
-def open_store(config: dict) -> FileStore:
-    """The store a master config names (``store.type``: file)."""
+def open_store(config: dict) -> FileStore | ZooKeeperStore:
+    """The store a master config names (``store.type``: file, the default, or zookeeper)."""
     kind = config.get("type", "file")
     if kind == "file":
         return FileStore(config.get("path", "./mantis-data"))
-    raise StoreError(f"unknown store type {kind!r} (known: file)")
+    if kind == "zookeeper":
+        # Imported here: zk_store builds on this module, and the file store needs no kazoo.
+        from mantis.zk_store import open_zookeeper_store
+        return open_zookeeper_store(config)
+    raise StoreError(f"unknown store type {kind!r} (known: file, zookeeper)")

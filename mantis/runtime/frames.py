@@ -5,6 +5,11 @@ array (one batch of events), encoded with ujson.  Batches, not single events, cr
 process boundaries because encoding a whole batch costs about half as much per event
 as encoding events one at a time (ARCHITECTURE.md, "The data plane: measured").
 This module is the one place that decides that encoding.
+
+Between stages two more kinds of frame travel: a *message* (a JSON object, the
+handshake a downstream worker sends when it connects) and ``END_OF_STREAM``, a frame
+with an empty payload (never a valid JSON batch), which an upstream worker sends when
+its stream has ended normally.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ import ujson
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024  # bytes of payload; a bigger length is a bug or a stranger
+MAX_MESSAGE = 64 * 1024  # control messages are small; a bigger one is not ours
+END_OF_STREAM = HEADER.pack(0)
 
 
 class FrameError(ValueError):
@@ -44,6 +51,37 @@ def decode_payload(payload: bytes | bytearray) -> list:
     return batch
 
 
+def encode_message(message: dict) -> bytes:
+    """One frame holding a control message (a JSON object); FrameError if it is not one."""
+    if not isinstance(message, dict):
+        raise FrameError(f"a message is a JSON object, not a {type(message).__name__}")
+    try:
+        payload = ujson.dumps(message, ensure_ascii=False, escape_forward_slashes=False).encode()
+    except (TypeError, OverflowError, ValueError) as exc:
+        raise FrameError(f"message is not JSON-able: {exc}") from None
+    if len(payload) > MAX_MESSAGE:
+        raise FrameError(f"message of {len(payload)} bytes is over the {MAX_MESSAGE}-byte limit")
+    return HEADER.pack(len(payload)) + payload
+
+
+def read_message(sock: socket.socket) -> dict | None:
+    """Block until one control message arrives on ``sock`` and return it.
+
+    None on a clean end of stream; FrameError if the frame is cut short, too large, or
+    not a JSON object.
+    """
+    payload = read_payload(sock, MAX_MESSAGE)
+    if payload is None:
+        return None
+    try:
+        message = ujson.loads(payload)
+    except ValueError as exc:
+        raise FrameError(f"message is not valid JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise FrameError(f"message is a JSON {type(message).__name__}, not an object")
+    return message
+
+
 def read_frame(sock: socket.socket, max_frame: int = MAX_FRAME) -> list | None:
     """Block until one whole frame arrives on ``sock`` and return its batch.
 
@@ -51,13 +89,23 @@ def read_frame(sock: socket.socket, max_frame: int = MAX_FRAME) -> list | None:
     FrameError if the stream ends inside a frame or announces a payload over
     ``max_frame`` bytes (checked before anything is allocated for it).
     """
+    payload = read_payload(sock, max_frame)
+    return None if payload is None else decode_payload(payload)
+
+
+def read_payload(sock: socket.socket, max_frame: int = MAX_FRAME) -> bytearray | None:
+    """Block until one whole frame arrives on ``sock`` and return its raw payload.
+
+    None on a clean end of stream between frames; an empty payload is ``END_OF_STREAM``.
+    FrameError if the stream ends inside a frame or the frame is over ``max_frame`` bytes.
+    """
     header = _read_exactly(sock, HEADER.size, at_frame_start=True)
     if header is None:
         return None
     (length,) = HEADER.unpack(header)
     if length > max_frame:
         raise FrameError(f"peer announced a {length}-byte frame, over the {max_frame}-byte limit")
-    return decode_payload(_read_exactly(sock, length, at_frame_start=False))
+    return _read_exactly(sock, length, at_frame_start=False)
 
 
 def _read_exactly(sock: socket.socket, size: int, at_frame_start: bool) -> bytearray | None:

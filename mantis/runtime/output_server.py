@@ -15,6 +15,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 from mantis.runtime.frames import encode_batch
@@ -77,9 +78,28 @@ class OutputServer:
         """Events dropped for slow readers since the server started (all readers, past and present)."""
         return self._dropped_events
 
+    @property
+    def queued_batches(self) -> int:
+        """Frames waiting in all readers' queues now."""
+        return sum(r.frames.qsize() for r in self._readers)
+
     def reader_stats(self) -> list[ReaderStats]:
         """A snapshot of every connected reader's queue and counters."""
         return [r.stats() for r in self._readers]
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until every connected reader's queue has been written out.
+
+        For a worker whose output has ended, so that ``close`` does not discard the
+        tail.  True once all queues are empty (a reader that hangs up counts as drained).
+        """
+        deadline = time.monotonic() + timeout
+        # unfinished_tasks counts frames queued or taken but not yet fully written.
+        while any(r.frames.unfinished_tasks for r in self._readers):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     def publish(self, batch: list) -> None:
         """Offer ``batch`` to every connected reader; never blocks on a reader.
@@ -190,6 +210,7 @@ class _Reader:
                 if frame is None:
                     break
                 self.sock.sendall(frame)
+                self.frames.task_done()
                 self.sent_batches += 1
         except OSError:
             pass  # the reader went away or the server closed the socket

@@ -1,10 +1,13 @@
-"""Runs one worker's pipeline: source -> stage operators -> batches -> publish.
+"""Runs one worker's pipeline: input -> stage operators -> batches -> publish.
 
-The user's code is per event (reactivex operators); what leaves the pipeline is
-batches, because everything downstream (encoding, sockets) is far cheaper per event in
-batches (ARCHITECTURE.md, "The data plane: measured").  A batch is published when it
-holds ``batch_size`` events, or at the latest ``batch_interval_s`` after the previous
-time flush, so a slow stream still flows.
+The input is the job's source (a stage 1 worker) or the batches a stage n > 1 worker
+receives from stage n-1 (``upstream``).  The stage's operators are per event or per
+batch (``ProcessingStage``); ``mantis.runtime.batching`` converts between the forms
+where input and operators differ.  What leaves the pipeline is batches, because
+everything downstream (encoding, sockets) is far cheaper per event in batches
+(ARCHITECTURE.md, "The data plane: measured").  A batch is published when it holds
+``batch_size`` events, or at the latest ``batch_interval_s`` after the previous time
+flush, so a slow stream still flows.
 
 The pipeline runs on a daemon thread of its own and the time flush on another; the
 caller needs no event loop and no signal handler, so an actor can own an executor and
@@ -18,7 +21,8 @@ from typing import Callable
 
 import reactivex
 
-from mantis.job_dsl import Context, Job, error_line
+from mantis.job_dsl import BatchSource, Context, Job, error_line
+from mantis.runtime.batching import batches_of, events_of
 
 log = logging.getLogger("mantis.runtime.executor")
 
@@ -29,27 +33,38 @@ CREATED, RUNNING, COMPLETED, FAILED = "created", "running", "completed", "failed
 
 
 class StageExecutor:
-    """One job stage running in this process, publishing its output in ordered batches.
+    """One worker of stage ``context.stage_number`` of a job, publishing its output in ordered batches.
 
-    Batches go to ``job.sink(batch, context)`` when the job has a sink, otherwise to
-    ``publish(batch)``.  ``state`` moves created -> running -> completed (the source
-    completed, or ``stop`` was called) or failed (user code or publish raised; ``error``
-    says what in one line).  Exceptions never escape to the caller's threads.
-    ``events_in`` counts events from the source, ``events_out`` events published.
+    A stage 1 executor runs the job's source; a stage n > 1 executor needs ``upstream``,
+    an Observable of batches from stage n-1 (``StageInput.batches``).  Batches go to
+    ``job.sink(batch, context)`` when this is the last stage and the job has a sink,
+    otherwise to ``publish(batch)``.  ``state`` moves created -> running -> completed
+    (the input completed, or ``stop`` was called) or failed (user code or publish
+    raised; ``error`` says what in one line).  Exceptions never escape to the caller's
+    threads.  ``events_in`` counts events entering the stage's operators,
+    ``events_out`` events published.  ValueError for a stage number the job does not
+    have, or a missing publish function or upstream.
     """
 
     def __init__(self, job: Job, context: Context, publish: Callable[[list], None] | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE,
-                 batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S):
+                 batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S,
+                 upstream: reactivex.Observable | None = None):
         if batch_size < 1 or batch_interval_s <= 0:
             raise ValueError("batch_size must be at least 1 and batch_interval_s positive")
-        if job.sink is not None:
+        self.plan = job.worker_plan(context.stage_number)
+        if self.plan.is_last and job.sink is not None:
             sink = job.sink
             self._deliver = lambda batch: sink(batch, context)
         elif publish is not None:
             self._deliver = publish
         else:
-            raise ValueError(f"job '{job.name}' has no sink, so the executor needs a publish function")
+            raise ValueError(f"job '{job.name}' stage {self.plan.stage_number} does not end in a sink, "
+                             "so the executor needs a publish function")
+        if not self.plan.reads_source and upstream is None:
+            raise ValueError(f"job '{job.name}' stage {self.plan.stage_number} reads stage "
+                             f"{self.plan.stage_number - 1}, so the executor needs its upstream")
+        self.upstream = upstream
         self.job = job
         self.context = context
         self.batch_size = batch_size
@@ -128,21 +143,35 @@ class StageExecutor:
         self._finish()
 
     def _build_pipeline(self) -> reactivex.Observable:
+        """The stage's output Observable (events, or batches for a batch stage), input counted."""
+        stage = self.plan.stage
+        if self.plan.reads_source:
+            try:
+                source = self.job.source(self.context)
+            except Exception as exc:
+                raise _PipelineError(f"source failed to start: {error_line(exc)}") from exc
+            if not isinstance(source, reactivex.Observable):
+                raise _PipelineError(f"source returned {type(source).__name__}, not an Observable")
+            input_is_batches = isinstance(self.job.source, BatchSource)
+        else:
+            source, input_is_batches = self.upstream, True
+        if input_is_batches:
+            source = self._counted_batches(source)
+            stage_input = source if stage.per_batch else events_of(source)
+        else:
+            source = self._counted_events(source)
+            stage_input = (batches_of(source, self.batch_size, self.batch_interval_s)
+                           if stage.per_batch else source)
+        operators = stage.batch_operators if stage.per_batch else stage.operators
         try:
-            source = self.job.source(self.context)
-        except Exception as exc:
-            raise _PipelineError(f"source failed to start: {error_line(exc)}") from exc
-        if not isinstance(source, reactivex.Observable):
-            raise _PipelineError(f"source returned {type(source).__name__}, not an Observable")
-        try:
-            output = self.job.stage(self._counted(source), self.context)
+            output = operators(stage_input, self.context)
         except Exception as exc:
             raise _PipelineError(f"stage failed to build: {error_line(exc)}") from exc
         if not isinstance(output, reactivex.Observable):
             raise _PipelineError(f"stage returned {type(output).__name__}, not an Observable")
         return output
 
-    def _counted(self, source: reactivex.Observable) -> reactivex.Observable:
+    def _counted_events(self, source: reactivex.Observable) -> reactivex.Observable:
         """``source`` with every event counted into ``events_in``."""
 
         def subscribe(observer, scheduler=None):
@@ -157,9 +186,24 @@ class StageExecutor:
 
         return reactivex.create(subscribe)
 
+    def _counted_batches(self, source: reactivex.Observable) -> reactivex.Observable:
+        """``source`` (of batches) with every batch's events counted into ``events_in``."""
+
+        def subscribe(observer, scheduler=None):
+            forward = observer.on_next
+
+            def on_next(batch: list) -> None:
+                self.events_in += len(batch)
+                forward(batch)
+
+            return source.subscribe(on_next, observer.on_error, observer.on_completed,
+                                    scheduler=scheduler)
+
+        return reactivex.create(subscribe)
+
     def _subscribe(self, output: reactivex.Observable) -> None:
         pending, size, flush = self._pending, self.batch_size, self._flush
-        append = pending.append
+        append, extend = pending.append, pending.extend
 
         def on_event(event) -> None:
             append(event)
@@ -170,12 +214,23 @@ class StageExecutor:
             log.warning("job '%s' failed", self.job.name, exc_info=exc)
             self._end(FAILED, error_line(exc))
 
+        def on_batch(batch: list) -> None:
+            if type(batch) is not list:
+                # Fail with a clear reason rather than publish something that is not a batch.
+                on_error(TypeError(f"a batch stage must emit lists of events, "
+                                   f"not {type(batch).__name__}"))
+                return
+            extend(batch)
+            if len(pending) >= size:
+                flush()
+
         def on_completed() -> None:
             self._end(COMPLETED, None)
 
         try:
             # A source that emits synchronously runs inside this call until it ends.
-            self._subscription = output.subscribe(on_event, on_error, on_completed)
+            self._subscription = output.subscribe(
+                on_batch if self.plan.stage.per_batch else on_event, on_error, on_completed)
         except Exception as exc:
             on_error(exc)
 

@@ -50,3 +50,66 @@ class FrameCollector:
         except OSError:
             pass
         self.sock.close()
+
+
+class DownstreamReader:
+    """A stand-in for a next-stage worker: connects, sends the handshake, collects batches.
+
+    ``end_of_stream`` is set when the upstream sends END_OF_STREAM; ``eof`` when the
+    connection ends for any reason.  ``read=False`` never reads (a stalled consumer);
+    ``delay_s`` pauses after each batch (a slow one).
+    """
+
+    def __init__(self, port: int, worker_index: int = 0, workers: int = 1,
+                 receive_buffer: int | None = None, read: bool = True, delay_s: float = 0.0):
+        from mantis.runtime.frames import encode_message
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.sendall(encode_message({"worker_index": worker_index, "workers": workers}))
+        self.worker_index = worker_index
+        self.delay_s = delay_s  # a pause after each batch: a slow consumer
+        self.batches: list[list] = []
+        self.end_of_stream = threading.Event()
+        self.eof = threading.Event()
+        self.error: Exception | None = None
+        if read:
+            threading.Thread(target=self._read, daemon=True).start()
+
+    @property
+    def events(self) -> list:
+        return [event for batch in list(self.batches) for event in batch]
+
+    def _read(self) -> None:
+        from mantis.runtime.frames import FrameError, decode_payload, read_payload
+
+        try:
+            while True:
+                payload = read_payload(self.sock)
+                if payload is None:
+                    break
+                if not payload:
+                    self.end_of_stream.set()
+                    continue
+                self.batches.append(decode_payload(payload))
+                if self.delay_s:
+                    time.sleep(self.delay_s)
+        except (OSError, FrameError) as exc:
+            self.error = exc  # a torn frame when the server closes mid-write, or a bug
+        finally:
+            self.eof.set()
+
+    def wait_for_events(self, count: int, timeout: float = 10.0) -> list:
+        deadline = time.monotonic() + timeout
+        while len(self.events) < count and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return self.events
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()

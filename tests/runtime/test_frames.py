@@ -93,3 +93,28 @@ def test_payload_that_is_not_a_json_array_is_an_error():
 def test_event_that_is_not_json_able_is_an_error():
     with pytest.raises(FrameError, match="not JSON-able"):
         encode_batch([object()])
+
+
+def test_a_message_is_a_frame_holding_a_json_object(pair):
+    writer, reader = pair
+    writer.sendall(frames.encode_message({"worker_index": 1, "workers": 2}))
+    assert frames.read_message(reader) == {"worker_index": 1, "workers": 2}
+    with pytest.raises(FrameError, match="JSON object"):
+        frames.encode_message([1, 2])
+
+
+def test_a_message_that_is_not_an_object_is_an_error(pair):
+    writer, reader = pair
+    writer.sendall(encode_batch([1]))
+    with pytest.raises(FrameError, match="not an object"):
+        frames.read_message(reader)
+
+
+def test_end_of_stream_is_an_empty_payload_and_not_a_batch(pair):
+    writer, reader = pair
+    writer.sendall(encode_batch([1]) + frames.END_OF_STREAM)
+    assert frames.read_payload(reader) == b"[1]"
+    assert frames.read_payload(reader) == b""
+    writer.sendall(frames.END_OF_STREAM)
+    with pytest.raises(FrameError):
+        read_frame(reader)  # a reader of batches does not take it for one

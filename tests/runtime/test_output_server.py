@@ -127,3 +127,24 @@ def test_reader_sees_clean_eof_between_frames_when_server_closes(server):
     server.close()
     assert read_frame(sock) is None
     sock.close()
+
+
+def test_drain_waits_until_every_queued_batch_is_written(server):
+    (slow,) = connect(server)
+    for i in range(4):
+        server.publish([{"id": i, "pad": "x" * 100_000}])
+    assert server.drain(timeout=10)
+    assert server.queued_batches == 0
+    assert [e["id"] for e in slow.wait_for_events(4)] == [0, 1, 2, 3]
+    slow.close()
+
+
+def test_drain_gives_up_on_a_stalled_reader_after_its_timeout(server):
+    (stalled,) = connect(server, receive_buffer=4096, read=False)
+    # More than the kernel's socket buffers can absorb (tcp_wmem tops out at 4 MB here).
+    for i in range(12):
+        server.publish([{"id": i, "pad": "x" * 1_000_000}])
+    started = time.monotonic()
+    assert server.drain(timeout=0.2) is False
+    assert time.monotonic() - started < 1.0
+    stalled.close()

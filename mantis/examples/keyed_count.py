@@ -1,0 +1,108 @@
+"""Keyed count: a running count per user, with the counting spread over stage 2's workers by user.
+
+Entry point ``mantis.examples.keyed_count:job``.  Three parts, two processing stages::
+
+    source (synthetic events with a "user")          } a stage 1 worker
+      -> stage 1: keep events worth >= min_value,     }
+                  project to {"user", "value"};       } output keyed by "user"
+      -> stage 2: running count per user, emits {"user": u, "count": c}
+      -> output (subscribers)
+
+Stage 1 is keyed by ``user``, so every event of one user reaches the same stage 2
+worker and that worker's count for the user is the user's whole count.  Stage 2 emits,
+for each batch it receives, the latest count of every user the batch touched (a user's
+final count is the largest it emits).  Both stages work per batch (``batch_operators``),
+the fast form: events cross processes in batches anyway.
+
+The source is deterministic: event ``n`` is ``{"id": n, "user": "user-<(n * 7919) %
+keys>", "value": <0..99>}``, the value from a multiplicative hash of ``n`` (so it does
+not follow the user), and ``expected_counts`` can compute the right answer.
+Parameters: ``rate`` (events/s, 0 = as fast as possible), ``keys`` (distinct users),
+``limit`` (events before the source completes, 0 = never), ``min_value`` (0-100; 0
+keeps every event).
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import reactivex
+from reactivex import operators as ops
+
+from mantis.job_dsl import (BatchSource, Context, Job, ParameterDefinition, ProcessingStage,
+                            at_least)
+from mantis.runtime.batch_operators import filter_each, map_each
+from mantis.runtime.sources import paced_batches
+
+# A prime stride spreads consecutive events over the users, and Knuth's multiplicative
+# hash gives values independent of the user, without a random generator.
+USER_STRIDE = 7919
+VALUE_MULTIPLIER = 2654435761
+
+
+def make_event_factory(keys: int):
+    """``make_event(n)`` for a stream over ``keys`` users (shared by the source and ``expected_counts``)."""
+    users = [f"user-{k}" for k in range(keys)]
+
+    def make_event(n: int) -> dict:
+        return {"id": n, "user": users[(n * USER_STRIDE) % keys],
+                "value": ((n * VALUE_MULTIPLIER) >> 12) % 100}
+
+    return make_event
+
+
+def user_events(context: Context) -> reactivex.Observable:
+    """The source: batches of synthetic events, ``id`` counting from 0."""
+    params = context.parameters
+    return paced_batches(context, make_event_factory(params["keys"]), params["rate"], params["limit"])
+
+
+def keep_and_project(batches: reactivex.Observable, context: Context) -> reactivex.Observable:
+    """Stage 1: keep events worth at least ``min_value``; pass on only what stage 2 needs."""
+    min_value = context.parameters["min_value"]
+    return batches.pipe(
+        filter_each(lambda event: event["value"] >= min_value),
+        map_each(lambda event: {"user": event["user"], "value": event["value"]}),
+    )
+
+
+def count_per_user(batches: reactivex.Observable, context: Context) -> reactivex.Observable:
+    """Stage 2: a running count per user; per batch, the latest count of each user it touched."""
+    counts: dict[str, int] = {}
+
+    def count(batch: list) -> list:
+        touched: dict[str, int] = {}
+        for event in batch:
+            user = event["user"]
+            touched[user] = counts[user] = counts.get(user, 0) + 1
+        return [{"user": user, "count": c} for user, c in touched.items()]
+
+    return batches.pipe(ops.map(count))
+
+
+def expected_counts(limit: int, keys: int, min_value: int = 0) -> Counter:
+    """The final count per user of a run with these parameters, computed in one process."""
+    make_event = make_event_factory(keys)
+    return Counter(e["user"] for e in map(make_event, range(limit)) if e["value"] >= min_value)
+
+
+job = Job(
+    name="keyed_count",
+    description="Running count per user, keyed from stage 1 to stage 2.",
+    source=BatchSource(user_events),
+    stages=[
+        ProcessingStage(name="keep", batch_operators=keep_and_project, key="user",
+                        parameters=[ParameterDefinition(
+                            "min_value", "int", default=0,
+                            validator=(lambda v: 0 <= v <= 100, "must be between 0 and 100"),
+                            description="keep events whose value (0-99) is at least this")]),
+        ProcessingStage(name="count", batch_operators=count_per_user),
+    ],
+    parameters=[
+        ParameterDefinition("rate", "int", default=1000, validator=at_least(0),
+                            description="events per second; 0 = as fast as possible"),
+        ParameterDefinition("keys", "int", default=100, validator=at_least(1),
+                            description="number of distinct users"),
+        ParameterDefinition("limit", "int", default=0, validator=at_least(0),
+                            description="stop after this many events; 0 = run forever"),
+    ],
+)

@@ -1,0 +1,274 @@
+"""The input of a stage n > 1 worker: connections to every worker of stage n-1.
+
+``StageInput`` connects to each upstream endpoint ``(worker_id, host, port)``, sends
+the handshake (this worker's index and its stage's worker count, see
+``stage_output.Handshake``), reads length-prefixed frames, decodes each whole batch
+with one ujson call and feeds it to the stage's pipeline through ``batches``, an
+Observable of lists.  Each endpoint has a thread of its own; batches from different
+upstreams are fed one at a time (a lock), so the stage's operators see one thread at a
+time.  While the pipeline is busy the reading thread waits, the socket fills, and the
+upstream's own policy (block or drop) takes over: backpressure travels over TCP.
+
+The control plane tells the input where its upstream workers are with ``update``:
+endpoints that disappear are disconnected, new ones are connected, and one whose
+connection is lost is retried every ``reconnect_interval_s`` until it reconnects or is
+removed.  ``batches`` completes when every current upstream has sent END_OF_STREAM.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Iterable, NamedTuple
+
+import reactivex
+from reactivex.disposable import Disposable
+
+from mantis.runtime.frames import (MAX_FRAME, FrameError, decode_payload, encode_message,
+                                   read_payload)
+from mantis.runtime.stage_output import Handshake
+
+log = logging.getLogger("mantis.runtime.stage_input")
+
+DEFAULT_RECONNECT_INTERVAL_S = 0.2
+DEFAULT_CONNECT_TIMEOUT_S = 2.0
+
+
+class UpstreamEndpoint(NamedTuple):
+    """Where one upstream worker serves its output; ``worker_id`` names the worker (e.g. its number)."""
+
+    worker_id: object
+    host: str
+    port: int
+
+
+class StageInput:
+    """Connections to the upstream stage's workers, fed into one Observable of batches.
+
+    ``worker_index`` and ``workers_in_stage`` are this worker's index and its stage's
+    worker count, sent in the handshake.  Connections start when ``batches`` is
+    subscribed (once) and end on dispose or ``close``.  Counters: ``events_in``,
+    ``batches_in``, ``bytes_in`` (payload bytes), ``connects`` (successful
+    connections), ``reconnects`` (connections that replaced a lost or retired one),
+    ``disconnects`` (connections lost without END_OF_STREAM).
+    """
+
+    def __init__(self, worker_index: int, workers_in_stage: int,
+                 endpoints: Iterable[tuple] = (),
+                 reconnect_interval_s: float = DEFAULT_RECONNECT_INTERVAL_S,
+                 connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+                 max_frame: int = MAX_FRAME):
+        self.handshake = Handshake.from_message({"worker_index": worker_index,
+                                                 "workers": workers_in_stage})
+        self.reconnect_interval_s = reconnect_interval_s
+        self.connect_timeout_s = connect_timeout_s
+        self.max_frame = max_frame
+        self.events_in = 0
+        self.batches_in = 0
+        self.bytes_in = 0
+        self.connects = 0
+        self.reconnects = 0
+        self.disconnects = 0
+        self._lost_unreplaced = 0  # lost or retired connections not yet made up for
+        self._lock = threading.Lock()       # endpoints, links, counters of connections
+        self._feed_lock = threading.Lock()  # one batch at a time into the pipeline
+        self._endpoints: tuple[UpstreamEndpoint, ...] = _endpoints(endpoints)
+        self._links: dict[UpstreamEndpoint, _Link] = {}
+        self._observer = None
+        self._ended = False  # completed, failed or closed: nothing more is fed
+
+    @property
+    def endpoints(self) -> tuple[UpstreamEndpoint, ...]:
+        """The upstream endpoints as last set."""
+        return self._endpoints
+
+    @property
+    def connected(self) -> int:
+        """How many upstream connections are open now."""
+        return sum(1 for link in list(self._links.values()) if link.connected)
+
+    @property
+    def batches(self) -> reactivex.Observable:
+        """An Observable of the batches received from every upstream (subscribe once)."""
+
+        def subscribe(observer, scheduler=None):
+            with self._lock:
+                if self._observer is not None or self._ended:
+                    raise RuntimeError("a StageInput feeds one subscriber, once")
+                self._observer = observer
+                self._sync_links()
+            return Disposable(self.close)
+
+        return reactivex.create(subscribe)
+
+    def update(self, endpoints: Iterable[tuple]) -> None:
+        """Make ``endpoints`` the upstream workers: connect new ones, disconnect removed ones.
+
+        An endpoint is ``(worker_id, host, port)``; one whose worker id stays but whose
+        address changes counts as removed and added.  ValueError for a malformed endpoint.
+        """
+        new = _endpoints(endpoints)
+        with self._lock:
+            self._endpoints = new
+            if self._observer is not None and not self._ended:
+                self._sync_links()
+
+    def close(self) -> None:
+        """Disconnect from every upstream; nothing more is fed to the pipeline."""
+        with self._lock:
+            self._ended = True
+            links, self._links = list(self._links.values()), {}
+        for link in links:
+            link.retire()
+
+    # -- called by links ---------------------------------------------------------------
+
+    def _sync_links(self) -> None:
+        """Under _lock: one link per current endpoint."""
+        wanted = set(self._endpoints)
+        for endpoint in [e for e in self._links if e not in wanted]:
+            link = self._links.pop(endpoint)
+            if link.connected:
+                self._lost_unreplaced += 1
+            link.retire()
+        for endpoint in self._endpoints:
+            if endpoint not in self._links:
+                link = _Link(self, endpoint)
+                self._links[endpoint] = link
+                link.start()
+
+    def _connected(self, link: "_Link") -> None:
+        with self._lock:
+            self.connects += 1
+            if self._lost_unreplaced:
+                self._lost_unreplaced -= 1
+                self.reconnects += 1
+        log.info("stage input %d: connected to upstream %s", self.handshake.worker_index, link.endpoint)
+
+    def _lost(self, link: "_Link", reason: str) -> None:
+        with self._lock:
+            self.disconnects += 1
+            self._lost_unreplaced += 1
+        log.info("stage input %d: lost upstream %s: %s", self.handshake.worker_index,
+                 link.endpoint, reason)
+
+    def _feed(self, batch: list, size: int) -> bool:
+        """Hand one decoded batch to the pipeline; False once the input has ended."""
+        with self._feed_lock:
+            if self._ended:
+                return False
+            self.events_in += len(batch)
+            self.batches_in += 1
+            self.bytes_in += size
+            try:
+                self._observer.on_next(batch)
+            except Exception as exc:  # an operator that does not catch its own errors
+                self._fail(exc)
+                return False
+            return True
+
+    def _finished(self, link: "_Link") -> None:
+        """``link`` got END_OF_STREAM; complete once every current upstream has."""
+        with self._lock:
+            link.finished = True
+            current = [self._links.get(e) for e in self._endpoints]
+            done = bool(current) and all(lk is not None and lk.finished for lk in current)
+        if done:
+            with self._feed_lock:
+                if not self._ended:
+                    self._ended = True
+                    self._observer.on_completed()
+
+    def _fail(self, exc: Exception) -> None:
+        """Under _feed_lock: end the stream with ``exc`` and stop every link."""
+        self._ended = True
+        self._observer.on_error(exc)
+        self.close()  # never waits for a link, so a link's own thread may call it
+
+
+class _Link:
+    """One upstream endpoint: a thread that connects, reads and reconnects until retired."""
+
+    def __init__(self, stage_input: StageInput, endpoint: UpstreamEndpoint):
+        self.input = stage_input
+        self.endpoint = endpoint
+        self.connected = False
+        self.finished = False
+        self._retired = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"stage-input-{endpoint.host}:{endpoint.port}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def retire(self) -> None:
+        """Stop for good: close the connection (waking a blocked read) and do not reconnect."""
+        self._retired.set()
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _run(self) -> None:
+        stage_input = self.input
+        hello = encode_message(stage_input.handshake.to_message())
+        while not self._retired.is_set() and not self.finished:
+            try:
+                sock = socket.create_connection((self.endpoint.host, self.endpoint.port),
+                                                timeout=stage_input.connect_timeout_s)
+            except OSError:
+                self._retired.wait(stage_input.reconnect_interval_s)
+                continue
+            self._sock = sock
+            if self._retired.is_set():  # retired while connecting: retire() saw no socket
+                sock.close()
+                break
+            try:
+                sock.settimeout(None)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                sock.sendall(hello)
+                self.connected = True
+                stage_input._connected(self)
+                reason = self._read(sock)
+            except (OSError, FrameError) as exc:
+                reason = str(exc) or type(exc).__name__
+            finally:
+                self.connected = False
+                self._sock = None
+                sock.close()
+            if self.finished:
+                stage_input._finished(self)
+            elif not self._retired.is_set():
+                stage_input._lost(self, reason)
+                self._retired.wait(stage_input.reconnect_interval_s)
+
+    def _read(self, sock: socket.socket) -> str:
+        """Feed every batch until the stream ends; why it ended (END_OF_STREAM sets ``finished``)."""
+        feed, max_frame = self.input._feed, self.input.max_frame
+        while True:
+            payload = read_payload(sock, max_frame)
+            if payload is None:
+                return "upstream closed the connection"
+            if not payload:
+                self.finished = True
+                return "end of stream"
+            if not feed(decode_payload(payload), len(payload)):
+                self._retired.set()
+                return "input ended"
+
+
+def _endpoints(endpoints: Iterable[tuple]) -> tuple[UpstreamEndpoint, ...]:
+    result = []
+    for endpoint in endpoints:
+        try:
+            worker_id, host, port = endpoint
+        except (TypeError, ValueError):
+            raise ValueError(f"an upstream endpoint is (worker_id, host, port), got {endpoint!r}") from None
+        if not isinstance(host, str) or isinstance(port, bool) or not isinstance(port, int) \
+                or not 0 < port < 65536:
+            raise ValueError(f"upstream endpoint {endpoint!r} needs a host name and a port 1-65535")
+        result.append(UpstreamEndpoint(worker_id, host, port))
+    return tuple(dict.fromkeys(result))  # duplicates once, order kept

@@ -1,0 +1,491 @@
+"""A stage's output served to the next stage's workers: keyed by consistent hashing, or round-robin.
+
+A worker of a stage that is not the last listens on its port.  Each worker of the next
+stage connects and sends one handshake frame, ``{"worker_index": i, "workers": n}``
+(its index and how many workers its stage has), then only reads.  ``publish(batch)``
+then routes the batch:
+
+- keyed stage: each event goes to the downstream worker whose index owns the event's
+  key on a ``HashRing`` over the indexes connected now, so one key reaches one worker,
+  and scaling the next stage moves only the keys that must move;
+- scalar stage: the whole batch goes to the next connected worker in turn (one with
+  room in its queue first).
+
+Each downstream connection has a bounded queue of encoded frames and a writer thread.
+A frame for a connection whose queue is empty is first offered to the kernel straight
+from the publishing thread, without waiting (``MSG_DONTWAIT``); only what the kernel
+does not take is queued.  This matters for throughput, not only latency: a CPU-bound
+pipeline thread holds the GIL, so a writer thread gets it only every switch interval
+(5 ms), and the stage would spend half its time waiting for its own writer.
+When a queue is full the stage's policy decides: "block" waits for room (at most
+``block_timeout_s``, so a stalled consumer slows the stage, and through it the source,
+but cannot hang it forever; a batch still not taken is dropped and counted), "drop"
+drops the batch for that connection at once and counts it.  Frames still queued for a
+connection that goes away are counted as dropped too.
+
+When the stage's input ends normally, ``finish`` sends ``END_OF_STREAM`` after the
+frames already queued, so the next stage can complete (a worker that is stopped or
+dies sends nothing: its downstream waits for a replacement instead).
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from mantis.job_dsl import SLOW_CONSUMER_POLICIES
+from mantis.runtime.frames import END_OF_STREAM, FrameError, encode_batch, read_message
+from mantis.runtime.hash_ring import CACHE_LIMIT, HashRing, key_text, stable_hash
+
+log = logging.getLogger("mantis.runtime.stage_output")
+
+DEFAULT_BUFFER_BATCHES = 16
+DEFAULT_BLOCK_TIMEOUT_S = 10.0
+HANDSHAKE_TIMEOUT_S = 5.0
+# A blocked publish looks this often whether the server or its connection was closed.
+WAIT_SLICE_S = 0.05
+# How often an idle writer looks whether its reader hung up (as in OutputServer).
+PEER_CHECK_S = 0.5
+ACCEPT_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What a downstream worker says when it connects: its worker index and its stage's worker count."""
+
+    worker_index: int
+    workers: int
+
+    def to_message(self) -> dict:
+        """The handshake as the JSON object sent in its frame."""
+        return {"worker_index": self.worker_index, "workers": self.workers}
+
+    @classmethod
+    def from_message(cls, message: Any) -> "Handshake":
+        """The handshake in ``message``; ValueError naming what is wrong with it."""
+        if not isinstance(message, dict):
+            raise ValueError("no handshake before the end of the stream")
+        index, workers = message.get("worker_index"), message.get("workers")
+        for name, value in (("worker_index", index), ("workers", workers)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"handshake field {name} must be a whole number, got {value!r}")
+        if workers < 1 or not 0 <= index < workers:
+            raise ValueError(f"handshake says worker {index} of {workers}")
+        return cls(index, workers)
+
+
+@dataclass(frozen=True)
+class DownstreamStats:
+    """One connected downstream worker: who it is, frames waiting for it, events sent and dropped."""
+
+    worker_index: int
+    workers: int
+    address: tuple
+    queued_batches: int
+    sent_events: int
+    dropped_events: int
+
+
+class StageOutputServer:
+    """Serves a stage's output batches to the next stage's workers (see the module docstring).
+
+    ``key`` is the stage's key function (None: scalar, round-robin);
+    ``on_slow_consumer`` is "block" or "drop".  Listens at once on ``host:port`` (port
+    0 picks a free one; see ``port``).  ``publish`` is meant to be called from one
+    thread at a time (the executor's flush does).  Threads are daemons; ``close``
+    stops everything.
+    """
+
+    def __init__(self, key: Callable[[Any], Any] | None = None, on_slow_consumer: str = "block",
+                 host: str = "127.0.0.1", port: int = 0,
+                 buffer_batches: int = DEFAULT_BUFFER_BATCHES,
+                 block_timeout_s: float = DEFAULT_BLOCK_TIMEOUT_S):
+        if on_slow_consumer not in SLOW_CONSUMER_POLICIES:
+            raise ValueError(f"on_slow_consumer must be one of {', '.join(SLOW_CONSUMER_POLICIES)}")
+        if buffer_batches < 1 or block_timeout_s < 0:
+            raise ValueError("buffer_batches must be at least 1 and block_timeout_s not negative")
+        self.key = key
+        self.on_slow_consumer = on_slow_consumer
+        self.buffer_batches = buffer_batches
+        self.block_timeout_s = block_timeout_s
+        self._blocking = on_slow_consumer == "block"
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified when connections change
+        # Replaced, never mutated, under _lock: publish reads it without locking.
+        self._routing = _Routing.over((), keyed=key is not None)
+        self._turns = itertools.count()
+        self._dropped_events = 0
+        self._closed = False
+        self._finished = False
+        self._listener = socket.create_server((host, port), backlog=64)
+        self._listener.settimeout(ACCEPT_POLL_S)
+        self._port = self._listener.getsockname()[1]
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True,
+                                          name=f"stage-output-accept-{self._port}")
+        self._acceptor.start()
+
+    # -- what the worker reports ---------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The TCP port actually listened on."""
+        return self._port
+
+    @property
+    def connections(self) -> int:
+        """How many downstream workers are connected now."""
+        return len(self._routing.downstreams)
+
+    @property
+    def connected_indexes(self) -> tuple[int, ...]:
+        """The worker indexes of the connected downstream workers, ascending."""
+        return tuple(d.handshake.worker_index for d in self._routing.downstreams)
+
+    @property
+    def dropped_events(self) -> int:
+        """Events dropped since the server started: full queues, no downstream, lost connections."""
+        return self._dropped_events
+
+    @property
+    def queued_batches(self) -> int:
+        """Frames waiting in all connections' queues now."""
+        return sum(d.frames.qsize() for d in self._routing.downstreams)
+
+    @property
+    def sent_events(self) -> int:
+        """Events written to the connections connected now (departed ones no longer count)."""
+        return sum(d.sent_events for d in self._routing.downstreams)
+
+    def downstream_stats(self) -> list[DownstreamStats]:
+        """A snapshot of every connected downstream worker, by worker index."""
+        return [d.stats() for d in self._routing.downstreams]
+
+    def wait_for_downstream(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until every index of the next stage is connected.
+
+        "Every" means 0..n-1 for the largest worker count any connected handshake
+        announced.  True once that holds, False on timeout or close.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not self._routing.complete:
+                remaining = deadline - time.monotonic()
+                if self._closed or remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, WAIT_SLICE_S))
+            return True
+
+    # -- the data path -------------------------------------------------------------
+
+    def publish(self, batch: list) -> None:
+        """Route ``batch`` to the downstream workers (keyed or round-robin), as the policy allows.
+
+        In "block" mode this may wait, at most ``block_timeout_s`` per connection, for
+        room (or, with nobody connected, for a first connection).  FrameError if an event
+        is not JSON-able; TypeError if a key is unhashable.
+        """
+        if not batch:
+            return
+        routing = self._routing
+        if not routing.downstreams and self._blocking:
+            routing = self._await_a_downstream()
+        if not routing.downstreams:
+            self._count_drop(None, len(batch))
+            return
+        if self.key is None:
+            self._send_round_robin(routing, batch)
+            return
+        for downstream, part in zip(routing.downstreams, self._partition(routing, batch)):
+            if part:
+                self._offer(downstream, part)
+
+    def finish(self, timeout: float = 10.0) -> bool:
+        """Send END_OF_STREAM to every downstream worker after what is queued; wait for it to be written.
+
+        Workers that connect later get END_OF_STREAM at once.  True if every connection
+        got it within ``timeout`` s.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._finished = True
+            downstreams = self._routing.downstreams
+        delivered = all([d.put_waiting((END_OF_STREAM, 0), deadline - time.monotonic())
+                         for d in downstreams])
+        return delivered and all([d.ended.wait(max(0.0, deadline - time.monotonic()))
+                                  for d in downstreams])
+
+    def close(self) -> None:
+        """Stop listening and disconnect every downstream worker; queued frames are dropped."""
+        with self._changed:
+            if self._closed:
+                return
+            self._closed = True
+            downstreams = self._routing.downstreams
+            self._changed.notify_all()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept on Linux
+        except OSError:
+            pass
+        self._listener.close()
+        for downstream in downstreams:
+            downstream.close()
+        self._acceptor.join(ACCEPT_POLL_S * 2)
+
+    def __enter__(self) -> "StageOutputServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _partition(self, routing: "_Routing", batch: list) -> list[list]:
+        """``batch`` split into one list per connected downstream (by slot), each key to its owner."""
+        key, cache, slot_of_index = self.key, routing.slot_cache, routing.slot_of_index
+        index_of_hash = routing.ring.index_of_hash
+        parts = [[] for _ in routing.downstreams]
+        appends = [part.append for part in parts]
+        for event in batch:
+            k = key(event)
+            slot = cache.get(k)
+            if slot is None:
+                slot = slot_of_index[index_of_hash(stable_hash(key_text(k)))]
+                if len(cache) >= CACHE_LIMIT:
+                    cache.clear()
+                cache[k] = slot
+            appends[slot](event)
+        return parts
+
+    def _send_round_robin(self, routing: "_Routing", batch: list) -> None:
+        downstreams = routing.downstreams
+        count = len(downstreams)
+        first = next(self._turns) % count
+        item = (encode_batch(batch), len(batch))
+        # The next one in turn, or failing that any with room: a slow worker gets less.
+        for step in range(count):
+            if downstreams[(first + step) % count].offer_now(item):
+                return
+        target = downstreams[first]
+        if not (self._blocking and target.put_waiting(item, self.block_timeout_s)):
+            self._count_drop(target, len(batch))
+
+    def _offer(self, downstream: "_Downstream", events: list) -> None:
+        item = (encode_batch(events), len(events))
+        delivered = downstream.offer_now(item) or (
+            self._blocking and downstream.put_waiting(item, self.block_timeout_s))
+        if not delivered:
+            self._count_drop(downstream, len(events))
+
+    def _await_a_downstream(self) -> "_Routing":
+        deadline = time.monotonic() + self.block_timeout_s
+        with self._changed:
+            while not self._routing.downstreams and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(min(remaining, WAIT_SLICE_S))
+            return self._routing
+
+    def _count_drop(self, downstream: "_Downstream | None", events: int) -> None:
+        with self._lock:
+            self._dropped_events += events
+            if downstream is not None:
+                downstream.dropped_events += events
+
+    # -- connections ---------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                conn, address = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break  # the listener was closed
+            threading.Thread(target=self._serve, args=(conn, address), daemon=True,
+                             name=f"stage-output-{address}").start()
+
+    def _serve(self, conn: socket.socket, address: tuple) -> None:
+        """One connection's thread: read the handshake, register, then write frames until it ends."""
+        try:
+            conn.settimeout(HANDSHAKE_TIMEOUT_S)
+            handshake = Handshake.from_message(read_message(conn))
+            conn.settimeout(None)
+            # Frames are written whole; Nagle would only delay the tail of small ones.
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, FrameError, ValueError) as exc:
+            log.warning("stage output port %d: refused %s: %s", self._port, address, exc)
+            conn.close()
+            return
+        downstream = _Downstream(conn, address, handshake, self.buffer_batches)
+        replaced = None
+        with self._changed:
+            if self._closed:
+                conn.close()
+                return
+            if self._finished:
+                downstream.frames.put_nowait((END_OF_STREAM, 0))
+            current = self._routing.downstreams
+            replaced = next((d for d in current if d.handshake.worker_index == handshake.worker_index), None)
+            self._routing = _Routing.over([d for d in current if d is not replaced] + [downstream],
+                                          keyed=self.key is not None)
+            self._changed.notify_all()
+        if replaced is not None:
+            # The same worker index connected again (a replacement, or a reconnect seen
+            # before the old connection's loss): the newer connection wins.
+            replaced.close()
+        log.info("stage output port %d: downstream worker %d of %d connected from %s",
+                 self._port, handshake.worker_index, handshake.workers, address)
+        lost = downstream.write_loop()
+        with self._changed:
+            # Counted before the connection disappears from view, so anyone who sees it
+            # gone also sees its losses.
+            self._dropped_events += lost
+            downstream.dropped_events += lost
+            if downstream in self._routing.downstreams:
+                self._routing = _Routing.over([d for d in self._routing.downstreams if d is not downstream],
+                                              keyed=self.key is not None)
+                self._changed.notify_all()
+        log.info("stage output port %d: downstream worker %d disconnected", self._port,
+                 handshake.worker_index)
+
+
+@dataclass(frozen=True)
+class _Routing:
+    """Who is connected, as publish sees it: downstreams by index, the ring, a key -> slot cache."""
+
+    downstreams: tuple["_Downstream", ...]
+    ring: HashRing | None
+    slot_of_index: dict[int, int]
+    slot_cache: dict
+
+    @classmethod
+    def over(cls, downstreams, keyed: bool) -> "_Routing":
+        ordered = tuple(sorted(downstreams, key=lambda d: d.handshake.worker_index))
+        indexes = [d.handshake.worker_index for d in ordered]
+        ring = HashRing(indexes) if keyed and indexes else None
+        return cls(ordered, ring, {index: slot for slot, index in enumerate(indexes)}, {})
+
+    @property
+    def complete(self) -> bool:
+        """At least one downstream, and every index below the largest announced worker count."""
+        if not self.downstreams:
+            return False
+        workers = max(d.handshake.workers for d in self.downstreams)
+        return set(range(workers)) <= set(self.slot_of_index)
+
+
+class _Downstream:
+    """One downstream connection: a bounded queue of (frame, event count) and its writer."""
+
+    def __init__(self, sock: socket.socket, address: tuple, handshake: Handshake, capacity: int):
+        self.sock = sock
+        self.address = address
+        self.handshake = handshake
+        self.frames: queue.Queue = queue.Queue(capacity)
+        self.sent_events = 0
+        self.dropped_events = 0
+        self.closed = False
+        self.ended = threading.Event()  # END_OF_STREAM written, or the connection is gone
+
+    def stats(self) -> DownstreamStats:
+        return DownstreamStats(self.handshake.worker_index, self.handshake.workers, self.address,
+                               self.frames.qsize(), self.sent_events, self.dropped_events)
+
+    def offer_now(self, item: tuple) -> bool:
+        """Send or queue ``item`` without waiting; False if the queue is full.
+
+        Only the publishing thread adds frames (single producer), so when nothing is
+        queued or being written (``unfinished_tasks`` == 0) the writer is idle and this
+        thread may write to the socket itself without reordering frames.  What the
+        kernel does not take at once is queued as the next frame for the writer.
+        """
+        frames = self.frames
+        if frames.unfinished_tasks == 0 and not self.closed:
+            frame, events = item
+            try:
+                sent = self.sock.send(frame, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return False  # the connection is gone; the writer will notice and clean up
+            if sent == len(frame):
+                self.sent_events += events
+                return True
+            item = (memoryview(frame)[sent:], events)
+        try:
+            frames.put_nowait(item)
+            return True
+        except queue.Full:
+            return False
+
+    def put_waiting(self, item: tuple, timeout: float) -> bool:
+        """Queue ``item``, waiting up to ``timeout`` s for room; False if it could not be queued."""
+        deadline = time.monotonic() + timeout
+        while not self.closed:
+            try:
+                self.frames.put(item, timeout=max(0.0, min(deadline - time.monotonic(), WAIT_SLICE_S)))
+                return True
+            except queue.Full:
+                if time.monotonic() >= deadline:
+                    return False
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # unblocks a sendall stuck on a stalled reader
+        except OSError:
+            pass
+        try:
+            self.frames.put_nowait(None)  # wakes an idle writer; a full queue means it is busy
+        except queue.Full:
+            pass
+
+    def write_loop(self) -> int:
+        """Write queued frames until END_OF_STREAM, close or loss; the events left unsent."""
+        lost = 0
+        try:
+            while not self.closed:
+                try:
+                    item = self.frames.get(timeout=PEER_CHECK_S)
+                except queue.Empty:
+                    if self._peer_hung_up():
+                        break
+                    continue
+                if item is None:
+                    break
+                frame, events = item
+                lost = events  # until it is fully written
+                self.sock.sendall(frame)
+                lost = 0
+                if frame is END_OF_STREAM:
+                    break
+                self.sent_events += events
+                # Last: from here on the publishing thread may write (and count) itself.
+                self.frames.task_done()
+        except OSError:
+            pass  # the worker went away or the server closed the socket
+        finally:
+            self.closed = True
+            self.sock.close()
+            self.ended.set()
+        while True:
+            try:
+                item = self.frames.get_nowait()
+            except queue.Empty:
+                return lost
+            if item is not None:
+                lost += item[1]
+
+    def _peer_hung_up(self) -> bool:
+        try:
+            data = self.sock.recv(4096, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        return not data  # downstream workers send only the handshake; more bytes are ignored

@@ -1,0 +1,245 @@
+"""One worker of one stage of a job, in this process: its input, its stage, its output port.
+
+``StageWorker`` wires together what ``Job.worker_plan`` says a worker of stage n runs:
+
+- input: the job's source (stage 1), or a ``StageInput`` connected to every worker of
+  stage n-1 (stage n > 1), whose endpoints the control plane keeps current with
+  ``update_upstream``;
+- the stage's operators, in a ``StageExecutor``;
+- output: a ``StageOutputServer`` serving the next stage's workers (keyed or
+  round-robin, block or drop, as the stage declares), or for the last stage an
+  ``OutputServer`` serving the job's subscribers (or the job's sink, called in line).
+
+Before a non-last stage starts its pipeline it waits (at most ``downstream_wait_s``)
+for every worker of the next stage to connect, so no event is routed while the ring is
+still missing workers.  When the input ends normally the worker passes the end on
+(END_OF_STREAM to the next stage, or drains its subscribers' queues) before it reports
+completed; a stopped or failed worker passes nothing on, so its downstream waits for a
+replacement.  Everything runs on daemon threads: the owner (a WorkerActor) only calls
+``start``, ``update_upstream``, ``metrics``, reads ``state`` and calls ``stop``.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Iterable
+
+from mantis.job_dsl import Context, Job
+from mantis.runtime.output_server import OutputServer
+from mantis.runtime.stage_executor import (DEFAULT_BATCH_INTERVAL_S, DEFAULT_BATCH_SIZE,
+                                           StageExecutor)
+from mantis.runtime.stage_input import StageInput
+from mantis.runtime.stage_output import (DEFAULT_BLOCK_TIMEOUT_S, DEFAULT_BUFFER_BATCHES,
+                                         StageOutputServer)
+
+log = logging.getLogger("mantis.runtime.stage_worker")
+
+DEFAULT_DOWNSTREAM_WAIT_S = 30.0
+DEFAULT_FINISH_TIMEOUT_S = 10.0
+# How often the wait for downstream workers looks whether the worker is being stopped.
+STOP_CHECK_S = 0.05
+
+CREATED, RUNNING, COMPLETED, FAILED = "created", "running", "completed", "failed"
+
+
+@dataclass(frozen=True)
+class StageWorkerMetrics:
+    """A snapshot of one stage worker, for heartbeats (``to_json`` gives the camelCase form).
+
+    ``events_in``: events entering the stage's operators; ``events_out``: events
+    published; ``dropped_events``: events its output dropped (slow consumers, nobody
+    connected, lost connections); ``queue_depth``: encoded batches waiting in its
+    output queues; ``output_connections``: next-stage workers or subscribers connected;
+    ``upstream_connections``, ``bytes_in``, ``reconnects``: its input (0 for stage 1).
+    """
+
+    stage_number: int
+    port: int
+    state: str
+    events_in: int
+    events_out: int
+    dropped_events: int
+    queue_depth: int
+    output_connections: int
+    upstream_connections: int
+    bytes_in: int
+    reconnects: int
+
+    def to_json(self) -> dict:
+        return {"stage": self.stage_number, "port": self.port, "state": self.state,
+                "eventsIn": self.events_in, "eventsOut": self.events_out,
+                "droppedEvents": self.dropped_events, "queueDepth": self.queue_depth,
+                "subscribers": self.output_connections,
+                "upstreamConnections": self.upstream_connections,
+                "bytesIn": self.bytes_in, "reconnects": self.reconnects}
+
+
+class StageWorker:
+    """Runs worker ``context.worker_index`` of stage ``context.stage_number`` of ``job`` here.
+
+    ``context.workers_in_stage`` is sent to the upstream in the handshake.
+    ``upstream_endpoints`` (``(worker_id, host, port)`` of every stage n-1 worker) is
+    for stage n > 1 only; it may start empty and be set later with
+    ``update_upstream``.  The output listens on ``host:port`` at once (port 0: a free
+    one; see ``port``).  ``state`` moves created -> running -> completed | failed
+    (``error`` says why).  Raises ValueError for a stage the job does not have or
+    endpoints given to stage 1; nothing is left listening when it does.
+    """
+
+    def __init__(self, job: Job, context: Context, upstream_endpoints: Iterable[tuple] = (),
+                 host: str = "127.0.0.1", port: int = 0,
+                 batch_size: int = DEFAULT_BATCH_SIZE,
+                 batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S,
+                 buffer_batches: int = DEFAULT_BUFFER_BATCHES,
+                 block_timeout_s: float = DEFAULT_BLOCK_TIMEOUT_S,
+                 downstream_wait_s: float = DEFAULT_DOWNSTREAM_WAIT_S,
+                 finish_timeout_s: float = DEFAULT_FINISH_TIMEOUT_S):
+        self.job = job
+        self.context = context
+        self.plan = job.worker_plan(context.stage_number)
+        endpoints = list(upstream_endpoints)
+        if self.plan.reads_source and endpoints:
+            raise ValueError(f"job '{job.name}' stage 1 reads the source; it has no upstream")
+        self.downstream_wait_s = downstream_wait_s
+        self.finish_timeout_s = finish_timeout_s
+        stage = self.plan.stage
+        if self.plan.is_last:
+            self.output: OutputServer | StageOutputServer = OutputServer(host, port, buffer_batches)
+        else:
+            self.output = StageOutputServer(stage.key_function, stage.on_slow_consumer, host, port,
+                                            buffer_batches, block_timeout_s)
+        try:
+            self.input = None if self.plan.reads_source else StageInput(
+                context.worker_index, context.workers_in_stage, endpoints)
+            self.executor = StageExecutor(job, context, self.output.publish, batch_size,
+                                          batch_interval_s,
+                                          upstream=self.input.batches if self.input else None)
+        except Exception:
+            self.output.close()
+            raise
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._state = CREATED
+        self._finished = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, daemon=True,
+            name=f"stage-worker-{job.name}-{context.stage_number}-{context.worker_index}")
+
+    @property
+    def port(self) -> int:
+        """The port this worker's output listens on (what the next stage or subscribers connect to)."""
+        return self.output.port
+
+    @property
+    def state(self) -> str:
+        """One of "created", "running", "completed", "failed"; terminal only once the end was passed on."""
+        return self._state
+
+    @property
+    def error(self) -> str | None:
+        """Why the worker failed, in one line; None otherwise."""
+        return self.executor.error
+
+    def start(self) -> None:
+        """Start the worker's threads and return at once; RuntimeError if already started."""
+        with self._lock:
+            if self._state != CREATED:
+                raise RuntimeError("the stage worker was already started")
+            self._state = RUNNING
+        self._thread.start()
+
+    def update_upstream(self, endpoints: Iterable[tuple]) -> None:
+        """Make ``endpoints`` (``(worker_id, host, port)`` of stage n-1's workers) this worker's input.
+
+        Safe to call at any time, from any thread, as often as the job's discovery
+        information changes.  ValueError for stage 1 or a malformed endpoint.
+        """
+        if self.input is None:
+            raise ValueError(f"job '{self.job.name}' stage 1 reads the source; it has no upstream")
+        self.input.update(endpoints)
+
+    def metrics(self) -> StageWorkerMetrics:
+        """A snapshot of the worker's counters."""
+        output, stage_input = self.output, self.input
+        return StageWorkerMetrics(
+            stage_number=self.plan.stage_number, port=output.port, state=self._state,
+            events_in=self.executor.events_in, events_out=self.executor.events_out,
+            dropped_events=output.dropped_events, queue_depth=output.queued_batches,
+            output_connections=output.connections,
+            upstream_connections=stage_input.connected if stage_input else 0,
+            bytes_in=stage_input.bytes_in if stage_input else 0,
+            reconnects=stage_input.reconnects if stage_input else 0)
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the pipeline, disconnect input and output, wait up to ``timeout`` s; True if all ended.
+
+        Nothing is passed on downstream: the next stage keeps waiting for a replacement.
+        A worker stopped before it failed ends "completed".
+        """
+        with self._lock:
+            self._stopping = True
+            started = self._state != CREATED
+        if self.input is not None:
+            self.input.close()
+        if isinstance(self.output, StageOutputServer):
+            # First, so that a publish blocked on a stalled next-stage worker returns now;
+            # nothing is passed on anyway.  Subscribers still get the last stage's tail.
+            self.output.close()
+        stopped = self.executor.stop(timeout)
+        self.output.close()
+        if not started:
+            self._settle()
+            return stopped
+        return self._finished.wait(timeout) and stopped
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the worker is completed or failed (True) or ``timeout`` passes (False)."""
+        return self._finished.wait(timeout)
+
+    def __enter__(self) -> "StageWorker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        if not self.plan.is_last:
+            self._wait_for_downstream()
+        with self._lock:
+            if not self._stopping:
+                self.executor.start()
+        self.executor.wait()
+        with self._lock:
+            pass_end_on = not self._stopping and self.executor.state == COMPLETED
+        if pass_end_on:
+            if isinstance(self.output, StageOutputServer):
+                passed = self.output.finish(self.finish_timeout_s)
+            else:
+                passed = self.output.drain(self.finish_timeout_s)
+            if not passed:
+                log.warning("job '%s' stage %d worker %d: output not fully passed on within %.1fs",
+                            self.job.name, self.plan.stage_number, self.context.worker_index,
+                            self.finish_timeout_s)
+        self._settle()
+
+    def _wait_for_downstream(self) -> None:
+        if self.downstream_wait_s <= 0:
+            return  # asked not to wait: start at once, whoever is connected
+        waited = 0.0
+        while waited < self.downstream_wait_s and not self._stopping:
+            if self.output.wait_for_downstream(min(STOP_CHECK_S, self.downstream_wait_s - waited)):
+                return
+            waited += STOP_CHECK_S
+        if not self._stopping:
+            log.warning("job '%s' stage %d worker %d: next stage not fully connected after %.1fs "
+                        "(connected: %s); starting anyway", self.job.name, self.plan.stage_number,
+                        self.context.worker_index, self.downstream_wait_s,
+                        list(self.output.connected_indexes))
+
+    def _settle(self) -> None:
+        """Make the executor's outcome the worker's state, once."""
+        if self._finished.is_set():
+            return
+        self._state = self.executor.state if self.executor.state in (COMPLETED, FAILED) else COMPLETED
+        self._finished.set()

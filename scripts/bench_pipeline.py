@@ -1,0 +1,263 @@
+"""Benchmark the data plane: source -> map/filter -> keyed count -> sink, one OS process per stage.
+
+Two runs of the same flow over the same events:
+
+1. distributed: each stage is a ``StageWorker`` in its own process (multiprocessing,
+   spawn), talking over real sockets on 127.0.0.1, and the sink is a subscriber
+   process reading the last stage's output::
+
+       [stage 1: source] -> [stage 2: filter+map, keyed by user] -> [stage 3: running count]
+           -> [sink: subscriber]
+
+   ``--layout source-with-map`` runs the source and the filter+map in one stage (stage
+   1 workers run the source and stage 1's operators), so three processes.
+2. one process, plain reactivex, per-event operators (filter, map, group_by + scan):
+   the ceiling a single core reaches with the idiomatic per-event form.
+
+Each run is repeated ``--repeat`` times and the best is reported (as ``timeit`` does):
+the machine is shared, and other load only ever makes a run slower.  Every run is
+printed, with the CPU cores the stage processes used between them.
+
+Events: ``{"id": n, "user": "user-<(n*7919) % keys>", "value": 0..99}`` (the
+keyed_count example's source); the filter keeps value >= 50 (half); the count stage emits, per batch, the latest count of each
+user it touched.  The sink checks that the final counts add up to the kept events.
+Usage: ``python scripts/bench_pipeline.py [--events 5000000] [--keys 1000] [--repeat 3]
+[--layout separate|source-with-map]``.  The last line printed is one JSON object with
+the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import multiprocessing
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import reactivex  # noqa: E402
+from reactivex import operators as ops  # noqa: E402
+
+from mantis.examples.keyed_count import count_per_user, make_event_factory  # noqa: E402
+from mantis.job_dsl import BatchSource, Context, Job, ProcessingStage  # noqa: E402
+from mantis.runtime.batch_operators import filter_each, map_each  # noqa: E402
+from mantis.runtime.frames import read_frame  # noqa: E402
+from mantis.runtime.sources import paced_batches  # noqa: E402
+from mantis.runtime.stage_worker import StageWorker  # noqa: E402
+
+MIN_VALUE = 50  # the filter keeps values 50..99: half the events
+POLL_S = 0.01   # how often a stage process looks at its counters (timing resolution)
+RUN_TIMEOUT_S = 300
+
+
+# -- the flow, as a job --------------------------------------------------------------
+
+def source(context: Context) -> reactivex.Observable:
+    params = context.parameters
+    return paced_batches(context, make_event_factory(params["keys"]), 0, params["limit"])
+
+
+def keep_and_project(batches, context):
+    return batches.pipe(filter_each(lambda e: e["value"] >= MIN_VALUE),
+                        map_each(lambda e: {"user": e["user"], "value": e["value"]}))
+
+
+def pass_through(batches, context):
+    return batches
+
+
+def bench_job(layout: str) -> Job:
+    """The benchmark flow as a job: 3 stages (source | filter+map | count) or 2 (source+filter+map | count)."""
+    filter_map = ProcessingStage(name="filter_map", batch_operators=keep_and_project, key="user")
+    count = ProcessingStage(name="keyed_count", batch_operators=count_per_user)
+    if layout == "source-with-map":
+        stages = [filter_map, count]
+    else:
+        stages = [ProcessingStage(name="source", batch_operators=pass_through), filter_map, count]
+    return Job("bench", BatchSource(source), stages=stages)
+
+
+STAGE_NAMES = {"separate": ["source", "filter_map", "keyed_count"],
+               "source-with-map": ["source+filter_map", "keyed_count"]}
+
+
+# -- child processes -----------------------------------------------------------------
+
+def run_stage(stage_number: int, layout: str, parameters: dict, control) -> None:
+    """A stage process: build the worker, report its port, start on "go", report its figures."""
+    job = bench_job(layout)
+    context = Context("bench-1", stage_number=stage_number, parameters=parameters)
+    worker = StageWorker(job, context)
+    control.send(("port", worker.port))
+    _, upstream = control.recv()
+    if upstream:
+        worker.update_upstream(upstream)
+    cpu_start = time.process_time()
+    worker.start()
+    first_event_at = None
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not worker.wait(POLL_S) and time.monotonic() < deadline:
+        if first_event_at is None and worker.executor.events_in:
+            first_event_at = time.time()
+    finished_at = time.time()
+    metrics = worker.metrics()
+    control.send(("done", {"state": worker.state, "error": worker.error,
+                           "events_in": metrics.events_in, "events_out": metrics.events_out,
+                           "dropped": metrics.dropped_events,
+                           "first_event_at": first_event_at or finished_at,
+                           "finished_at": finished_at,
+                           "cpu_s": time.process_time() - cpu_start}))
+    worker.stop(5)
+
+
+def run_sink(port: int, control) -> None:
+    """The subscriber: read the last stage's output until it closes; report counts and timing."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.settimeout(None)
+    control.send(("connected", None))
+    cpu_start = time.process_time()
+    final: dict[str, int] = {}
+    events = 0
+    first_at = last_at = None
+    while True:
+        batch = read_frame(sock)
+        if batch is None:
+            break
+        last_at = time.time()
+        if first_at is None:
+            first_at = last_at
+        events += len(batch)
+        for update in batch:
+            final[update["user"]] = update["count"]  # per user, counts only grow, in order
+    control.send(("done", {"events_in": events, "users": len(final),
+                           "total_count": sum(final.values()),
+                           "first_event_at": first_at, "finished_at": last_at,
+                           "cpu_s": time.process_time() - cpu_start}))
+
+
+def kept_events(events: int, keys: int) -> int:
+    """How many of the first ``events`` source events pass the filter."""
+    make_event = make_event_factory(keys)
+    return sum(1 for n in range(events) if make_event(n)["value"] >= MIN_VALUE)
+
+
+def run_distributed(events: int, keys: int, layout: str) -> dict:
+    """The flow with one process per stage plus a sink process; figures of the run."""
+    spawn = multiprocessing.get_context("spawn")
+    parameters = {"keys": keys, "limit": events}
+    stage_count = bench_job(layout).stage_count
+    stages = []
+    for number in range(1, stage_count + 1):
+        mine, theirs = spawn.Pipe()
+        process = spawn.Process(target=run_stage, args=(number, layout, parameters, theirs), daemon=True)
+        process.start()
+        stages.append((process, mine))
+    ports = [conn.recv()[1] for _, conn in stages]
+    sink_conn, theirs = spawn.Pipe()
+    sink = spawn.Process(target=run_sink, args=(ports[-1], theirs), daemon=True)
+    sink.start()
+    sink_conn.recv()
+    started_at = time.time()
+    for number, (_, conn) in enumerate(stages, start=1):
+        conn.send(("go", [] if number == 1 else [(1, "127.0.0.1", ports[number - 2])]))
+    reports = [conn.recv()[1] for _, conn in stages]
+    sink_report = sink_conn.recv()[1]
+    for process, _ in stages:
+        process.join(10)
+    sink.join(10)
+    for number, report in enumerate(reports, start=1):
+        if report["state"] != "completed":
+            raise SystemExit(f"stage {number} ended {report['state']}: {report['error']}")
+    expected_total = kept_events(events, keys)
+    if sink_report["total_count"] != expected_total or sink_report["users"] != min(keys, events):
+        raise SystemExit(f"wrong result: counts add up to {sink_report['total_count']} over "
+                         f"{sink_report['users']} users, expected {expected_total} over {keys}")
+    elapsed = sink_report["finished_at"] - started_at
+    per_stage = {}
+    for name, report in zip(STAGE_NAMES[layout], reports):
+        busy = max(report["finished_at"] - report["first_event_at"], 1e-9)
+        per_stage[name] = {"events": report["events_in"], "events_per_s": report["events_in"] / busy,
+                           "events_per_cpu_s": report["events_in"] / max(report["cpu_s"], 1e-9),
+                           "dropped": report["dropped"]}
+    sink_busy = max(sink_report["finished_at"] - sink_report["first_event_at"], 1e-9)
+    per_stage["sink"] = {"events": sink_report["events_in"],
+                         "events_per_s": sink_report["events_in"] / sink_busy,
+                         "events_per_cpu_s": sink_report["events_in"] / max(sink_report["cpu_s"], 1e-9),
+                         "dropped": 0}
+    cpu_s = sum(report["cpu_s"] for report in reports) + sink_report["cpu_s"]
+    return {"events": events, "elapsed_s": elapsed, "events_per_s": events / elapsed,
+            "cores_used": cpu_s / elapsed, "per_stage": per_stage}
+
+
+# -- the ceiling: one process, per-event reactivex -------------------------------------
+
+def run_one_process(events: int, keys: int) -> dict:
+    """The same flow in this process through per-event reactivex operators; figures of the run."""
+    make_event = make_event_factory(keys)
+    final: dict[str, int] = {}
+
+    def running_count(group):
+        user = group.key
+        return group.pipe(ops.scan(lambda count, _: count + 1, 0),
+                          ops.map(lambda count: {"user": user, "count": count}))
+
+    def sink(update):
+        final[update["user"]] = update["count"]
+
+    started = time.perf_counter()
+    reactivex.from_iterable(map(make_event, range(events))).pipe(
+        ops.filter(lambda e: e["value"] >= MIN_VALUE),
+        ops.map(lambda e: {"user": e["user"], "value": e["value"]}),
+        ops.group_by(lambda e: e["user"]),
+        ops.flat_map(running_count),
+    ).subscribe(sink)
+    elapsed = time.perf_counter() - started
+    if sum(final.values()) != kept_events(events, keys):
+        raise SystemExit("one-process run computed wrong counts")
+    return {"events": events, "elapsed_s": elapsed, "events_per_s": events / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=5_000_000, help="events from the source")
+    parser.add_argument("--keys", type=int, default=1000, help="distinct users")
+    parser.add_argument("--layout", choices=sorted(STAGE_NAMES), default="separate",
+                        help="separate: source, filter+map and count each in a process")
+    parser.add_argument("--one-process-events", type=int, default=1_000_000,
+                        help="events for the one-process reactivex run (it is slow)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best is reported")
+    args = parser.parse_args()
+    runs = []
+    for attempt in range(1, args.repeat + 1):
+        gc.collect()
+        run = run_distributed(args.events, args.keys, args.layout)
+        runs.append(run)
+        print(f"run {attempt}, distributed ({args.layout}, {len(run['per_stage'])} processes): "
+              f"{args.events:,} events in {run['elapsed_s']:.2f}s = {run['events_per_s']:,.0f} "
+              f"events/s end to end, {run['cores_used']:.2f} cores used")
+        for name, figures in run["per_stage"].items():
+            print(f"  {name:>18}: {figures['events']:>10,} events in, {figures['events_per_s']:>12,.0f}/s "
+                  f"while busy, {figures['events_per_cpu_s']:>12,.0f}/cpu-s, dropped {figures['dropped']}")
+    distributed = max(runs, key=lambda r: r["events_per_s"])
+    ones = []
+    for attempt in range(1, args.repeat + 1):
+        one = run_one_process(min(args.one_process_events, args.events), args.keys)
+        ones.append(one)
+        print(f"run {attempt}, one process, per-event reactivex: {one['events']:,} events in "
+              f"{one['elapsed_s']:.2f}s = {one['events_per_s']:,.0f} events/s")
+    one = max(ones, key=lambda r: r["events_per_s"])
+    print(f"best: distributed {distributed['events_per_s']:,.0f} events/s, one process "
+          f"{one['events_per_s']:,.0f} events/s, ratio {distributed['events_per_s'] / one['events_per_s']:.2f}")
+    print(json.dumps({
+        "end_to_end_events_per_s": round(distributed["events_per_s"]),
+        "one_process_events_per_s": round(one["events_per_s"]),
+        "per_stage_events_per_s": {name: round(f["events_per_s"])
+                                   for name, f in distributed["per_stage"].items()},
+    }))
+
+
+if __name__ == "__main__":
+    main()
