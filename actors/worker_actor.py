@@ -34,6 +34,7 @@ class WorkerActor(MantisActor):
         from mantis.runtime.stage_executor import StageExecutor
 
         self.spec, self.agent = msg.spec, msg.agent
+        self.parent_pid = os.getppid()
         self.phase = "running"
         self._report("StartInitiated")
         try:
@@ -68,6 +69,12 @@ class WorkerActor(MantisActor):
     def on_tick(self, now: float) -> None:
         if self.phase != "running":
             return
+        if os.getppid() != self.parent_pid:
+            # Our agent's process is gone (killed, or its system shut down mid-launch):
+            # a worker never outlives its agent, so it cannot run unseen and unmanaged.
+            log.warning("worker %s: agent process gone, exiting", self.spec.worker_key)
+            self._stop()
+            os._exit(0)
         state = self.executor.state
         if state == "completed":
             self._end("Completed", "source completed")

@@ -6,6 +6,45 @@ from mantis import config as config_module
 from mantis.local_processes import wait_for  # noqa: F401  (re-exported for tests)
 
 
+def reap_forked_leftovers(grace_s: float = 3.0) -> list[int]:
+    """Kill processes forked from this one (same command line) that outlive a shutdown.
+
+    Thespian's multiprocTCPBase can leave an actor behind when the system shuts down while
+    a child is still being created; in tests such a process would hold the runner's
+    output open forever.  Returns the pids that had to be killed.
+    """
+    import os
+    import signal
+    import time
+
+    me = os.getpid()
+    with open(f"/proc/{me}/cmdline", "rb") as f:
+        mine = f.read()
+
+    def forked():
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != me:
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        if f.read() == mine:
+                            pids.append(int(entry))
+                except OSError:
+                    pass
+        return pids
+
+    deadline = time.time() + grace_s
+    while forked() and time.time() < deadline:
+        time.sleep(0.1)
+    left = forked()
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

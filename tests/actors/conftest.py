@@ -3,7 +3,7 @@ import pytest
 
 from actors.actor_system import start_master_actors
 from actors.agent_runner import attach_agent
-from tests.support import make_config
+from tests.support import make_config, reap_forked_leftovers
 
 
 class Master:
@@ -27,3 +27,5 @@ def master(request, tmp_path):
     m.base = request.param
     yield m
     actors.system.shutdown()
+    if request.param == "multiprocTCPBase":
+        reap_forked_leftovers()
