@@ -87,6 +87,11 @@ def master_scheduler_address(master_url: str, timeout: float = 2.0) -> str | Non
 def run_agent(config: dict, master_url: str, stop: threading.Event | None = None) -> None:
     """Run an agent until ``stop`` is set (or forever): own actor system, follow the master."""
     stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        import signal
+
+        # A stopped agent takes its workers with it (its actor system shuts down below).
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
     a = config["agent"]
     asys = start_actor_system(config["master"]["actor_system_base"], int(a["admin_port"]),
                               config["master"]["host"])

@@ -47,32 +47,41 @@ class Service:
         self.proc = subprocess.Popen([sys.executable, "-m", "mantis.cli", *self.args], stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True, env=env,
                                      cwd=self.cwd)
+        self.pgid = self.proc.pid  # start_new_session: the service leads its own group
         return self
 
     def kill9(self) -> None:
         """SIGKILL the whole process group: the service and every actor process it forked."""
         if self.proc is None:
             return
-        pgid = os.getpgid(self.proc.pid)
-        # Thespian's admin and actors re-parent but stay in the group; kill them all.
-        for pid in _pids_in_group(pgid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # Thespian's admin and actors re-parent to init but stay in the group; kill them all.
+        self._signal_group(signal.SIGKILL)
         self.proc.wait(10)
         self.proc = None
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Ask the service to stop (SIGTERM to its main process, which shuts its actor
+        system down), give it ``grace_s``, then SIGKILL whatever is left in its group."""
         if self.proc is None:
             return
+        self.proc.send_signal(signal.SIGTERM)
         try:
-            os.killpg(os.getpgid(self.proc.pid), signal.SIGTERM)
-            self.proc.wait(10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+            self.proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
             pass
-        self.kill9() if self.proc and self.proc.poll() is None else None
+        deadline = time.time() + 3
+        while _pids_in_group(self.pgid) and time.time() < deadline:
+            time.sleep(0.1)
+        self._signal_group(signal.SIGKILL)
+        self.proc.wait(10)
         self.proc = None
+
+    def _signal_group(self, sig) -> None:
+        for pid in _pids_in_group(self.pgid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
