@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import time
 
-from thespian.actors import ActorExitRequest
-
 from actors.base import MantisActor
 from actors.messages import (CancelWorker, DescribeActors, Done, JobFinished, JobRequest, JobSummary,
                              RegisterJob, Rejected, ScheduleWorker, StartJob, UnregisterJob,
@@ -64,23 +62,14 @@ class JobActor(MantisActor):
         self.store = open_store(msg.config.get("store", {}))
         policy = policy_from_config(msg.config)
         now = time.time()
-        if msg.record is not None:
-            self.job = Job.from_json(msg.record, policy)
-            effects = self.job.recover(now)
-            log.info("job %s recovered in state %s with %d live worker(s)", self.job.job_id,
-                     self.job.state, len(self.job.workers))
-        else:
-            self.job, effects = Job.submit(msg.job_id, msg.cluster, msg.definition, now)
-            self.job.policy = policy
+        self.job = Job.from_json(msg.record, policy)
+        effects = self.job.recover(now)
+        log.info("job %s running in state %s with %d live worker(s)", self.job.job_id,
+                 self.job.state, len(self.job.workers))
         self.phase = "running"
         self._last_summary = None
         self.send(self.scheduler, RegisterJob(self.job.job_id))
-        if not self._carry_out(effects):
-            if msg.reply_to is not None:
-                self.send(msg.reply_to, Rejected(503, f"could not store job {self.job.job_id}"))
-            return
-        if msg.reply_to is not None:
-            self.send(msg.reply_to, Done({"jobId": self.job.job_id}))
+        self._carry_out(effects)
         self.start_ticking(float(msg.config.get("workers", {}).get("check_interval_s", 1.0)))
 
     # -- effects ------------------------------------------------------------------------
@@ -114,7 +103,8 @@ class JobActor(MantisActor):
         self.phase = "ended"
         self._tick_generation += 1  # stale timers are ignored from now on
         self._publish()
-        self.send(self.myAddress, ActorExitRequest())
+        # The cluster actor asks this actor to exit once it has stopped routing requests
+        # here, so no request forwarded before that is lost to an exited actor.
 
     def _publish(self) -> None:
         summary = self.summary()

@@ -18,6 +18,7 @@ from actors.messages import (ClusterSummary, DeleteCluster, DescribeActors, Done
 from mantis.cluster_state import JobCluster
 from mantis.codec import ValidationError
 from mantis.definitions import JobClusterDefinition, JobSla, Label
+from mantis.job_state import Job
 from mantis.lifecycle import TransitionRejected
 from mantis.store import open_store
 
@@ -167,9 +168,14 @@ class JobClusterActor(MantisActor):
 
     def receiveMsg_SubmitJob(self, msg: SubmitJob, sender):
         before = self.cluster.to_json()
+        now = time.time()
         try:
-            job_id, definition = self.cluster.submit(msg.definition, time.time())
+            job_id, definition = self.cluster.submit(msg.definition, now)
             check_job_loads(definition.url, definition.parameter_values())
+            # The job's record is written here, so the submit is acknowledged once it is
+            # durable, without waiting for its actor's process to start.
+            job, _ = Job.submit(job_id, self.cluster.name, definition, now)
+            self.store.put_job(self.cluster.name, job_id, job.to_json())
             self._persist()
         except (ValidationError, TransitionRejected) as exc:
             self.cluster = JobCluster.from_json(before)
@@ -177,8 +183,8 @@ class JobClusterActor(MantisActor):
             self.answer(msg, sender, Rejected(status, str(exc)))
             return
         log.info("job %s submitted by %s", job_id, definition.user)
-        self._start_job_actor(StartJob(job_id, self.cluster.name, definition=definition,
-                                       reply_to=msg.reply_to or sender))
+        self.answer(msg, sender, Done({"jobId": job_id}))
+        self._start_job_actor(StartJob(job_id, self.cluster.name, record=job.to_json()))
         self._publish()
 
     def receiveMsg_JobRequest(self, msg: JobRequest, sender):
@@ -190,8 +196,6 @@ class JobClusterActor(MantisActor):
         if record is None:
             self.answer(msg, sender, Rejected(404, f"job {msg.job_id} does not exist"))
         elif msg.action == "get":
-            from mantis.job_state import Job
-
             self.answer(msg, sender, Done(Job.from_json(record).describe()))
         elif msg.action == "archivedWorkers":
             self.answer(msg, sender, Done(record.get("archivedWorkers", [])))
@@ -206,7 +210,10 @@ class JobClusterActor(MantisActor):
         self.send(self.manager, msg)
 
     def receiveMsg_JobFinished(self, msg: JobFinished, sender):
+        from thespian.actors import ActorExitRequest
+
         self.jobs.pop(msg.job_id, None)
+        self.send(sender, ActorExitRequest())
         self.cluster.job_ended(msg.job_id)
         self._persist()
         log.info("job %s ended %s", msg.job_id, msg.state)

@@ -129,11 +129,8 @@ class JobClustersManagerActor(MantisActor):
         except ValidationError as exc:
             self.send(sender, Rejected(400, str(exc)))
             return
-        msg.reply_to = sender
-        address = self.job_addresses.get(msg.job_id)
-        if address is not None and msg.action not in ("get", "archivedWorkers"):
-            self.send(address, msg)  # straight to the live job: one hop fewer
-            return
+        # Always through the cluster actor: it alone knows whether the job's actor is
+        # still there or the job is archived, so no request is sent to an exited actor.
         self._to_cluster(cluster, msg, sender)
 
     # -- admin -----------------------------------------------------------------------

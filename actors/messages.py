@@ -114,15 +114,13 @@ class JobRequest:
 
 @dataclass
 class StartJob:
-    """Cluster -> new JobActor: run this job (new, or recovered from ``record``)."""
+    """Cluster -> new JobActor: run this job from its stored ``record`` (new or recovered)."""
 
     job_id: str
     cluster: str
-    definition: Any = None
-    record: dict | None = None
+    record: dict
     config: dict = field(default_factory=dict)
     scheduler: Any = None
-    reply_to: Any = None
 
 
 @dataclass

@@ -30,7 +30,6 @@ class WorkerActor(MantisActor):
 
     def receiveMsg_RunWorker(self, msg: RunWorker, sender):
         from mantis.job_dsl import Context, load_job, resolve_parameters
-        from mantis.runtime.output_server import OutputServer
         from mantis.runtime.stage_executor import StageExecutor
 
         self.spec, self.agent = msg.spec, msg.agent
@@ -40,8 +39,7 @@ class WorkerActor(MantisActor):
         try:
             job = load_job(self.spec.entry_point)
             params = resolve_parameters(job, self.spec.parameters)
-            port = self.spec.ports[0] if self.spec.ports else 0
-            self.server = OutputServer(host="0.0.0.0", port=port)
+            self.server = self._serve(self.spec.ports[0] if self.spec.ports else 0)
             context = Context(job_id=self.spec.job_id, worker_index=self.spec.index,
                               worker_number=self.spec.number, stage_number=self.spec.stage,
                               parameters=params)
@@ -53,6 +51,18 @@ class WorkerActor(MantisActor):
         self._report("Started")
         log.info("worker %s started, output on port %d", self.spec.worker_key, self.server.port)
         self.start_ticking(msg.heartbeat_interval_s)
+
+    def _serve(self, port: int):
+        from mantis.runtime.output_server import OutputServer
+
+        try:
+            return OutputServer(host="0.0.0.0", port=port)
+        except OSError as exc:
+            # A process outside the scheduler's knowledge holds the offered port; serve on
+            # any free one and report it, rather than fail and be replaced onto the same port.
+            log.warning("worker %s: port %d unavailable (%s); using a free port", self.spec.worker_key,
+                        port, exc.strerror)
+            return OutputServer(host="0.0.0.0", port=0)
 
     def metrics(self) -> dict:
         m = {"pid": os.getpid(), "host": self.spec.host or "127.0.0.1"}

@@ -47,8 +47,17 @@ class Service:
         self.proc = subprocess.Popen([sys.executable, "-m", "mantis.cli", *self.args], stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True, env=env,
                                      cwd=self.cwd)
-        self.pgid = self.proc.pid  # start_new_session: the service leads its own group
+        self.cmdline = "\0".join([sys.executable, "-m", "mantis.cli", *self.args]).encode() + b"\0"
         return self
+
+    def pids(self) -> list[int]:
+        """The service's processes: its main process and every actor process forked from it.
+
+        Thespian's admin daemonizes into a session of its own, so neither the process group
+        nor the parent chain finds the actors; forked processes keep the exact command
+        line, and each service here has its own (its own config file), so that does.
+        """
+        return pids_with_cmdline(self.cmdline)
 
     def kill9(self) -> None:
         """SIGKILL the whole process group: the service and every actor process it forked."""
@@ -70,14 +79,16 @@ class Service:
         except subprocess.TimeoutExpired:
             pass
         deadline = time.time() + 3
-        while _pids_in_group(self.pgid) and time.time() < deadline:
+        while self.pids() and time.time() < deadline:
             time.sleep(0.1)
-        self._signal_group(signal.SIGKILL)
+        for _ in range(3):  # again: a dying actor may have forked a child meanwhile
+            self._signal_group(signal.SIGKILL)
+            time.sleep(0.1)
         self.proc.wait(10)
         self.proc = None
 
     def _signal_group(self, sig) -> None:
-        for pid in _pids_in_group(self.pgid):
+        for pid in self.pids():
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
@@ -87,14 +98,16 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
 
-def _pids_in_group(pgid: int) -> list[int]:
+def pids_with_cmdline(cmdline: bytes) -> list[int]:
+    """Pids of the live processes whose /proc cmdline is exactly ``cmdline``."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.getpgid(int(entry)) == pgid:
-                    pids.append(int(entry))
-            except ProcessLookupError:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if f.read() == cmdline:
+                        pids.append(int(entry))
+            except OSError:
                 pass
     return pids
 
@@ -124,11 +137,6 @@ def pss_mb(pids: list[int]) -> float:
         except OSError:
             pass
     return total_kb / 1024
-
-
-def group_pids(proc) -> list[int]:
-    """Every live process in ``proc``'s process group (a service and its actors)."""
-    return _pids_in_group(os.getpgid(proc.pid))
 
 
 def api(url: str, method: str = "GET", path: str = "", body=None, timeout: float = 15.0):

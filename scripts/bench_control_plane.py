@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mantis import config as config_module  # noqa: E402
-from mantis.local_processes import LocalCluster, group_pids, pss_mb, wait_for  # noqa: E402
+from mantis.local_processes import LocalCluster, pss_mb, wait_for  # noqa: E402
 
 
 def free_port() -> int:
@@ -42,11 +42,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=100)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mantis-bench-"))
-    port_base = free_port()
     config = config_module.load(None, [
         f'store.path="{tmp / "store"}"', f"master.admin_port={free_port()}", f"master.api_port={free_port()}",
-        f"agent.admin_port={free_port()}", f'agent.ports="{port_base % 20000 + 30000}-{port_base % 20000 + 30999}"',
-        "agent.cpus=16", "agent.mem_mb=16384", "master.local_agent=false",
+        f"agent.admin_port={free_port()}", "agent.cpus=16", "agent.mem_mb=16384", "master.local_agent=false",
         "workers.heartbeat_interval_s=1.0", "workers.heartbeat_timeout_s=30"])
     cluster = LocalCluster(config, tmp)
     print(f"starting master and agent (logs in {tmp})", flush=True)
@@ -79,8 +77,8 @@ def main() -> int:
         for job_id in job_ids:
             job = cluster.call("GET", f"/api/v1/jobs/{job_id}")[1]
             latencies.append(job["workers"][0]["startedAt"] - job["submittedAt"])
-        master_pids = group_pids(cluster.master.proc)
-        agent_pids = group_pids(cluster.agent.proc)
+        master_pids = cluster.master.pids()
+        agent_pids = cluster.agent.pids()
         result = {
             "submit_to_started_p50_s": round(statistics.median(latencies), 3),
             "submit_to_started_p99_s": round(percentile(latencies, 99), 3),

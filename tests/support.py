@@ -52,10 +52,13 @@ def free_port() -> int:
 
 
 def free_port_range(size: int = 20) -> str:
-    """A range of ``size`` ports that are free now (best effort)."""
-    for _ in range(50):
-        base = free_port()
-        if base + size < 65000 and all(_free(p) for p in range(base, base + size)):
+    """A range of ``size`` ports that are free now, below Linux's ephemeral range (32768+)
+    so that no actor's own outgoing socket can take one of them later."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(20000, 32700 - size)
+        if all(_free(p) for p in range(base, base + size)):
             return f"{base}-{base + size - 1}"
     raise RuntimeError("no free port range")
 

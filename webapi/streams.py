@@ -38,7 +38,7 @@ def sink_workers(job: dict) -> dict[str, tuple[str, int]]:
     last = max(w["stageNum"] for w in job["workers"])
     out = {}
     for w in job["workers"]:
-        port = (w["ports"] or [None])[0] or w["metrics"].get("port")
+        port = w["metrics"].get("port") or (w["ports"] or [None])[0]  # the port it really serves on
         if w["stageNum"] == last and w["state"] == "Started" and port:
             out[w["workerId"]] = (w["host"] or "127.0.0.1", int(port))
     return out
