@@ -182,7 +182,8 @@ def cmd_up(args) -> int:
 
         threading.Thread(target=run, name="demo", daemon=True).start()
 
-    run_master(config, args.config, overrides, on_ready=lambda url, stop: demo(url, _AsyncStop(stop)))
+    run_master(config, args.config, overrides, on_ready=lambda url, stop: demo(url, _AsyncStop(stop)),
+               stop_local_agent=True)
     return 0
 
 

@@ -60,13 +60,14 @@ def start_local_agent(config_path: str | None, overrides: list[str], master_url:
     return proc
 
 
-async def _serve_forever(stop: asyncio.Event) -> None:
-    await stop.wait()
-
-
 def run_master(config: dict, config_path: str | None = None, overrides: list[str] | None = None,
-               on_ready=None) -> None:
-    """Run a master until SIGINT/SIGTERM; ``on_ready(api_url)`` is called once it serves."""
+               on_ready=None, stop_local_agent: bool = False) -> None:
+    """Run a master until SIGINT/SIGTERM; ``on_ready(api_url, stop)`` is called once it serves.
+
+    A local agent it started keeps running after the master stops (its workers must
+    survive a master restart), unless ``stop_local_agent`` (``mantis up``: a demo that
+    cleans up after itself).
+    """
     from actors.actor_system import start_master_actors
 
     m = config["master"]
@@ -76,8 +77,7 @@ def run_master(config: dict, config_path: str | None = None, overrides: list[str
         server, gateway, port = serve_api(master, config)
         url = f"http://{m['host']}:{port}"
         log.info("master API serving at %s", url)
-        if m.get("local_agent"):
-            start_local_agent(config_path, overrides or [], url)
+        agent = start_local_agent(config_path, overrides or [], url) if m.get("local_agent") else None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -87,6 +87,10 @@ def run_master(config: dict, config_path: str | None = None, overrides: list[str
         await stop.wait()
         server.stop()
         gateway.close()
+        if agent is not None and stop_local_agent:
+            log.info("stopping the local agent (pid %d) and its workers", agent.pid)
+            agent.terminate()
+            agent.wait(15)
 
     try:
         asyncio.run(main())
