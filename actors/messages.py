@@ -253,6 +253,16 @@ class ListAgents:
     pass
 
 
+@dataclass
+class AgentAction:
+    """Operator -> scheduler: ``disable`` (no new workers), ``enable``, or ``drain``
+    (disable, then move every worker away by resubmitting it elsewhere)."""
+
+    agent_id: str
+    action: str
+    user: str = "unknown"
+
+
 # -- agents -------------------------------------------------------------------------
 
 @dataclass

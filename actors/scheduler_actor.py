@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 
 from actors.base import MantisActor
-from actors.messages import (AgentHeartbeat, CancelWorker, DescribeActors, Done, GetPending,
+from actors.messages import (AgentAction, AgentHeartbeat, JobRequest, CancelWorker, DescribeActors, Done, GetPending,
                              InitScheduler, LaunchWorker, ListAgents, RegisterAgent, RegisterJob,
                              Rejected, ReRegister, ScheduleWorker, StopWorkerOnAgent, UnregisterJob,
                              WorkerLaunched, WorkerSpec, WorkerStatus, WorkerStatusBatch)
@@ -31,7 +31,7 @@ class SchedulerActor(MantisActor):
     ACCEPTS = {
         "new": (InitScheduler,),
         "running": (RegisterJob, UnregisterJob, ScheduleWorker, CancelWorker, RegisterAgent,
-                    AgentHeartbeat, GetPending, ListAgents, DescribeActors, Done, Rejected),
+                    AgentHeartbeat, GetPending, ListAgents, AgentAction, DescribeActors, Done, Rejected),
     }
 
     def receiveMsg_InitScheduler(self, msg: InitScheduler, sender):
@@ -158,6 +158,33 @@ class SchedulerActor(MantisActor):
             info = self.agents.get(a["agentId"])
             a["lastHeartbeatAgoS"] = round(now - info["last_seen"], 3) if info else None
         self.send(sender, Done(agents))
+
+    def receiveMsg_AgentAction(self, msg: AgentAction, sender):
+        if msg.agent_id not in self.agents:
+            self.send(sender, Rejected(404, f"agent {msg.agent_id} is not registered"))
+            return
+        if msg.action not in ("disable", "enable", "drain"):
+            self.send(sender, Rejected(404, f"unknown agent action {msg.action!r} (disable, enable, drain)"))
+            return
+        if msg.action == "enable":
+            self.placement.enable_agent(msg.agent_id)
+        else:
+            self.placement.disable_agent(msg.agent_id)
+        moved = []
+        if msg.action == "drain":
+            for key, agent_id in list(self.placed.items()):
+                job_id, _, number = key.rpartition("/w")
+                if agent_id == msg.agent_id and job_id in self.jobs:
+                    # The job replaces the worker at once; the disabled agent gets no new one.
+                    self.send(self.jobs[job_id], JobRequest(job_id, "resubmitWorker", {
+                        "number": int(number), "user": msg.user, "reason": f"agent {agent_id} drained"},
+                        reply_to=self.myAddress))
+                    moved.append(key)
+        done = {"disable": "disabled", "enable": "enabled", "drain": "drained"}[msg.action]
+        log.info("agent %s %s by %s%s", msg.agent_id, done, msg.user,
+                 f"; moving {len(moved)} worker(s)" if moved else "")
+        self.send(sender, Done({"agentId": msg.agent_id, "action": msg.action, "movedWorkers": moved}))
+        self._place()
 
     def receiveMsg_DescribeActors(self, msg, sender):
         actors = [{"actor": "SchedulerActor", "address": str(self.myAddress), "state": self.phase,

@@ -243,6 +243,26 @@ def cmd_job(args) -> int:
     return 0
 
 
+def cmd_agents(args) -> int:
+    m = args.master
+    if args.action == "list":
+        for a in call(m, "GET", "/api/v1/agents"):
+            attrs = ",".join(f"{k}={v}" for k, v in sorted(a.get("attributes", {}).items()))
+            state = "disabled" if a.get("disabled") else "enabled"
+            print(f"{a['agentId']}\t{a['hostname']}\t{state}\t{attrs}\tworkers={len(a.get('workers', []))}")
+    else:
+        if not args.agent_id:
+            raise CliError(f"agents {args.action} needs an agent id")
+        _print(call(m, "POST", f"/api/v1/agents/{args.agent_id}/actions/{args.action}", {"user": args.user}))
+    return 0
+
+
+def cmd_pending(args) -> int:
+    for p in call(args.master, "GET", "/api/v1/pendingWorkers"):
+        print(f"{p['workerId']}\t" + "; ".join(p["reasons"]))
+    return 0
+
+
 def cmd_stream(args) -> int:
     try:
         stream_output(args.master, args.job_id, limit=args.limit)
@@ -314,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("workers", type=int)
     scale.add_argument("--reason", default="scaled from the CLI")
 
+    agents = client("agents", "agents: list, disable, enable, drain")
+    agents.add_argument("action", choices=["list", "disable", "enable", "drain"])
+    agents.add_argument("agent_id", nargs="?")
+    client("pending", "workers waiting for placement, with the reasons")
+
     stream = client("stream", "print a job's live output")
     stream.add_argument("job_id")
     stream.add_argument("--limit", type=int, default=0)
@@ -321,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"master": cmd_master, "agent": cmd_agent, "up": cmd_up, "cluster": cmd_cluster,
-            "job": cmd_job, "stream": cmd_stream}
+            "job": cmd_job, "stream": cmd_stream, "agents": cmd_agents, "pending": cmd_pending}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ def make_app(gateway) -> tornado.web.Application:
         (r"/api/v1/masterInfo/?", h.MasterInfoHandler),
         (r"/api/v1/masterConfigs/?", h.MasterConfigsHandler),
         (r"/api/v1/agents/?", h.AgentsHandler),
+        (r"/api/v1/agents/([^/]+)/actions/([A-Za-z]+)/?", h.AgentActionHandler),
         (r"/api/v1/pendingWorkers/?", h.PendingWorkersHandler),
         (r"/api/v1/admin/actors/?", h.AdminActorsHandler),
     ]

@@ -13,7 +13,7 @@ from typing import Any
 
 import tornado.web
 
-from actors.messages import (CreateCluster, DeleteCluster, DescribeActors, GetCluster, GetPending,
+from actors.messages import (AgentAction, CreateCluster, DeleteCluster, DescribeActors, GetCluster, GetPending,
                              JobRequest, ListAgents, ListClusters, ListJobs, SubmitJob, UpdateCluster)
 from mantis import codec
 from mantis.codec import ValidationError
@@ -255,6 +255,13 @@ class MasterConfigsHandler(ApiHandler):
 class AgentsHandler(ApiHandler):
     async def get(self):
         self.reply(await self.gateway.ask(ListAgents(), to="scheduler"))
+
+
+class AgentActionHandler(ApiHandler):
+    async def post(self, agent_id, action):
+        data = _fields(self.body_json(), {"user", "reason"}) if self.request.body else {}
+        user, _ = self.user_and_reason(data)
+        self.reply(await self.gateway.ask(AgentAction(agent_id, action, user), to="scheduler"))
 
 
 class PendingWorkersHandler(ApiHandler):
