@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import quote, urlencode
 
 DEFAULT_MASTER = os.environ.get("MANTIS_MASTER", "http://127.0.0.1:8100")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -44,6 +45,8 @@ def call(master: str, method: str, path: str, body=None, timeout: float = 15.0):
         raise CliError(f"{exc.code}: {message}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise CliError(f"cannot reach the master at {master}: {getattr(exc, 'reason', exc)}") from None
+    except ValueError as exc:  # a malformed URL from a bad --master or name
+        raise CliError(f"bad request {path!r}: {exc}") from None
     return json.loads(raw) if raw else None
 
 
@@ -214,7 +217,7 @@ def cmd_cluster(args) -> int:
     elif args.action == "get":
         _print(call(m, "GET", f"/api/v1/jobClusters/{args.name}"))
     elif args.action == "delete":
-        _print(call(m, "DELETE", f"/api/v1/jobClusters/{args.name}?user={args.user}"))
+        _print(call(m, "DELETE", f"/api/v1/jobClusters/{quote(args.name)}?{urlencode({'user': args.user})}"))
     return 0
 
 
@@ -235,7 +238,8 @@ def cmd_job(args) -> int:
     elif args.action == "get":
         _print(call(m, "GET", f"/api/v1/jobs/{args.job_id}"))
     elif args.action == "kill":
-        _print(call(m, "DELETE", f"/api/v1/jobs/{args.job_id}?user={args.user}&reason={args.reason}"))
+        query = urlencode({"user": args.user, "reason": args.reason})
+        _print(call(m, "DELETE", f"/api/v1/jobs/{quote(args.job_id)}?{query}"))
     elif args.action == "scale":
         _print(call(m, "POST", f"/api/v1/jobs/{args.job_id}/actions/scaleStage",
                     {"JobId": args.job_id, "StageNumber": args.stage, "NumWorkers": args.workers,
@@ -303,43 +307,42 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--hostname")
     agent.add_argument("--attribute", action="append", metavar="NAME=VALUE")
 
-    def client(name, help_):
-        s = sub.add_parser(name, help=help_)
-        s.add_argument("--master", default=DEFAULT_MASTER, help="master API URL")
-        s.add_argument("--user", default=os.environ.get("USER", "unknown"))
-        return s
+    # Client options go on every leaf command, so they may follow the command's own words.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--master", default=DEFAULT_MASTER, help="master API URL")
+    common.add_argument("--user", default=os.environ.get("USER", "unknown"))
 
-    cluster = client("cluster", "job clusters")
-    csub = cluster.add_subparsers(dest="action", required=True)
-    csub.add_parser("create").add_argument("file", help="cluster definition JSON file, or - for stdin")
-    csub.add_parser("list")
-    csub.add_parser("get").add_argument("name")
-    csub.add_parser("delete").add_argument("name")
+    def group(name, help_):
+        return sub.add_parser(name, help=help_).add_subparsers(dest="action", required=True)
 
-    job = client("job", "jobs")
-    jsub = job.add_subparsers(dest="action", required=True)
-    submit = jsub.add_parser("submit")
+    csub = group("cluster", "job clusters")
+    csub.add_parser("create", parents=[common]).add_argument("file", help="cluster definition JSON file, or -")
+    csub.add_parser("list", parents=[common])
+    csub.add_parser("get", parents=[common]).add_argument("name")
+    csub.add_parser("delete", parents=[common]).add_argument("name")
+
+    jsub = group("job", "jobs")
+    submit = jsub.add_parser("submit", parents=[common])
     submit.add_argument("cluster")
     submit.add_argument("--param", action="append", metavar="NAME=VALUE")
     submit.add_argument("--file", help="job definition JSON file")
-    jlist = jsub.add_parser("list")
-    jlist.add_argument("--cluster")
-    jsub.add_parser("get").add_argument("job_id")
-    kill = jsub.add_parser("kill")
+    jsub.add_parser("list", parents=[common]).add_argument("--cluster")
+    jsub.add_parser("get", parents=[common]).add_argument("job_id")
+    kill = jsub.add_parser("kill", parents=[common])
     kill.add_argument("job_id")
     kill.add_argument("--reason", default="killed from the CLI")
-    scale = jsub.add_parser("scale")
+    scale = jsub.add_parser("scale", parents=[common])
     scale.add_argument("job_id")
     scale.add_argument("stage", type=int)
     scale.add_argument("workers", type=int)
     scale.add_argument("--reason", default="scaled from the CLI")
 
-    agents = client("agents", "agents: list, disable, enable, drain")
+    agents = sub.add_parser("agents", parents=[common], help="agents: list, disable, enable, drain")
     agents.add_argument("action", choices=["list", "disable", "enable", "drain"])
     agents.add_argument("agent_id", nargs="?")
-    client("pending", "workers waiting for placement, with the reasons")
+    sub.add_parser("pending", parents=[common], help="workers waiting for placement, with the reasons")
 
-    stream = client("stream", "print a job's live output")
+    stream = sub.add_parser("stream", parents=[common], help="print a job's live output")
     stream.add_argument("job_id")
     stream.add_argument("--limit", type=int, default=0)
     return p
