@@ -86,6 +86,19 @@ class JobClusterActor(MantisActor):
     def _persist(self) -> None:
         self.store.put_cluster(self.cluster.name, self.cluster.to_json())
 
+    def _change(self, msg, sender, change) -> tuple[bool, object]:
+        """Run ``change`` on the cluster and return (True, its result); if a rule or a
+        validation refuses it, put the cluster back as it was, answer the asker with the
+        reason (400 or 409) and return (False, None)."""
+        before = self.cluster.to_json()
+        try:
+            return True, change()
+        except (ValidationError, TransitionRejected) as exc:
+            self.cluster = JobCluster.from_json(before)
+            status = 400 if isinstance(exc, ValidationError) else 409
+            self.answer(msg, sender, Rejected(status, str(exc)))
+            return False, None
+
     def _publish(self) -> None:
         self.send(self.manager, ClusterSummary(self.cluster.name, self.cluster.describe()))
 
@@ -105,14 +118,8 @@ class JobClusterActor(MantisActor):
         if handler is None:
             self.answer(msg, sender, Rejected(404, f"unknown cluster action {msg.action!r}"))
             return
-        before = self.cluster.to_json()
-        try:
-            handler(**msg.args)
-            self._persist()
-        except (ValidationError, TransitionRejected) as exc:
-            self.cluster = JobCluster.from_json(before)
-            status = 400 if isinstance(exc, ValidationError) else 409
-            self.answer(msg, sender, Rejected(status, str(exc)))
+        ok, _ = self._change(msg, sender, lambda: (handler(**msg.args), self._persist()))
+        if not ok:
             return
         log.info("job cluster %s: %s by %s", self.cluster.name, msg.action, msg.args.get("user", "?"))
         self._publish()
@@ -167,9 +174,9 @@ class JobClusterActor(MantisActor):
     # -- jobs -------------------------------------------------------------------------
 
     def receiveMsg_SubmitJob(self, msg: SubmitJob, sender):
-        before = self.cluster.to_json()
         now = time.time()
-        try:
+
+        def submit() -> Job:
             job_id, definition = self.cluster.submit(msg.definition, now)
             check_job_loads(definition.url, definition.parameter_values())
             # The job's record is written here, so the submit is acknowledged once it is
@@ -177,14 +184,14 @@ class JobClusterActor(MantisActor):
             job, _ = Job.submit(job_id, self.cluster.name, definition, now)
             self.store.put_job(self.cluster.name, job_id, job.to_json())
             self._persist()
-        except (ValidationError, TransitionRejected) as exc:
-            self.cluster = JobCluster.from_json(before)
-            status = 400 if isinstance(exc, ValidationError) else 409
-            self.answer(msg, sender, Rejected(status, str(exc)))
+            return job
+
+        ok, job = self._change(msg, sender, submit)
+        if not ok:
             return
-        log.info("job %s submitted by %s", job_id, definition.user)
-        self.answer(msg, sender, Done({"jobId": job_id}))
-        self._start_job_actor(StartJob(job_id, self.cluster.name, record=job.to_json()))
+        log.info("job %s submitted by %s", job.job_id, job.definition.user)
+        self.answer(msg, sender, Done({"jobId": job.job_id}))
+        self._start_job_actor(StartJob(job.job_id, self.cluster.name, record=job.to_json()))
         self._publish()
 
     def receiveMsg_JobRequest(self, msg: JobRequest, sender):

@@ -154,3 +154,21 @@ def test_worker_killed_with_kill_9_is_replaced(master):
                       what="replacement Started")
     assert new["workerIndex"] == 0 and new["resubmitOf"] == 1
     assert new["metrics"].get("pid") != pid or new["metrics"].get("pid") is None
+
+
+def test_worker_that_stops_heartbeating_is_failed_and_replaced(master):
+    if master.base != "multiprocTCPBase":
+        pytest.skip("only multiprocTCPBase runs workers in their own processes")
+    create(master)
+    job_id = submit(master)
+    wait_for(lambda: started_workers(master, job_id), what="worker Started")
+    pid = wait_for(lambda: job(master, job_id)["workers"][0]["metrics"].get("pid"), what="worker pid")
+    os.kill(pid, signal.SIGSTOP)  # alive but silent: only the heartbeat timeout can notice
+    try:
+        (new,) = wait_for(lambda: [x for x in started_workers(master, job_id) if x["workerNumber"] != 1],
+                          timeout=30, what="replacement after heartbeat timeout")
+        archived = master.ask(JobRequest(job_id, "archivedWorkers")).body
+        assert archived[0]["workerNumber"] == 1 and archived[0]["reason"] == "heartbeat timeout"
+        assert new["workerIndex"] == 0
+    finally:
+        os.kill(pid, signal.SIGKILL)
