@@ -31,6 +31,13 @@ class AgentActor(MantisActor):
     ACCEPTS = {"new": (StartAgent,), "running": RUNNING}
 
     def receiveMsg_StartAgent(self, msg: StartAgent, sender):
+        # Workers are forked from this process: importing the runtime once here lets every
+        # worker start without importing it again and share those pages with its siblings.
+        import mantis.job_dsl  # noqa: F401
+        import mantis.runtime.output_server  # noqa: F401
+        import mantis.runtime.stage_executor  # noqa: F401
+        import reactivex.operators  # noqa: F401
+
         self.offer = msg.offer
         self.heartbeat_interval_s = msg.heartbeat_interval_s
         self.worker_silence_s = msg.worker_silence_s

@@ -44,6 +44,9 @@ class SchedulerActor(MantisActor):
         self.agents: dict[str, dict] = {}          # agent id -> {address, last_seen, offer}
         self.pending: dict[str, tuple[WorkerSpec, object]] = {}  # key -> (spec, job actor)
         self.placed: dict[str, str] = {}           # worker key -> agent id
+        # Launches an agent has not yet confirmed: key -> (spec, job actor, sent at).
+        self.unconfirmed: dict[str, tuple[WorkerSpec, object, float]] = {}
+        self.launch_confirm_s = float(cfg.get("launch_confirm_s", 5.0))
         self.phase = "running"
         self.start_ticking(float(cfg.get("tick_s", 1.0)))
         log.info("scheduler running: agent timeout %.1fs", self.agent_timeout_s)
@@ -59,10 +62,19 @@ class SchedulerActor(MantisActor):
 
     def receiveMsg_ScheduleWorker(self, msg: ScheduleWorker, sender):
         self.jobs[msg.spec.job_id] = sender
-        self.pending[msg.spec.worker_key] = (msg.spec, sender)
+        key = msg.spec.worker_key
+        if key in self.placed:
+            # A repeated request: the job never heard of the launch, so tell it again.
+            agent_id = self.placed[key]
+            spec = self.unconfirmed.get(key, (msg.spec,))[0]
+            host = self.agents[agent_id]["offer"].hostname if agent_id in self.agents else ""
+            self.send(sender, WorkerLaunched(key, agent_id, host, list(spec.ports)))
+            return
+        self.pending[key] = (msg.spec, sender)
         self._place()
 
     def receiveMsg_CancelWorker(self, msg: CancelWorker, sender):
+        self.unconfirmed.pop(msg.worker_key, None)
         if self.pending.pop(msg.worker_key, None) is not None:
             return
         agent_id = self.placed.pop(msg.worker_key, None) or msg.agent_id
@@ -82,6 +94,7 @@ class SchedulerActor(MantisActor):
             self.placed[spec.worker_key] = a.agent_id
             self.send(self.agents[a.agent_id]["address"], LaunchWorker(spec))
             self.send(job, WorkerLaunched(spec.worker_key, a.agent_id, a.hostname, list(a.ports)))
+            self.unconfirmed[spec.worker_key] = (spec, job, time.time())
             log.info("worker %s placed on agent %s ports %s", spec.worker_key, a.agent_id, a.ports)
 
     # -- agents ---------------------------------------------------------------------------
@@ -113,6 +126,7 @@ class SchedulerActor(MantisActor):
     def _route(self, agent_id: str, statuses: list) -> None:
         by_job: dict[str, list] = defaultdict(list)
         for status in statuses:
+            self.unconfirmed.pop(status.worker_key, None)
             by_job[status.worker_key.rpartition("/w")[0]].append(status)
             if status.status in ("Completed", "Failed"):
                 self.placed.pop(status.worker_key, None)
@@ -132,7 +146,22 @@ class SchedulerActor(MantisActor):
         for agent_id, agent in list(self.agents.items()):
             if now - agent["last_seen"] > self.agent_timeout_s:
                 self._agent_lost(agent_id, now - agent["last_seen"])
+        self._relaunch_unconfirmed(now)
         self._place()
+
+    def _relaunch_unconfirmed(self, now: float) -> None:
+        """Send again a launch its agent has not reported on: a lost message must not
+        leave a worker placed on paper but running nowhere (agents ignore duplicates)."""
+        for key, (spec, job, sent_at) in list(self.unconfirmed.items()):
+            agent = self.agents.get(spec.agent_id)
+            if agent is None:
+                del self.unconfirmed[key]
+            elif now - sent_at > self.launch_confirm_s:
+                log.warning("worker %s: no word from agent %s after %.1fs; launching again", key,
+                            spec.agent_id, now - sent_at)
+                self.send(agent["address"], LaunchWorker(spec))
+                self.send(job, WorkerLaunched(key, spec.agent_id, spec.host, list(spec.ports)))
+                self.unconfirmed[key] = (spec, job, now)
 
     def _agent_lost(self, agent_id: str, silent_s: float) -> None:
         del self.agents[agent_id]
@@ -141,6 +170,7 @@ class SchedulerActor(MantisActor):
         lost = [WorkerStatus(k, "Failed", f"agent {agent_id} lost") for k in keys]
         for k in keys:
             self.placed.pop(k, None)
+            self.unconfirmed.pop(k, None)
         self._route(agent_id, lost)
 
     # -- queries --------------------------------------------------------------------------

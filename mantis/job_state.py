@@ -67,6 +67,7 @@ class WorkerPolicy:
     max_resubmits_per_hour: int = 100
     terminate_timeout_s: float = 10.0
     archived_workers_kept: int = 100
+    schedule_retry_s: float = 15.0
 
 
 # -- effects ---------------------------------------------------------------------
@@ -184,8 +185,10 @@ class Job:
 
     def worker_launched(self, key: str, agent_id: str, host: str, ports: list[int],
                         now: float) -> list:
-        """The scheduler placed a worker on an agent."""
+        """The scheduler placed a worker on an agent (a repeat of a known launch is ignored)."""
         w = self._live_worker(key)
+        if w.state != ACCEPTED and w.agent_id == agent_id:
+            return []
         w.apply("launch", now)
         w.agent_id, w.host, w.ports = agent_id, host, list(ports)
         return [Persist()]
@@ -364,8 +367,12 @@ class Job:
         if not self.is_active:
             return effects
         for w in self.workers.values():
-            if w.state == ACCEPTED and not w.requested and w.ready_at <= now:
-                w.requested = True
+            if w.state != ACCEPTED or w.ready_at > now:
+                continue
+            # Asked long ago and still not launched: ask again (the scheduler treats a
+            # repeated request as idempotent), so a lost message cannot strand a worker.
+            if not w.requested or now - w.requested_at > self.policy.schedule_retry_s:
+                w.requested, w.requested_at = True, now
                 effects.append(ScheduleWorker(w))
         return effects
 

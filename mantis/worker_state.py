@@ -64,6 +64,7 @@ class Worker:
     ended_at: float | None = None
     last_heartbeat: float | None = None
     requested: bool = False
+    requested_at: float = 0.0
     metrics: dict = field(default_factory=dict)
 
     @property

@@ -210,3 +210,12 @@ def test_job_round_trips_through_its_stored_form():
     job.resubmit_worker(1, "x", 110)
     again = js.Job.from_json(job.to_json(), POLICY)
     assert again.to_json() == job.to_json()
+
+
+def test_repeated_launch_notice_is_ignored_and_unlaunched_request_is_asked_again():
+    job, _ = new_job(1)
+    (w,) = job.workers.values()
+    assert job.tick(100 + POLICY.schedule_retry_s - 1) == []
+    assert kinds(job.tick(100 + POLICY.schedule_retry_s + 1)) == ["ScheduleWorker"]
+    job.worker_launched(w.key, "a", "h", [1], 120)
+    assert job.worker_launched(w.key, "a", "h", [1], 121) == [] and w.state == "Launched"
