@@ -60,17 +60,23 @@ class Service:
         return pids_with_cmdline(self.cmdline)
 
     def kill9(self) -> None:
-        """SIGKILL the whole process group: the service and every actor process it forked."""
+        """SIGKILL the service and every actor process it forked, as a machine crash would."""
         if self.proc is None:
             return
-        # Thespian's admin and actors re-parent to init but stay in the group; kill them all.
-        self._signal_group(signal.SIGKILL)
+        self._kill_all()
         self.proc.wait(10)
         self.proc = None
 
+    def _kill_all(self, timeout_s: float = 10.0) -> None:
+        deadline = time.time() + timeout_s
+        while self.pids() and time.time() < deadline:
+            # Again and again: a dying parent actor may fork a replacement child meanwhile.
+            self._signal_all(signal.SIGKILL)
+            time.sleep(0.1)
+
     def stop(self, grace_s: float = 10.0) -> None:
         """Ask the service to stop (SIGTERM to its main process, which shuts its actor
-        system down), give it ``grace_s``, then SIGKILL whatever is left in its group."""
+        system down), give it ``grace_s``, then SIGKILL whatever is left of it."""
         if self.proc is None:
             return
         self.proc.send_signal(signal.SIGTERM)
@@ -81,13 +87,11 @@ class Service:
         deadline = time.time() + 3
         while self.pids() and time.time() < deadline:
             time.sleep(0.1)
-        for _ in range(3):  # again: a dying actor may have forked a child meanwhile
-            self._signal_group(signal.SIGKILL)
-            time.sleep(0.1)
+        self._kill_all()
         self.proc.wait(10)
         self.proc = None
 
-    def _signal_group(self, sig) -> None:
+    def _signal_all(self, sig) -> None:
         for pid in self.pids():
             try:
                 os.kill(pid, sig)
