@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 
 from actors.base import MantisActor
 from actors.messages import RunWorker, WorkerReport

@@ -1,7 +1,6 @@
 """The master's actors end to end inside one actor system, over both system bases."""
 import os
 import signal
-import time
 
 import pytest
 

@@ -69,7 +69,7 @@ def test_rest_api_lifecycle_create_submit_list_scale_kill(cluster):
                                 {"JobId": job_id, "StageNumber": 1, "NumWorkers": 2, "User": "e2e"})
     assert status == 200, body
     wait_for(lambda: started(cluster, job_id, 2), timeout=30, what="2 workers Started")
-    status, body = cluster.call("POST", f"/api/v1/jobClusters/synth/actions/updateLabel",
+    status, body = cluster.call("POST", "/api/v1/jobClusters/synth/actions/updateLabel",
                                 {"labels": [{"name": "team", "value": "x"}], "user": "e2e"})
     assert status == 200 and body["labels"] == [{"name": "team", "value": "x"}]
     status, body = cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e&reason=done")
