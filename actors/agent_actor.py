@@ -16,7 +16,7 @@ from thespian.actors import ActorExitRequest, ChildActorExited
 from actors.base import MantisActor
 from actors.messages import (AgentHeartbeat, ConnectMaster, Done, GetAgentState, LaunchWorker,
                              RegisterAgent, Rejected, ReRegister, RunWorker, StartAgent,
-                             StopWorkerOnAgent, WorkerReport, WorkerStatus)
+                             StopWorkerOnAgent, UpdateUpstream, WorkerReport, WorkerStatus)
 
 log = logging.getLogger("mantis.agent")
 
@@ -27,15 +27,14 @@ class AgentActor(MantisActor):
     """Runs workers on this host and reports them to whichever master leads."""
 
     RUNNING = (ConnectMaster, LaunchWorker, StopWorkerOnAgent, ReRegister, WorkerReport,
-               GetAgentState, Done, Rejected)
+               UpdateUpstream, GetAgentState, Done, Rejected)
     ACCEPTS = {"new": (StartAgent,), "running": RUNNING}
 
     def receiveMsg_StartAgent(self, msg: StartAgent, sender):
         # Workers are forked from this process: importing the runtime once here lets every
         # worker start without importing it again and share those pages with its siblings.
         import mantis.job_dsl  # noqa: F401
-        import mantis.runtime.output_server  # noqa: F401
-        import mantis.runtime.stage_executor  # noqa: F401
+        import mantis.runtime.stage_worker  # noqa: F401
         import reactivex.operators  # noqa: F401
 
         self.offer = msg.offer
@@ -106,6 +105,11 @@ class AgentActor(MantisActor):
         if msg.status in TERMINAL:
             self.workers.pop(msg.worker_key, None)
             self.send(w["address"], ActorExitRequest())
+
+    def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
+        w = self.workers.get(msg.worker_key)
+        if w is not None:
+            self.send(w["address"], msg)
 
     def receiveMsg_StopWorkerOnAgent(self, msg: StopWorkerOnAgent, sender):
         w = self.workers.get(msg.worker_key)

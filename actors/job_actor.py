@@ -13,7 +13,7 @@ import time
 from actors.base import MantisActor
 from actors.messages import (CancelWorker, DescribeActors, Done, JobFinished, JobRequest, JobSummary,
                              RegisterJob, Rejected, ScheduleWorker, StartJob, UnregisterJob,
-                             WorkerLaunched, WorkerSpec, WorkerStatusBatch)
+                             UpdateUpstream, WorkerLaunched, WorkerSpec, WorkerStatusBatch)
 from mantis import job_state
 from mantis.job_state import Job, WorkerPolicy
 from mantis.lifecycle import TransitionRejected
@@ -45,7 +45,8 @@ def worker_spec(job: Job, worker) -> WorkerSpec:
         number=worker.number, entry_point=job.definition.url,
         parameters=job.definition.parameter_values(), cpus=m.cpu_cores, mem_mb=m.memory_mb,
         disk_mb=m.disk_mb, network_mbps=m.network_mbps, num_ports=m.num_ports,
-        hard_constraints=list(stage.hard_constraints), soft_constraints=list(stage.soft_constraints))
+        hard_constraints=list(stage.hard_constraints), soft_constraints=list(stage.soft_constraints),
+        workers_in_stage=job.stage_sizes[worker.stage])
 
 
 class JobActor(MantisActor):
@@ -68,6 +69,7 @@ class JobActor(MantisActor):
                  self.job.state, len(self.job.workers))
         self.phase = "running"
         self._last_summary = None
+        self._upstream_sent: dict[str, list] = {}  # worker key -> endpoints last sent
         self.send(self.scheduler, RegisterJob(self.job.job_id))
         self._carry_out(effects)
         self.start_ticking(float(msg.config.get("workers", {}).get("check_interval_s", 1.0)))
@@ -93,7 +95,22 @@ class JobActor(MantisActor):
             elif isinstance(effect, job_state.JobEnded):
                 self._end(effect)
         self._publish()
+        self._send_upstreams()
         return True
+
+    def _send_upstreams(self) -> None:
+        """Tell every running worker of stage n > 1 where stage n-1's workers are, when
+        that changed (a replacement, a scale, a new port): this is job discovery."""
+        if self.phase != "running" or len(self.job.stage_sizes) < 2:
+            return
+        cache: dict[int, list] = {}
+        for w in self.job.workers.values():
+            if w.stage < 2 or not w.is_running:
+                continue
+            endpoints = cache.setdefault(w.stage, self.job.upstream_endpoints(w.stage))
+            if self._upstream_sent.get(w.key) != endpoints:
+                self._upstream_sent[w.key] = endpoints
+                self.send(self.scheduler, UpdateUpstream(w.key, endpoints))
 
     def _end(self, effect: job_state.JobEnded) -> None:
         self.store.archive_job(self.job.cluster, self.job.job_id, self.job.to_json())

@@ -205,7 +205,8 @@ class JobClusterActor(MantisActor):
         elif msg.action == "get":
             self.answer(msg, sender, Done(Job.from_json(record).describe()))
         elif msg.action == "archivedWorkers":
-            self.answer(msg, sender, Done(record.get("archivedWorkers", [])))
+            workers = Job.from_json(record).archived_workers
+            self.answer(msg, sender, Done([w.describe() for w in workers]))
         else:
             self.answer(msg, sender, Rejected(409, f"job {msg.job_id} has ended ({record['state']})"))
 

@@ -183,6 +183,7 @@ class WorkerSpec:
     ports: list = field(default_factory=list)
     host: str = ""
     agent_id: str = ""
+    workers_in_stage: int = 1
 
 
 @dataclass
@@ -335,6 +336,15 @@ class StopWorkerOnAgent:
 @dataclass
 class GetAgentState:
     pass
+
+
+@dataclass
+class UpdateUpstream:
+    """JobActor -> scheduler -> agent -> WorkerActor: where the previous stage's workers
+    now are, as (worker id, host, port); sent whenever that set changes."""
+
+    worker_key: str
+    endpoints: list
 
 
 # -- agent <-> worker ---------------------------------------------------------------

@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 
 from actors.base import MantisActor
-from actors.messages import (AgentAction, AgentHeartbeat, JobRequest, CancelWorker, DescribeActors, Done, GetPending,
+from actors.messages import (AgentAction, AgentHeartbeat, JobRequest, UpdateUpstream, CancelWorker, DescribeActors, Done, GetPending,
                              InitScheduler, LaunchWorker, ListAgents, RegisterAgent, RegisterJob,
                              Rejected, ReRegister, ScheduleWorker, StopWorkerOnAgent, UnregisterJob,
                              WorkerLaunched, WorkerSpec, WorkerStatus, WorkerStatusBatch)
@@ -31,7 +31,8 @@ class SchedulerActor(MantisActor):
     ACCEPTS = {
         "new": (InitScheduler,),
         "running": (RegisterJob, UnregisterJob, ScheduleWorker, CancelWorker, RegisterAgent,
-                    AgentHeartbeat, GetPending, ListAgents, AgentAction, DescribeActors, Done, Rejected),
+                    AgentHeartbeat, GetPending, ListAgents, AgentAction, UpdateUpstream, DescribeActors,
+                    Done, Rejected),
     }
 
     def receiveMsg_InitScheduler(self, msg: InitScheduler, sender):
@@ -82,6 +83,11 @@ class SchedulerActor(MantisActor):
         agent = self.agents.get(agent_id) if agent_id else None
         if agent is not None:
             self.send(agent["address"], StopWorkerOnAgent(msg.worker_key, msg.reason))
+
+    def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
+        agent = self.agents.get(self.placed.get(msg.worker_key, ""))
+        if agent is not None:
+            self.send(agent["address"], msg)
 
     def _place(self) -> None:
         if not self.pending:

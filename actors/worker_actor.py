@@ -12,24 +12,22 @@ import logging
 import os
 
 from actors.base import MantisActor
-from actors.messages import RunWorker, WorkerReport
+from actors.messages import RunWorker, UpdateUpstream, WorkerReport
 
 log = logging.getLogger("mantis.worker")
 
 
 class WorkerActor(MantisActor):
-    """One running worker: pipeline thread, output port, reports to its agent."""
+    """One running worker: its stage's pipeline, its output port, reports to its agent."""
 
-    ACCEPTS = {"new": (RunWorker,), "running": (), "ended": ()}
+    ACCEPTS = {"new": (RunWorker,), "running": (UpdateUpstream,), "ended": (UpdateUpstream,)}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.executor = None
-        self.server = None
+        self.worker = None
 
     def receiveMsg_RunWorker(self, msg: RunWorker, sender):
         from mantis.job_dsl import Context, load_job, resolve_parameters
-        from mantis.runtime.stage_executor import StageExecutor
 
         self.spec, self.agent = msg.spec, msg.agent
         self.parent_pid = os.getppid()
@@ -38,38 +36,40 @@ class WorkerActor(MantisActor):
         try:
             job = load_job(self.spec.entry_point)
             params = resolve_parameters(job, self.spec.parameters)
-            self.server = self._serve(self.spec.ports[0] if self.spec.ports else 0)
             context = Context(job_id=self.spec.job_id, worker_index=self.spec.index,
                               worker_number=self.spec.number, stage_number=self.spec.stage,
-                              parameters=params)
-            self.executor = StageExecutor(job, context, self.server.publish)
-            self.executor.start()
+                              parameters=params, workers_in_stage=self.spec.workers_in_stage)
+            self.worker = self._stage_worker(job, context, self.spec.ports[0] if self.spec.ports else 0)
+            self.worker.start()
         except Exception as exc:  # user code may raise anything; the worker fails, not the agent
             self._end("Failed", f"could not start: {type(exc).__name__}: {exc}")
             return
         self._report("Started")
-        log.info("worker %s started, output on port %d", self.spec.worker_key, self.server.port)
+        log.info("worker %s (stage %d) started, output on port %d", self.spec.worker_key,
+                 self.spec.stage, self.worker.port)
         self.start_ticking(msg.heartbeat_interval_s)
 
-    def _serve(self, port: int):
-        from mantis.runtime.output_server import OutputServer
+    def _stage_worker(self, job, context, port: int):
+        from mantis.runtime.stage_worker import StageWorker
 
         try:
-            return OutputServer(host="0.0.0.0", port=port)
+            return StageWorker(job, context, host="0.0.0.0", port=port)
         except OSError as exc:
             # A process outside the scheduler's knowledge holds the offered port; serve on
             # any free one and report it, rather than fail and be replaced onto the same port.
             log.warning("worker %s: port %d unavailable (%s); using a free port", self.spec.worker_key,
                         port, exc.strerror)
-            return OutputServer(host="0.0.0.0", port=0)
+            return StageWorker(job, context, host="0.0.0.0", port=0)
+
+    def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
+        if self.worker is not None and self.spec.stage > 1 and self.phase == "running":
+            self.worker.update_upstream([tuple(e) for e in msg.endpoints])
+            log.info("worker %s reads from %d upstream worker(s)", self.spec.worker_key, len(msg.endpoints))
 
     def metrics(self) -> dict:
         m = {"pid": os.getpid(), "host": self.spec.host or "127.0.0.1"}
-        if self.server is not None:
-            m.update(port=self.server.port, subscribers=self.server.connections,
-                     droppedEvents=self.server.dropped_events)
-        if self.executor is not None:
-            m.update(eventsIn=self.executor.events_in, eventsOut=self.executor.events_out)
+        if self.worker is not None:
+            m.update(self.worker.metrics().to_json())
         return m
 
     def _report(self, status: str, reason: str = "") -> None:
@@ -84,11 +84,11 @@ class WorkerActor(MantisActor):
             log.warning("worker %s: agent process gone, exiting", self.spec.worker_key)
             self._stop()
             os._exit(0)
-        state = self.executor.state
+        state = self.worker.state
         if state == "completed":
-            self._end("Completed", "source completed")
+            self._end("Completed", "stage completed")
         elif state == "failed":
-            self._end("Failed", self.executor.error or "pipeline failed")
+            self._end("Failed", self.worker.error or "pipeline failed")
         else:
             self._report("Heartbeat")
 
@@ -100,10 +100,8 @@ class WorkerActor(MantisActor):
         self._report(status, reason)
 
     def _stop(self) -> None:
-        if self.executor is not None:
-            self.executor.stop(2.0)
-        if self.server is not None:
-            self.server.close()
+        if self.worker is not None:
+            self.worker.stop(2.0)
 
     def on_exit(self) -> None:
         self._stop()

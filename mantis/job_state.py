@@ -176,6 +176,13 @@ class Job:
     def is_terminal(self) -> bool:
         return JOB_TABLE.is_terminal(self.state)
 
+    def upstream_endpoints(self, stage: int) -> list[tuple[str, str, int]]:
+        """(worker id, host, port) of the Started workers of stage ``stage - 1``: where a
+        worker of ``stage`` reads from.  Empty for stage 1 (it reads the source)."""
+        return sorted((w.key, w.host or "127.0.0.1", int(w.metrics["port"]))
+                      for w in self.workers.values()
+                      if w.stage == stage - 1 and w.state == STARTED and w.metrics.get("port"))
+
     def worker_by_key(self, key: str) -> Worker | None:
         number = int(key.rpartition("/w")[2]) if "/w" in key else -1
         w = self.workers.get(number)
