@@ -160,12 +160,15 @@ def cmd_up(args) -> int:
     def demo(url: str, stop) -> None:
         def run():
             try:
-                names = [c["name"] for c in call(url, "GET", "/api/v1/jobClusters")]
-                if "demo" not in names:
+                try:
                     call(url, "POST", "/api/v1/jobClusters", DEMO_CLUSTER)
                     log.info("created job cluster demo")
-                running = call(url, "GET", "/api/v1/jobClusters/demo/jobs")
-                job_id = running[0]["jobId"] if running else call(
+                except CliError as exc:
+                    if not str(exc).startswith("409"):
+                        raise
+                # The cluster actor itself answers this, so a just-recovered job is not missed.
+                active = call(url, "GET", "/api/v1/jobClusters/demo")["activeJobs"]
+                job_id = active[0] if active else call(
                     url, "POST", "/api/v1/jobClusters/demo/jobs", {"user": "mantis-up"})["jobId"]
                 log.info("streaming the output of %s (Ctrl-C to stop)", job_id)
                 deadline = time.time() + 120
@@ -202,7 +205,10 @@ class _AsyncStop:
         return self.event.is_set()
 
     def set(self) -> None:
-        self.loop.call_soon_threadsafe(self.event.set)
+        try:
+            self.loop.call_soon_threadsafe(self.event.set)
+        except RuntimeError:
+            pass  # the loop has already closed: the master is stopping anyway
 
 
 # -- client commands -----------------------------------------------------------------

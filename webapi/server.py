@@ -86,13 +86,16 @@ def run_master(config: dict, config_path: str | None = None, overrides: list[str
         await stop.wait()
         server.stop()
         gateway.close()
+        return agent
+
+    agent = None
+    try:
+        agent = asyncio.run(main())
+    finally:
+        log.info("master stopping")
+        master.system.shutdown()
+        # After the master's actors: they would otherwise see the workers go and replace them.
         if agent is not None and stop_local_agent:
             log.info("stopping the local agent (pid %d) and its workers", agent.pid)
             agent.terminate()
             agent.wait(15)
-
-    try:
-        asyncio.run(main())
-    finally:
-        log.info("master stopping (agents and workers keep running)")
-        master.system.shutdown()

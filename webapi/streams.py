@@ -134,6 +134,8 @@ class SseOutputHandler(ApiHandler):
                 self.write(f"event: end\ndata: {codec.dumps({'reason': self.relay.ended_reason})}\n\n")
         except tornado.iostream.StreamClosedError:
             pass
+        except Exception as exc:  # headers are out: end the stream, an error page is impossible
+            log.warning("output stream of %s ended by %s: %s", self.relay.job_id, type(exc).__name__, exc)
         finally:
             self.relay.close()
         if not self.request.connection.stream.closed():
