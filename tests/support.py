@@ -1,9 +1,13 @@
 """Helpers shared by the tests: free ports, bounded waiting, test configs."""
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import time
+
 from mantis import config as config_module
-from mantis.local_processes import wait_for  # noqa: F401  (re-exported for tests)
+from mantis.local_processes import pids_with_cmdline, wait_for  # noqa: F401  (wait_for re-exported)
 
 
 def reap_forked_leftovers(grace_s: float = 3.0) -> list[int]:
@@ -13,25 +17,12 @@ def reap_forked_leftovers(grace_s: float = 3.0) -> list[int]:
     a child is still being created; in tests such a process would hold the runner's
     output open forever.  Returns the pids that had to be killed.
     """
-    import os
-    import signal
-    import time
-
     me = os.getpid()
     with open(f"/proc/{me}/cmdline", "rb") as f:
         mine = f.read()
 
     def forked():
-        pids = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) != me:
-                try:
-                    with open(f"/proc/{entry}/cmdline", "rb") as f:
-                        if f.read() == mine:
-                            pids.append(int(entry))
-                except OSError:
-                    pass
-        return pids
+        return [pid for pid in pids_with_cmdline(mine) if pid != me]
 
     deadline = time.time() + grace_s
     while forked() and time.time() < deadline:

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.processes import Cluster
+from mantis.local_processes import LocalCluster as Cluster
 from tests.support import make_config
 
 

@@ -15,11 +15,11 @@ def test_keyed_count_over_two_workers_gives_the_single_process_counts(cluster):
     assert cluster.call("POST", "/api/v1/jobClusters", definition)[0] == 201
     job_id = cluster.call("POST", "/api/v1/jobClusters/keyed/jobs", {})[1]["jobId"]
 
-    def finished_workers():
+    def job_completed():
         status, job = cluster.call("GET", f"/api/v1/jobs/{job_id}")
-        return job if job["state"] == "Completed" else None
+        return job["state"] == "Completed"
 
-    job = wait_for(finished_workers, timeout=90, interval=0.5, what="the finite job to complete")
+    wait_for(job_completed, timeout=90, interval=0.5, what="the finite job to complete")
     archived = cluster.call("GET", f"/api/v1/jobs/{job_id}/archivedWorkers")[1]
     by_stage = {}
     for w in archived:
