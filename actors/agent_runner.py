@@ -17,6 +17,7 @@ import ujson
 
 from actors.actor_system import address_from_text, ask, start_actor_system
 from actors.messages import AgentOfferInfo, ConnectMaster, StartAgent
+from mantis import master_address
 
 log = logging.getLogger("mantis.agent")
 
@@ -92,6 +93,8 @@ def run_agent(config: dict, master_url: str, stop: threading.Event | None = None
         # A stopped agent takes its workers with it (its actor system shuts down below).
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     a = config["agent"]
+    # Workers fork from this process and inherit it: how a job's code finds the master.
+    os.environ[master_address.URL_VAR] = master_url
     asys = start_actor_system(config["master"]["actor_system_base"], int(a["admin_port"]),
                               config["master"]["host"])
     agent = start_agent_actor(asys, config)
