@@ -1,8 +1,9 @@
 """An agent process: its own actor system, its AgentActor, and the link to the master.
 
-``run_agent`` starts the agent's actor system and AgentActor, then follows the master:
-every second it reads ``/api/v1/masterInfo`` and, when the scheduler's address changes
-(a master restart or failover) or the master stops answering, tells the AgentActor.
+``run_agent`` starts the agent's actor system and AgentActor, then follows the master
+(a fixed URL, or the leader published in ZooKeeper): every second it reads the master's
+``/api/v1/masterInfo`` and, when the scheduler's address changes (a master restart or
+failover) or the master stops answering, tells the AgentActor.
 ``attach_agent`` does the same inside an existing actor system (simpleSystemBase tests
 and the one-process mode), where the scheduler address is handed over directly.
 """
@@ -75,36 +76,78 @@ def attach_agent(asys, config: dict, scheduler) -> object:
 
 
 def master_scheduler_address(master_url: str, timeout: float = 2.0) -> str | None:
-    """The scheduler's ``host:port`` from the master's masterInfo, or None if unreachable."""
+    """The scheduler's ``host:port`` from the master's masterInfo, or None if unreachable
+    or if that master is a standby (it has no scheduler running)."""
     try:
         with urllib.request.urlopen(f"{master_url}/api/v1/masterInfo", timeout=timeout) as resp:
             info = ujson.loads(resp.read())
-        return info.get("schedulerAddress")
+        return info.get("schedulerAddress") if info.get("leader", True) else None
     except (OSError, ValueError):
         return None
 
 
+class MasterLocator:
+    """Where the leading master's API is: a fixed URL, or the leader published in ZooKeeper.
+
+    With ``leader_election.hosts`` configured, the URL comes from the leader's
+    description (``apiUrl``) and follows failovers; ``fallback_url`` is used until a
+    leader is known.
+    """
+
+    def __init__(self, config: dict, fallback_url: str):
+        e = config["leader_election"]
+        self.fallback_url = fallback_url
+        self.follower = None
+        if e["hosts"]:
+            from mantis.leader_election import LeaderFollower
+
+            self.follower = LeaderFollower(e["hosts"], e["path"]).start()
+
+    def url(self) -> str | None:
+        """The leader's API URL now; None while an election has no leader."""
+        if self.follower is None:
+            return self.fallback_url
+        leader = self.follower.leader()
+        return leader.get("apiUrl") if leader else None
+
+    def close(self) -> None:
+        """Stop following (closes the ZooKeeper session, if any)."""
+        if self.follower is not None:
+            self.follower.stop()
+
+
 def run_agent(config: dict, master_url: str, stop: threading.Event | None = None) -> None:
-    """Run an agent until ``stop`` is set (or forever): own actor system, follow the master."""
+    """Run an agent until ``stop`` is set (or forever): own actor system, follow the master.
+
+    The master is ``master_url``, or, when ``leader_election.hosts`` is configured, the
+    leader published in ZooKeeper: after a failover the agent registers, with the workers
+    it runs, at the new leader's scheduler.
+    """
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         import signal
 
         # A stopped agent takes its workers with it (its actor system shuts down below).
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    a = config["agent"]
-    # Workers fork from this process and inherit it: how a job's code finds the master.
+    a, e = config["agent"], config["leader_election"]
+    # Workers fork from this process and inherit these: how a job's code finds the master.
     os.environ[master_address.URL_VAR] = master_url
+    if e["hosts"]:
+        os.environ[master_address.ZOOKEEPER_VAR] = e["hosts"]
+        os.environ[master_address.LEADER_PATH_VAR] = e["path"]
+    locator = MasterLocator(config, master_url)
     asys = start_actor_system(config["master"]["actor_system_base"], int(a["admin_port"]),
                               config["master"]["host"])
     agent = start_agent_actor(asys, config)
-    log.info("agent %s up (admin port %s), following master at %s", a["id"], a["admin_port"], master_url)
+    log.info("agent %s up (admin port %s), following %s", a["id"], a["admin_port"],
+             f"the leader in ZooKeeper {e['hosts']}{e['path']}" if e["hosts"] else f"master at {master_url}")
     current = None
     try:
         while not stop.is_set():
-            text = master_scheduler_address(master_url)
+            url = locator.url()
+            text = master_scheduler_address(url) if url else None
             if text != current:
-                log.info("agent %s: master scheduler now %s", a["id"], text or "unreachable")
+                log.info("agent %s: master scheduler now %s (%s)", a["id"], text or "unreachable", url or "no leader")
                 target = address_from_text(text) if text else None
                 try:
                     ask(asys, agent, ConnectMaster(target))
@@ -113,4 +156,5 @@ def run_agent(config: dict, master_url: str, stop: threading.Event | None = None
                     log.warning("agent %s: could not hand over the master address: %s", a["id"], exc)
             stop.wait(1.0)
     finally:
+        locator.close()
         asys.shutdown()

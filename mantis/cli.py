@@ -29,8 +29,10 @@ class CliError(Exception):
 
 # -- HTTP client ---------------------------------------------------------------------
 
-def call(master: str, method: str, path: str, body=None, timeout: float = 15.0):
-    """Send a request to the master's API; return the decoded JSON or raise CliError."""
+def call(master: str, method: str, path: str, body=None, timeout: float = 15.0, _redirects: int = 0):
+    """Send a request to the master's API; return the decoded JSON or raise CliError.
+
+    A standby's redirect to the leader is followed for every method."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"{master.rstrip('/')}{path}", data=data, method=method,
                                  headers={"Content-Type": "application/json"})
@@ -38,6 +40,10 @@ def call(master: str, method: str, path: str, body=None, timeout: float = 15.0):
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
     except urllib.error.HTTPError as exc:
+        location = exc.headers.get("Location")
+        if exc.code in (307, 308) and location and _redirects < 3:
+            # A standby master names the leader; send the same request there.
+            return call(location.rpartition(path)[0] or master, method, path, body, timeout, _redirects + 1)
         try:
             message = json.loads(exc.read()).get("error", exc.reason)
         except ValueError:
@@ -48,6 +54,19 @@ def call(master: str, method: str, path: str, body=None, timeout: float = 15.0):
     except ValueError as exc:  # a malformed URL from a bad --master or name
         raise CliError(f"bad request {path!r}: {exc}") from None
     return json.loads(raw) if raw else None
+
+
+def leader_url(hosts: str, path: str) -> str:
+    """The leading master's API URL, from its description in ZooKeeper; CliError if none."""
+    from mantis.leader_election import LeaderElectionError, find_leader
+
+    try:
+        leader = find_leader(hosts, path, timeout=5.0)
+    except LeaderElectionError as exc:
+        raise CliError(str(exc)) from None
+    if not leader or not leader.get("apiUrl"):
+        raise CliError(f"no master leads at {hosts}{path} right now")
+    return leader["apiUrl"]
 
 
 def stream_output(master: str, job_id: str, limit: int = 0, out=sys.stdout, stop=None) -> int:
@@ -317,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--master", default=DEFAULT_MASTER, help="master API URL")
     common.add_argument("--user", default=os.environ.get("USER", "unknown"))
+    common.add_argument("--zookeeper", default=os.environ.get("MANTIS_ZOOKEEPER"),
+                        help="find the leading master in this ZooKeeper ensemble (overrides --master)")
+    common.add_argument("--leader-path", default=os.environ.get("MANTIS_LEADER_PATH", "/mantis/leader"))
 
     def group(name, help_):
         return sub.add_parser(name, help=help_).add_subparsers(dest="action", required=True)
@@ -363,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
     logging.basicConfig(level=level, format=LOG_FORMAT)
     try:
+        if getattr(args, "zookeeper", None):
+            args.master = leader_url(args.zookeeper, args.leader_path)
         return COMMANDS[args.command](args) or 0
     except CliError as exc:
         print(f"mantis: error: {exc}", file=sys.stderr)

@@ -361,6 +361,40 @@ def find_leader(hosts: str, path: str = DEFAULT_PATH, timeout: float = 5.0) -> d
         client.close()
 
 
+class LeaderFollower:
+    """A long-lived reader of the leader's description, for agents (one session, reused).
+
+    ``start()`` connects in the background and keeps reconnecting; ``leader()`` reads
+    ``<path>/description`` and returns it, or None when nobody leads or ZooKeeper is not
+    reachable right now (it never raises).  ``stop()`` closes the session.
+    """
+
+    def __init__(self, hosts: str, path: str = DEFAULT_PATH, timeout: float = 2.0):
+        self.path, self.timeout = f"{path.rstrip('/')}/description", timeout
+        self._client = KazooClient(hosts, timeout=max(timeout, 2.0),
+                                   connection_retry=KazooRetry(max_tries=-1, max_delay=1.0))
+
+    def start(self) -> "LeaderFollower":
+        """Connect in the background; returns self at once."""
+        self._client.start_async()
+        return self
+
+    def leader(self) -> dict | None:
+        """The leader's published description, or None (nobody leads, or not connected)."""
+        if not self._client.connected:
+            return None
+        try:
+            return _read_description(self._client, self.path, self.timeout)
+        except LeaderElectionError as exc:
+            log.info("leader not readable: %s", exc)
+            return None
+
+    def stop(self) -> None:
+        """Close the session."""
+        self._client.stop()
+        self._client.close()
+
+
 def _read_description(client: KazooClient, path: str, timeout: float) -> dict | None:
     try:
         data, _ = client.get_async(path).get(timeout=timeout)

@@ -188,3 +188,82 @@ class LocalCluster:
 
     def call(self, method: str, path: str, body=None):
         return api(self.url, method, path, body)
+
+
+class HaCluster:
+    """Several masters electing a leader in ZooKeeper, and one agent following the leader.
+
+    Every master and the agent share ``config`` (a ZooKeeper store and an election on
+    ``zookeeper_hosts``); each master gets its own API and admin ports and its own config
+    file, so that each service's processes are found by their command line.
+    ``master_zookeeper`` gives master ``i`` its own way to ZooKeeper (a proxy a test cuts).
+    """
+
+    def __init__(self, config: dict, tmp: Path, zookeeper_hosts: str, masters: int = 2,
+                 ports: list[tuple[int, int]] | None = None, master_zookeeper: list[str] | None = None):
+        self.tmp = tmp
+        self.config = json.loads(json.dumps(config))
+        self.config["store"].update(type="zookeeper", hosts=zookeeper_hosts)
+        self.config["leader_election"]["hosts"] = zookeeper_hosts
+        self.masters: list[Service] = []
+        self.urls: list[str] = []
+        for i in range(masters):
+            c = json.loads(json.dumps(self.config))
+            api_port, admin_port = ports[i] if ports else (_free_port(), _free_port())
+            c["master"].update(api_port=api_port, admin_port=admin_port)
+            if master_zookeeper:  # e.g. a proxy a test can cut
+                c["store"]["hosts"] = c["leader_election"]["hosts"] = master_zookeeper[i]
+            path = write_config(c, tmp / f"master-{i}.toml")
+            self.masters.append(Service(["master", "--config", str(path)], tmp / f"master-{i}.log"))
+            self.urls.append(f"http://{c['master']['host']}:{api_port}")
+        agent_path = write_config(self.config, tmp / "agent.toml")
+        self.agent = Service(["agent", "--config", str(agent_path), "--master", self.urls[0]], tmp / "agent.log")
+
+    def info(self, i: int) -> dict | None:
+        """Master ``i``'s masterInfo, or None when it does not answer."""
+        try:
+            status, body = api(self.urls[i], path="/api/v1/masterInfo", timeout=2)
+        except OSError:
+            return None
+        return body if status == 200 else None
+
+    def leaders(self) -> list[int]:
+        """Indexes of the masters that say they lead right now."""
+        return [i for i in range(len(self.masters)) if (self.info(i) or {}).get("leader")]
+
+    def wait_leader(self, timeout: float = 60.0, among: list[int] | None = None) -> int:
+        """The index of the leading master once exactly one leads (among ``among``)."""
+        def one():
+            found = [i for i in self.leaders() if among is None or i in among]
+            return found[0] + 1 if len(found) == 1 else 0
+        return wait_for(one, timeout=timeout, interval=0.2, what="one leading master") - 1
+
+    def start(self, timeout: float = 60.0) -> "HaCluster":
+        """Start master 0 first (so it leads), the other masters, then the agent."""
+        self.masters[0].start()
+        self.wait_leader(timeout)
+        for m in self.masters[1:]:
+            m.start()
+        wait_for(lambda: all(self.info(i) for i in range(len(self.masters))), timeout=timeout,
+                 what="every master answering")
+        self.agent.start()
+        wait_for(lambda: self.call("GET", "/api/v1/agents")[1], timeout=timeout, what="agent registered")
+        return self
+
+    def call(self, method: str, path: str, body=None):
+        """An API call to the current leader (whichever master leads)."""
+        leader = self.wait_leader(timeout=30)
+        return api(self.urls[leader], method, path, body)
+
+    def stop(self) -> None:
+        self.agent.stop()
+        for m in self.masters:
+            m.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

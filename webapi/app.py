@@ -12,8 +12,12 @@ JOB_ID = r"([^/]+)"
 NAME = r"([^/]+)"
 
 
-def make_app(gateway) -> tornado.web.Application:
-    """The API application; ``gateway`` asks the master's actors."""
+def make_app(gateway, **settings) -> tornado.web.Application:
+    """The API application; ``gateway`` asks the master's actors.
+
+    ``settings`` go to the Application; ``role`` (a ``MasterRole``) and ``api_url`` are
+    shown by masterInfo when given.
+    """
     kw = {"gateway": gateway}
     routes = [
         (r"/api/v1/jobClusters/?", h.JobClustersHandler),
@@ -39,5 +43,5 @@ def make_app(gateway) -> tornado.web.Application:
     return tornado.web.Application(
         [(pattern, handler, kw) for pattern, handler in routes],
         default_handler_class=h.NotFoundHandler, default_handler_args=kw,
-        started_at=time.time(),
+        started_at=time.time(), **settings,
     )

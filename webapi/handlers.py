@@ -239,12 +239,19 @@ class MasterInfoHandler(ApiHandler):
         from actors.actor_system import address_to_text
 
         m = self.gateway.config["master"]
-        self.reply({
+        info = {
             "hostname": m["host"], "apiPort": m["api_port"], "actorSystemBase": m["actor_system_base"],
             "adminPort": m["admin_port"], "leader": True, "startedAt": self.application.settings["started_at"],
             "schedulerAddress": address_to_text(self.gateway.master.scheduler),
             "managerAddress": address_to_text(self.gateway.master.manager),
-        })
+        }
+        role = self.application.settings.get("role")
+        if role is not None:
+            info.update(role.describe())
+        api_url = self.application.settings.get("api_url")
+        if api_url:
+            info.update(apiUrl=api_url, leaderUrl=api_url)
+        self.reply(info)
 
 
 class MasterConfigsHandler(ApiHandler):

@@ -1,24 +1,33 @@
-"""The master process: actors, the embedded local agent, and the API server.
+"""The master process: actors, the embedded local agent, the API server, the election.
 
-``run_master`` starts the master's actor system (recovering every cluster and job from
-the store), starts the local agent as a separate process when configured (it must
-outlive a master crash, so it runs in its own session), and serves the API until
-stopped.  ``serve_api`` is the piece tests use with an in-process actor system.
+``run_master`` serves the API, then either leads at once (one master) or joins the
+leader election in ZooKeeper and serves redirects to the leader until elected.  Leading
+means running the master's actor system (which recovers every cluster and job from the
+store); losing ZooKeeper means shutting it down at once.  The local agent, when
+configured, is a separate process in its own session (it must outlive a master crash).
+``serve_api`` is the piece tests use with an in-process actor system.
 """
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import tornado.httpserver
 import tornado.netutil
+import tornado.web
 
+from mantis.master_role import MasterRole
 from webapi.app import make_app
 from webapi.gateway import Gateway
+from webapi.standby import RoleRouter, make_standby_app
 
 log = logging.getLogger("mantis.master")
 
@@ -59,33 +68,178 @@ def start_local_agent(config_path: str | None, overrides: list[str], master_url:
     return proc
 
 
+def lease_config(config: dict, lease) -> dict:
+    """``config`` with the store fenced by ``lease`` (a ZooKeeper store only), for the actors.
+
+    The actors open the store in their own processes from the config they are given, so
+    the term travels as the lease's znode and version: writes from this term fail once a
+    newer leader holds the election.
+    """
+    if lease is None or config["store"].get("type") != "zookeeper":
+        return config
+    fenced = copy.deepcopy(config)
+    fenced["store"]["lease_node"] = lease.node_path
+    fenced["store"]["lease_version"] = lease.node_version
+    return fenced
+
+
+class MasterService:
+    """The serving half of one master process: the API under its role, actors while leading.
+
+    ``lead(lease)`` starts the actors (which load every cluster and job from the store and
+    reattach the workers agents report) and switches the API to the full application;
+    ``stand_by()`` switches the API to redirects at once and then shuts the actors down
+    (workers live on their agents and are not touched).  Both block; with an election they
+    run on its thread, strictly alternating.  ``loop`` is the IOLoop serving ``router``.
+    """
+
+    def __init__(self, config: dict, loop: asyncio.AbstractEventLoop, router: RoleRouter, url: str,
+                 election=None):
+        self.config, self.loop, self.router, self.url = config, loop, router, url
+        self.election = election
+        self.role = MasterRole()
+        self.master = None
+        self.gateway: Gateway | None = None
+        self.leading_event = threading.Event()
+        self.standby_app = make_standby_app(self.info, self.leader_url)
+
+    def description(self) -> dict:
+        """What this master publishes in ZooKeeper while it leads."""
+        m = self.config["master"]
+        return {"host": m["host"], "apiPort": int(self.url.rpartition(":")[2]), "apiUrl": self.url,
+                "actorSystem": f"{m['host']}:{m['admin_port']}", "pid": os.getpid()}
+
+    def info(self) -> dict:
+        """This master's own part of masterInfo (role, terms, where it serves)."""
+        m = self.config["master"]
+        return dict(self.role.describe(), hostname=m["host"], apiPort=self.description()["apiPort"],
+                    apiUrl=self.url, adminPort=m["admin_port"], actorSystemBase=m["actor_system_base"])
+
+    def leader_url(self) -> str | None:
+        """The leader's API URL (this master's own while it leads), None when nobody leads."""
+        if self.role.leading or self.election is None:
+            return self.url
+        if not self.election.client.connected:
+            return None  # cut off from ZooKeeper: nobody is known to lead, answer at once
+        try:
+            leader = self.election.current_leader(timeout=2.0)
+        except Exception as exc:  # ZooKeeper unreachable: nobody known to lead
+            log.warning("cannot read the leader from ZooKeeper: %s", exc)
+            return None
+        return leader.get("apiUrl") if leader else None
+
+    def lead(self, lease=None) -> None:
+        """Become the serving leader; on failure, stay standby and re-raise."""
+        from actors.actor_system import start_master_actors
+
+        log.info("elected leader (lease %s); starting the master's actors", getattr(lease, "node_path", "-"))
+        self.role.change("elected")
+        try:
+            self.master = start_master_actors(lease_config(self.config, lease))
+        except Exception:
+            self.role.change("lost")
+            raise
+        self.gateway = Gateway(self.master, lease_config(self.config, lease))
+        app = make_app(self.gateway, role=self.role, api_url=self.url)
+        self.loop.call_soon_threadsafe(self.router.switch, app)
+        self.leading_event.set()
+        log.info("leading: API serving the actors at %s", self.url)
+
+    def stand_by(self) -> None:
+        """Stop acting as leader now: redirect the API, then shut the actors down."""
+        if not self.role.leading:
+            return
+        self.role.change("lost")
+        self.leading_event.clear()
+        log.warning("leadership lost: API now redirects to the leader; shutting the actors down")
+        try:
+            self.loop.call_soon_threadsafe(self.router.switch, self.standby_app)
+        except RuntimeError:
+            pass  # the loop has closed: the process is exiting and serves nothing
+        self._shutdown_actors()
+        log.info("standing by")
+
+    def stop(self) -> None:
+        """Leave the election (if any) and shut the actors down, for a clean exit."""
+        if self.election is not None:
+            self.election.stop()  # calls stand_by through on_lost when leading
+        if self.role.state != "Stopped":
+            self._shutdown_actors()
+            self.role.change("stop")
+
+    def _shutdown_actors(self) -> None:
+        gateway, master, self.gateway, self.master = self.gateway, self.master, None, None
+        if gateway is not None:
+            gateway.close()
+        if master is not None:
+            master.system.shutdown()
+
+
+def _start_election(service: MasterService, config: dict) -> None:
+    from mantis.leader_election import LeaderElection
+
+    e = config["leader_election"]
+
+    def on_elected(lease):
+        try:
+            service.lead(lease)
+        except Exception as exc:
+            # Leading with no actors would block every other master: leave and join again.
+            log.error("could not start leading (%s); rejoining the election", exc)
+            threading.Thread(target=_rejoin, args=(service, config), daemon=True).start()
+
+    service.election = LeaderElection(e["hosts"], e["path"], service.description(), on_elected=on_elected,
+                                      on_lost=service.stand_by, session_timeout=float(e["session_timeout_s"]))
+    log.info("joining the leader election at %s%s as a standby", e["hosts"], e["path"])
+    service.election.start()
+
+
+def _rejoin(service: MasterService, config: dict) -> None:
+    service.election.stop()
+    time.sleep(1.0)
+    _start_election(service, config)
+
+
 def run_master(config: dict, config_path: str | None = None, overrides: list[str] | None = None,
                on_ready=None, stop_local_agent: bool = False) -> None:
-    """Run a master until SIGINT/SIGTERM; ``on_ready(api_url, stop)`` is called once it serves.
+    """Run a master until SIGINT/SIGTERM; ``on_ready(api_url, stop)`` is called once it leads.
 
-    A local agent it started keeps running after the master stops (its workers must
-    survive a master restart), unless ``stop_local_agent`` (``mantis up``: a demo that
-    cleans up after itself).
+    With ``leader_election.hosts`` set, the master joins the election and serves
+    redirects until elected; otherwise it leads at once.  A local agent it started keeps
+    running after the master stops (its workers must survive a master restart), unless
+    ``stop_local_agent`` (``mantis up``: a demo that cleans up after itself).
     """
-    from actors.actor_system import start_master_actors
-
     m = config["master"]
-    master = start_master_actors(config)
+    elect = bool(config["leader_election"]["hosts"])
+    holder: dict = {}
 
     async def main():
-        server, gateway, port = serve_api(master, config)
-        url = f"http://{m['host']}:{port}"
-        log.info("master API serving at %s", url)
+        loop = asyncio.get_running_loop()
+        placeholder = tornado.web.Application()
+        router = RoleRouter(placeholder)
+        server = tornado.httpserver.HTTPServer(router)
+        sockets = tornado.netutil.bind_sockets(m["api_port"], address=m["host"], family=socket.AF_INET)
+        server.add_sockets(sockets)
+        url = f"http://{m['host']}:{sockets[0].getsockname()[1]}"
+        service = holder["service"] = MasterService(config, loop, router, url)
+        router.switch(service.standby_app)
+        log.info("master API listening at %s", url)
+        if elect:
+            _start_election(service, config)
+        else:
+            await loop.run_in_executor(None, service.lead, None)
         agent = start_local_agent(config_path, overrides or [], url) if m.get("local_agent") else None
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         if on_ready is not None:
-            loop.call_soon(on_ready, url, stop)
+            async def ready_when_leading():
+                while not service.leading_event.is_set():
+                    await asyncio.sleep(0.1)
+                on_ready(url, stop)
+            loop.create_task(ready_when_leading())
         await stop.wait()
         server.stop()
-        gateway.close()
         return agent
 
     agent = None
@@ -93,7 +247,8 @@ def run_master(config: dict, config_path: str | None = None, overrides: list[str
         agent = asyncio.run(main())
     finally:
         log.info("master stopping")
-        master.system.shutdown()
+        if "service" in holder:
+            holder["service"].stop()
         # After the master's actors: they would otherwise see the workers go and replace them.
         if agent is not None and stop_local_agent:
             log.info("stopping the local agent (pid %d) and its workers", agent.pid)

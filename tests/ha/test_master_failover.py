@@ -1,0 +1,140 @@
+"""Several real masters electing a leader in a real ZooKeeper: failover, step-down, one leader."""
+import json
+import re
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from mantis.local_processes import HaCluster, api
+from tests.ha.tcp_proxy import TcpProxy
+from tests.support import make_config, wait_for
+
+TWO_STAGES = {"name": "keyed", "url": "mantis.examples.keyed_count:job",
+              "parameters": [{"name": "rate", "value": 200}, {"name": "keys", "value": 10}],
+              "schedulingInfo": {"stages": {
+                  "1": {"numberOfInstances": 1, "machineDefinition": {"cpuCores": 0.5, "memoryMB": 128}},
+                  "2": {"numberOfInstances": 2, "machineDefinition": {"cpuCores": 0.5, "memoryMB": 128}}}}}
+
+
+def ha_config(tmp_path):
+    """Short timeouts, and a private election path and store root in the shared ZooKeeper."""
+    tag = uuid.uuid4().hex[:10]
+    return make_config(tmp_path, **{"leader_election.session_timeout_s": 4,
+                                    "leader_election.path": f'"/{tag}/leader"',
+                                    "store.root": f'"/{tag}/store"', "workers.heartbeat_timeout_s": 8})
+
+
+@pytest.fixture
+def ha(zookeeper, tmp_path):
+    cluster = HaCluster(ha_config(tmp_path), tmp_path, zookeeper.hosts, masters=2)
+    yield cluster
+    cluster.stop()
+
+
+def read_sse(url, count, timeout=30):
+    """The first ``count`` data events of an SSE stream (following a standby's redirect)."""
+    events = []
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        for raw in resp:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+                if len(events) >= count:
+                    break
+    return events
+
+
+def started_workers(ha, job_id, count):
+    status, job = ha.call("GET", f"/api/v1/jobs/{job_id}")
+    workers = [w for w in job.get("workers", []) if w["state"] == "Started"] if status == 200 else []
+    return workers if len(workers) == count else None
+
+
+def leadership_terms(log_text: str) -> list[tuple[str, str]]:
+    """(event, timestamp) for every 'elected leader' / 'leadership lost' line of a master log."""
+    found = []
+    for line in log_text.splitlines():
+        m = re.match(r"(\S+ \S+) INFO mantis.master elected leader|(\S+ \S+) WARNING mantis.master leadership lost", line)
+        if m:
+            found.append(("elected" if m.group(1) else "lost", m.group(1) or m.group(2)))
+    return found
+
+
+def test_leader_killed_standby_leads_and_the_two_stage_job_streams_on_with_no_worker_restarted(ha):
+    ha.start()
+    assert ha.leaders() == [0]
+    standby = ha.info(1)
+    assert standby["leader"] is False and standby["leaderUrl"] == ha.urls[0]
+    assert ha.call("POST", "/api/v1/jobClusters", TWO_STAGES)[0] == 201
+    status, body = ha.call("POST", "/api/v1/jobClusters/keyed/jobs", {"user": "ha"})
+    assert status == 201, body
+    job_id = body["jobId"]
+    before = wait_for(lambda: started_workers(ha, job_id, 3), timeout=60, what="3 workers Started")
+    assert read_sse(f"{ha.urls[0]}/api/v1/jobs/{job_id}/output", 5)
+    agent_pids = set(ha.agent.pids())
+
+    ha.masters[0].kill9()
+
+    assert ha.wait_leader(timeout=30, among=[1]) == 1
+    after = wait_for(lambda: started_workers(ha, job_id, 3), timeout=30, what="the job back on the new leader")
+    # The standby redirects to the leader: the old URL is dead, the new one serves the output.
+    events = read_sse(f"{ha.urls[1]}/api/v1/jobs/{job_id}/output", 5)
+    assert len(events) == 5 and all("user" in e for e in events), events
+    wait_for(lambda: ha.urls[1] in ha.agent.output(), timeout=20, what="the agent following the new leader")
+    # Heartbeats reach the new leader past a whole heartbeat timeout after the failover:
+    # the grace period ended and nothing was replaced.
+    beyond = time.time() + 8
+
+    def heartbeats_past_the_timeout():
+        workers = started_workers(ha, job_id, 3)
+        return workers if workers and all(w["lastHeartbeatAt"] > beyond for w in workers) else None
+
+    after = wait_for(heartbeats_past_the_timeout, timeout=40, what="heartbeats a timeout after the failover")
+    assert {w["workerNumber"] for w in after} == {w["workerNumber"] for w in before}
+    assert api(ha.urls[1], path=f"/api/v1/jobs/{job_id}/archivedWorkers")[1] == []
+    # Not one process of the agent (its workers included) died or was added.
+    assert set(ha.agent.pids()) == agent_pids
+
+
+def test_standby_redirects_every_call_to_the_leader_and_the_cli_follows(ha):
+    ha.start()
+    status, reply = api(ha.urls[1], "POST", "/api/v1/jobClusters", TWO_STAGES)
+    assert status == 307 and reply["leader"] == ha.urls[0]
+    from mantis.cli import call
+
+    created = call(ha.urls[1], "POST", "/api/v1/jobClusters", TWO_STAGES)
+    assert created["name"] == "keyed"
+    assert [c["name"] for c in api(ha.urls[0], path="/api/v1/jobClusters")[1]] == ["keyed"]
+
+
+def test_leader_cut_off_from_zookeeper_steps_down_and_never_two_lead(zookeeper, tmp_path):
+    host, port = zookeeper.hosts.split(",")[0].rsplit(":", 1)
+    with TcpProxy((host, int(port))) as proxy:
+        ha = HaCluster(ha_config(tmp_path), tmp_path, zookeeper.hosts, masters=2,
+                       master_zookeeper=[proxy.hosts, zookeeper.hosts])
+        try:
+            ha.start()
+            assert ha.leaders() == [0]
+            samples = []
+            proxy.cut()  # master 0 loses ZooKeeper; nothing else does
+            def new_leader():
+                leaders = ha.leaders()
+                samples.append(leaders)
+                return leaders == [1]
+            wait_for(new_leader, timeout=30, interval=0.1, what="master 1 leading, master 0 stood down")
+            assert all(len(s) <= 1 for s in samples), samples
+            old = ha.info(0)
+            assert old["leader"] is False and old["role"] == "Standby", old
+            status, reply = api(ha.urls[0], "GET", "/api/v1/jobClusters")
+            assert status in (307, 503), (status, reply)
+            assert ha.call("GET", "/api/v1/jobClusters")[0] == 200
+        finally:
+            ha.stop()
+    # From the logs: master 0's term ended before master 1's began.
+    terms0 = leadership_terms(ha.masters[0].output())
+    terms1 = leadership_terms(ha.masters[1].output())
+    assert [e for e, _ in terms0][:2] == ["elected", "lost"], terms0
+    assert terms1 and terms1[0][0] == "elected", terms1
+    assert terms0[1][1] <= terms1[0][1], (terms0, terms1)
