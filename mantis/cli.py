@@ -382,7 +382,9 @@ COMMANDS = {"master": cmd_master, "agent": cmd_agent, "up": cmd_up, "cluster": c
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+    # Services log every event; client commands print only their answer or one error line.
+    quiet = logging.INFO if args.command in ("master", "agent", "up") else logging.WARNING
+    level = logging.DEBUG if getattr(args, "verbose", False) else quiet
     logging.basicConfig(level=level, format=LOG_FORMAT)
     try:
         if getattr(args, "zookeeper", None):

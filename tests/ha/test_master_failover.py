@@ -1,6 +1,8 @@
 """Several real masters electing a leader in a real ZooKeeper: failover, step-down, one leader."""
 import json
 import re
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -107,6 +109,18 @@ def test_standby_redirects_every_call_to_the_leader_and_the_cli_follows(ha):
     created = call(ha.urls[1], "POST", "/api/v1/jobClusters", TWO_STAGES)
     assert created["name"] == "keyed"
     assert [c["name"] for c in api(ha.urls[0], path="/api/v1/jobClusters")[1]] == ["keyed"]
+    # The CLI finds the leader in ZooKeeper, or says in one line that nobody leads.
+    path = ha.config["leader_election"]["path"]
+    listed = run_cli("cluster", "list", "--zookeeper", ha.config["leader_election"]["hosts"], "--leader-path", path)
+    assert listed.returncode == 0 and listed.stdout.startswith("keyed\tEnabled"), listed.stderr
+    nobody = run_cli("cluster", "list", "--zookeeper", ha.config["leader_election"]["hosts"],
+                     "--leader-path", path + "-nobody")
+    assert nobody.returncode == 1 and nobody.stderr.strip().count("\n") == 0
+    assert "no master leads" in nobody.stderr
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "mantis.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_leader_cut_off_from_zookeeper_steps_down_and_never_two_lead(zookeeper, tmp_path):

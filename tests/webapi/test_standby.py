@@ -1,0 +1,77 @@
+"""A standby master's API: masterInfo answered locally, everything else sent to the leader."""
+import json
+
+import tornado.httpclient
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from webapi.standby import RoleRouter, make_standby_app
+
+
+class Hello(tornado.web.RequestHandler):
+    def get(self):
+        self.finish({"hello": "leader"})
+
+
+async def serve(app):
+    sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    router = RoleRouter(app)
+    server = tornado.httpserver.HTTPServer(router)
+    server.add_sockets(sockets)
+    return server, router, f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+
+
+async def fetch(url, method="GET", body=None):
+    client = tornado.httpclient.AsyncHTTPClient()
+    reply = await client.fetch(url, method=method, body=body, raise_error=False, follow_redirects=False)
+    return reply.code, reply.headers, json.loads(reply.body or b"null")
+
+
+def test_standby_redirects_calls_to_the_leader_with_the_same_path_and_says_who_leads():
+    import asyncio
+
+    async def main():
+        app = make_standby_app(lambda: {"role": "Standby"}, lambda: "http://127.0.0.1:9999")
+        server, _, url = await serve(app)
+        try:
+            code, headers, body = await fetch(f"{url}/api/v1/jobs/x-1?user=a", "DELETE")
+            assert code == 307 and headers["Location"] == "http://127.0.0.1:9999/api/v1/jobs/x-1?user=a"
+            assert body["leader"] == "http://127.0.0.1:9999"
+            code, _, body = await fetch(f"{url}/api/v1/masterInfo")
+            assert code == 200 and body == {"role": "Standby", "leader": False,
+                                            "leaderUrl": "http://127.0.0.1:9999"}
+        finally:
+            server.stop()
+
+    asyncio.run(main())
+
+
+def test_standby_without_a_known_leader_answers_503_json():
+    import asyncio
+
+    async def main():
+        server, _, url = await serve(make_standby_app(lambda: {}, lambda: None))
+        try:
+            code, _, body = await fetch(f"{url}/api/v1/jobClusters", "POST", body="{}")
+            assert code == 503 and "no leader" in body["error"]
+        finally:
+            server.stop()
+
+    asyncio.run(main())
+
+
+def test_role_router_switches_new_requests_to_the_leading_app():
+    import asyncio
+
+    async def main():
+        server, router, url = await serve(make_standby_app(lambda: {}, lambda: None))
+        try:
+            assert (await fetch(f"{url}/hello"))[0] == 503
+            router.switch(tornado.web.Application([(r"/hello", Hello)]))
+            code, _, body = await fetch(f"{url}/hello")
+            assert code == 200 and body == {"hello": "leader"}
+        finally:
+            server.stop()
+
+    asyncio.run(main())
