@@ -117,8 +117,10 @@ class MasterService:
 
     def leader_url(self) -> str | None:
         """The leader's API URL (this master's own while it leads), None when nobody leads."""
-        if self.role.leading or self.election is None:
+        if self.role.leading:
             return self.url
+        if self.election is None:
+            return None  # a single master that is not up yet (or stopping)
         if not self.election.client.connected:
             return None  # cut off from ZooKeeper: nobody is known to lead, answer at once
         try:
@@ -126,7 +128,10 @@ class MasterService:
         except Exception as exc:  # ZooKeeper unreachable: nobody known to lead
             log.warning("cannot read the leader from ZooKeeper: %s", exc)
             return None
-        return leader.get("apiUrl") if leader else None
+        url = leader.get("apiUrl") if leader else None
+        # Our own URL is a stale description from before a restart on the same port: its
+        # session has not expired yet, so nobody leads for now.
+        return None if url == self.url else url
 
     def lead(self, lease=None) -> None:
         """Become the serving leader; on failure, stay standby and re-raise."""
@@ -219,15 +224,17 @@ def run_master(config: dict, config_path: str | None = None, overrides: list[str
         router = RoleRouter(placeholder)
         server = tornado.httpserver.HTTPServer(router)
         sockets = tornado.netutil.bind_sockets(m["api_port"], address=m["host"], family=socket.AF_INET)
-        server.add_sockets(sockets)
         url = f"http://{m['host']}:{sockets[0].getsockname()[1]}"
         service = holder["service"] = MasterService(config, loop, router, url)
         router.switch(service.standby_app)
-        log.info("master API listening at %s", url)
         if elect:
             _start_election(service, config)
         else:
+            # A single master serves once its actors are up; meanwhile clients wait in the
+            # listen backlog rather than meet a master that cannot answer yet.
             await loop.run_in_executor(None, service.lead, None)
+        server.add_sockets(sockets)
+        log.info("master API listening at %s", url)
         agent = start_local_agent(config_path, overrides or [], url) if m.get("local_agent") else None
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
