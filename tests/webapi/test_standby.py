@@ -1,4 +1,5 @@
 """A standby master's API: masterInfo answered locally, everything else sent to the leader."""
+import asyncio
 import json
 
 import tornado.httpclient
@@ -14,12 +15,18 @@ class Hello(tornado.web.RequestHandler):
         self.finish({"hello": "leader"})
 
 
-async def serve(app):
-    sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-    router = RoleRouter(app)
-    server = tornado.httpserver.HTTPServer(router)
-    server.add_sockets(sockets)
-    return server, router, f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+def served(app, check):
+    """Serve ``app`` behind a RoleRouter on loopback and run ``await check(url, router)``."""
+    async def main():
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        router = RoleRouter(app)
+        server = tornado.httpserver.HTTPServer(router)
+        server.add_sockets(sockets)
+        try:
+            await check(f"http://127.0.0.1:{sockets[0].getsockname()[1]}", router)
+        finally:
+            server.stop()
+    asyncio.run(main())
 
 
 async def fetch(url, method="GET", body=None):
@@ -29,49 +36,29 @@ async def fetch(url, method="GET", body=None):
 
 
 def test_standby_redirects_calls_to_the_leader_with_the_same_path_and_says_who_leads():
-    import asyncio
+    async def check(url, _):
+        code, headers, body = await fetch(f"{url}/api/v1/jobs/x-1?user=a", "DELETE")
+        assert code == 307 and headers["Location"] == "http://127.0.0.1:9999/api/v1/jobs/x-1?user=a"
+        assert body["leader"] == "http://127.0.0.1:9999"
+        code, _, body = await fetch(f"{url}/api/v1/masterInfo")
+        assert code == 200 and body == {"role": "Standby", "leader": False, "leaderUrl": "http://127.0.0.1:9999"}
 
-    async def main():
-        app = make_standby_app(lambda: {"role": "Standby"}, lambda: "http://127.0.0.1:9999")
-        server, _, url = await serve(app)
-        try:
-            code, headers, body = await fetch(f"{url}/api/v1/jobs/x-1?user=a", "DELETE")
-            assert code == 307 and headers["Location"] == "http://127.0.0.1:9999/api/v1/jobs/x-1?user=a"
-            assert body["leader"] == "http://127.0.0.1:9999"
-            code, _, body = await fetch(f"{url}/api/v1/masterInfo")
-            assert code == 200 and body == {"role": "Standby", "leader": False,
-                                            "leaderUrl": "http://127.0.0.1:9999"}
-        finally:
-            server.stop()
-
-    asyncio.run(main())
+    served(make_standby_app(lambda: {"role": "Standby"}, lambda: "http://127.0.0.1:9999"), check)
 
 
 def test_standby_without_a_known_leader_answers_503_json():
-    import asyncio
+    async def check(url, _):
+        code, _, body = await fetch(f"{url}/api/v1/jobClusters", "POST", body="{}")
+        assert code == 503 and "no leader" in body["error"]
 
-    async def main():
-        server, _, url = await serve(make_standby_app(lambda: {}, lambda: None))
-        try:
-            code, _, body = await fetch(f"{url}/api/v1/jobClusters", "POST", body="{}")
-            assert code == 503 and "no leader" in body["error"]
-        finally:
-            server.stop()
-
-    asyncio.run(main())
+    served(make_standby_app(lambda: {}, lambda: None), check)
 
 
 def test_role_router_switches_new_requests_to_the_leading_app():
-    import asyncio
+    async def check(url, router):
+        assert (await fetch(f"{url}/hello"))[0] == 503
+        router.switch(tornado.web.Application([(r"/hello", Hello)]))
+        code, _, body = await fetch(f"{url}/hello")
+        assert code == 200 and body == {"hello": "leader"}
 
-    async def main():
-        server, router, url = await serve(make_standby_app(lambda: {}, lambda: None))
-        try:
-            assert (await fetch(f"{url}/hello"))[0] == 503
-            router.switch(tornado.web.Application([(r"/hello", Hello)]))
-            code, _, body = await fetch(f"{url}/hello")
-            assert code == 200 and body == {"hello": "leader"}
-        finally:
-            server.stop()
-
-    asyncio.run(main())
+    served(make_standby_app(lambda: {}, lambda: None), check)
