@@ -278,6 +278,8 @@ class Job:
     parameters: list[ParameterDefinition] = field(default_factory=list)
     description: str = ""
     stages: list[ProcessingStage] = field(default_factory=list)
+    # Checks the resolved parameters together (one of two required, say); raises ParameterError.
+    validate: Callable[[dict[str, Any]], None] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -371,7 +373,7 @@ def resolve_parameters(job: Job, supplied: dict[str, str | int | float | bool]) 
     Strings are converted to the declared type ("42" -> 42, "yes" -> True); a declared
     parameter neither supplied nor defaulted is None.  Raises ParameterError for an
     unknown name, a missing required parameter, a value that does not convert, or one
-    its validator rejects.
+    its validator rejects, or when the job's ``validate`` rejects the values together.
     """
     declared = {p.name: p for p in job.all_parameters}
     unknown = sorted(name for name in supplied if name not in declared)
@@ -389,6 +391,8 @@ def resolve_parameters(job: Job, supplied: dict[str, str | int | float | bool]) 
         if value is not None:
             _validate(definition, value)
         resolved[name] = value
+    if job.validate is not None:
+        job.validate(resolved)
     return resolved
 
 

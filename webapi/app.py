@@ -6,6 +6,7 @@ import time
 import tornado.web
 
 from webapi import handlers as h
+from webapi import job_streams as js
 from webapi import streams as s
 
 JOB_ID = r"([^/]+)"
@@ -33,6 +34,9 @@ def make_app(gateway, **settings) -> tornado.web.Application:
         (rf"/api/v1/jobs/{JOB_ID}/output/ws/?", s.WebSocketOutputHandler),
         (rf"/api/v1/jobconnectbyid/{JOB_ID}/?", s.SseOutputHandler),
         (rf"/api/v1/ws/jobconnectbyid/{JOB_ID}/?", s.WebSocketOutputHandler),
+        (rf"/api/v1/jobDiscoveryStream/{JOB_ID}/?", js.JobDiscoveryStreamHandler),
+        (rf"/api/v1/jobStatusStream/{JOB_ID}/?", js.JobStatusStreamHandler),
+        (rf"/api/v1/lastSubmittedJobIdStream/{NAME}/?", js.LastSubmittedJobIdStreamHandler),
         (r"/api/v1/masterInfo/?", h.MasterInfoHandler),
         (r"/api/v1/masterConfigs/?", h.MasterConfigsHandler),
         (r"/api/v1/agents/?", h.AgentsHandler),
