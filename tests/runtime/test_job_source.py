@@ -13,22 +13,13 @@ import tornado.netutil
 import tornado.web
 
 from mantis.job_dsl import Context
-from mantis.local_processes import LocalCluster
 from mantis.runtime.job_source import UpstreamError, UpstreamEvent, job_output_source
-from tests.support import make_config, wait_for
+from tests.support import wait_for
 
 CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",
            "parameters": [{"name": "rate", "value": 40}],
            "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1,
                                                "machineDefinition": {"cpuCores": 1, "memoryMB": 256}}}}}
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = LocalCluster(make_config(tmp_path), tmp_path)
-    c.start()
-    yield c
-    c.stop()
 
 
 class Collector:

@@ -4,10 +4,8 @@ import itertools
 import json
 import urllib.parse
 
-import pytest
 
-from mantis.local_processes import LocalCluster
-from tests.support import make_config, wait_for
+from tests.support import wait_for
 from tests.webapi.sse_client import CLOSED, SseReader
 from webapi.job_streams import discovery_snapshot, latest_job_id, status_snapshot
 
@@ -16,14 +14,6 @@ CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",
            "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1, "scalable": True,
                                                "scalingPolicy": {"min": 1, "max": 3},
                                                "machineDefinition": {"cpuCores": 1, "memoryMB": 256}}}}}
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = LocalCluster(make_config(tmp_path), tmp_path)
-    c.start()
-    yield c
-    c.stop()
 
 
 def submit(cluster) -> str:
