@@ -25,6 +25,7 @@ def make_app(gateway, **settings) -> tornado.web.Application:
         (rf"/api/v1/jobClusters/{NAME}/?", h.JobClusterHandler),
         (rf"/api/v1/jobClusters/{NAME}/actions/([A-Za-z]+)/?", h.JobClusterActionHandler),
         (rf"/api/v1/jobClusters/{NAME}/jobs/?", h.JobClusterJobsHandler),
+        (rf"/api/v1/jobClusters/{NAME}/latestJobDiscoveryInfo/?", js.LatestJobDiscoveryInfoHandler),
         (r"/api/v1/jobs/?", h.JobsHandler),
         (rf"/api/v1/jobs/{JOB_ID}/?", h.JobHandler),
         (rf"/api/v1/jobs/{JOB_ID}/archivedWorkers/?", h.ArchivedWorkersHandler),

@@ -207,3 +207,16 @@ class LastSubmittedJobIdStreamHandler(PollingSseHandler):
         await self.gateway.ask(GetCluster(key))  # a 404 for a cluster that does not exist
         jobs = await self.gateway.ask(ListJobs(cluster=key, states=sorted(ACTIVE_JOB_STATES)))
         return {"clusterName": key, "jobId": latest_job_id(jobs)}, False
+
+
+class LatestJobDiscoveryInfoHandler(ApiHandler):
+    """``GET /api/v1/jobClusters/{name}/latestJobDiscoveryInfo``: one ``discovery_snapshot``
+    of the cluster's latest active job; a JSON 404 when the cluster has none."""
+
+    async def get(self, name):
+        name = _check_name(name)
+        await self.gateway.ask(GetCluster(name))  # a 404 for a cluster that does not exist
+        job_id = latest_job_id(await self.gateway.ask(ListJobs(cluster=name, states=sorted(ACTIVE_JOB_STATES))))
+        if job_id is None:
+            raise ApiError(404, f"job cluster {name} has no active job")
+        self.reply(discovery_snapshot(await self.gateway.ask(JobRequest(job_id, "get"))))

@@ -120,14 +120,22 @@ def test_status_stream_of_an_ended_job_sends_its_final_state_and_ends(cluster):
             assert stream.next(what="the stream closing")[0] == CLOSED
 
 
+def latest_discovery(cluster):
+    return cluster.call("GET", "/api/v1/jobClusters/synth/latestJobDiscoveryInfo")
+
+
 def test_last_submitted_job_id_follows_submits_and_kills(cluster):
     assert cluster.call("POST", "/api/v1/jobClusters", CLUSTER)[0] == 201
+    status, body = latest_discovery(cluster)
+    assert status == 404 and "no active job" in body["error"]
     with SseReader(f"{cluster.url}/api/v1/lastSubmittedJobIdStream/synth") as stream:
         assert stream.next(what="the first event") == ("message", {"clusterName": "synth", "jobId": None})
         first = submit(cluster)
         assert stream.next(what="the first job")[1]["jobId"] == first == "synth-1"
         second = submit(cluster)
         assert stream.next(what="the second job")[1]["jobId"] == second == "synth-2"
+        status, body = latest_discovery(cluster)
+        assert status == 200 and body["jobId"] == second and list(body["stages"]) == ["1"], body
         assert cluster.call("DELETE", f"/api/v1/jobs/{second}?user=test")[0] == 200
         assert stream.next(timeout=60, what="back to the first job")[1]["jobId"] == first
         assert cluster.call("DELETE", f"/api/v1/jobs/{first}?user=test")[0] == 200
@@ -155,6 +163,7 @@ def test_unknown_jobs_and_clusters_are_json_errors_never_a_500(cluster):
         ("lastSubmittedJobIdStream/nocluster", 404, "does not exist"),
         ("jobStatusStream/not_a_job", 400, "not a job id"),
         ("lastSubmittedJobIdStream/bad-name", 400, "clusterName"),
+        ("jobClusters/nocluster/latestJobDiscoveryInfo", 404, "does not exist"),
     ]
     for path, code, text in cases:
         status, content_type, body = get_raw(f"{cluster.url}/api/v1/{path}")
