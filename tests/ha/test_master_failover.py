@@ -159,3 +159,28 @@ def test_leader_cut_off_from_zookeeper_steps_down_and_never_two_lead(zookeeper, 
     assert [e for e, _ in terms0][:2] == ["elected", "lost"], terms0
     assert terms1 and terms1[0][0] == "elected", terms1
     assert terms0[1][1] <= terms1[0][1], (terms0, terms1)
+
+
+def test_zookeeper_crash_makes_the_leader_step_down_and_a_leader_returns_with_it(private_zookeeper, tmp_path):
+    ha = HaCluster(ha_config(tmp_path), tmp_path, private_zookeeper.hosts, masters=2)
+    try:
+        ha.start()
+        assert ha.call("POST", "/api/v1/jobClusters", TWO_STAGES)[0] == 201
+        job_id = ha.call("POST", "/api/v1/jobClusters/keyed/jobs", {"user": "ha"})[1]["jobId"]
+        before = wait_for(lambda: started_workers(ha, job_id, 3), timeout=60, what="3 workers Started")
+        agent_pids = set(ha.agent.pids())
+
+        private_zookeeper.kill9()
+        # Without ZooKeeper nobody may lead: both masters stand by and refuse to act.
+        wait_for(lambda: not ha.leaders() and all(ha.info(i) for i in (0, 1)), timeout=15,
+                 what="both masters standing by")
+        assert api(ha.urls[0], "GET", "/api/v1/jobs")[0] == 503
+
+        private_zookeeper.start()
+        leader = ha.wait_leader(timeout=60)
+        after = wait_for(lambda: started_workers(ha, job_id, 3), timeout=60, what="the job back")
+        assert {w["workerNumber"] for w in after} == {w["workerNumber"] for w in before}
+        assert read_sse(f"{ha.urls[leader]}/api/v1/jobs/{job_id}/output", 3)
+        assert set(ha.agent.pids()) == agent_pids
+    finally:
+        ha.stop()
