@@ -34,3 +34,11 @@ def test_unreadable_or_invalid_file_is_a_clear_error(tmp_path):
     bad.write_text("[master\n")
     with pytest.raises(config.ConfigError, match="not valid TOML"):
         config.load(str(bad))
+
+
+def test_high_availability_example_config_elects_and_shares_a_zookeeper_store():
+    ha = config.load("conf/ha-master.toml")
+    assert ha["leader_election"]["hosts"] == ha["store"]["hosts"] and ha["store"]["type"] == "zookeeper"
+    assert ha["master"]["local_agent"] is False
+    # Everything else is the default.
+    assert ha["workers"] == config.load(None)["workers"]
