@@ -111,6 +111,9 @@ class JobActor(MantisActor):
             if self._upstream_sent.get(w.key) != endpoints:
                 self._upstream_sent[w.key] = endpoints
                 self.send(self.scheduler, UpdateUpstream(w.key, endpoints))
+        # Forget incarnations that have ended, or a long-lived job would remember them all.
+        for key in [k for k in self._upstream_sent if self.job.worker_by_key(k) is None]:
+            del self._upstream_sent[key]
 
     def _end(self, effect: job_state.JobEnded) -> None:
         self.store.archive_job(self.job.cluster, self.job.job_id, self.job.to_json())

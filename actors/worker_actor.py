@@ -3,8 +3,9 @@
 It loads the job's entry point, resolves its parameters, serves the stage's output on
 the worker's assigned port and runs the pipeline on a thread of its own process (so
 the actor stays free for control messages).  It reports StartInitiated and Started at
-once, then a heartbeat with metrics every interval, and Completed or Failed when the
-pipeline ends.  An ActorExitRequest stops the pipeline and closes the port.
+once, then a heartbeat with metrics every interval (the stage worker's counters, and
+the process's pid, CPU and memory), and Completed or Failed when the pipeline ends.
+An ActorExitRequest stops the pipeline and closes the port.
 """
 from __future__ import annotations
 
@@ -25,11 +26,14 @@ class WorkerActor(MantisActor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.worker = None
+        self.process_stats = None
 
     def receiveMsg_RunWorker(self, msg: RunWorker, sender):
         from mantis.job_dsl import Context, load_job, resolve_parameters
+        from mantis.runtime.process_stats import ProcessStats
 
         self.spec, self.agent = msg.spec, msg.agent
+        self.process_stats = ProcessStats()
         self.parent_pid = os.getppid()
         self.phase = "running"
         self._report("StartInitiated")
@@ -68,6 +72,8 @@ class WorkerActor(MantisActor):
 
     def metrics(self) -> dict:
         m = {"pid": os.getpid(), "host": self.spec.host or "127.0.0.1"}
+        if self.process_stats is not None:
+            m.update(self.process_stats.sample())
         if self.worker is not None:
             m.update(self.worker.metrics().to_json())
         return m

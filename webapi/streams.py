@@ -7,6 +7,11 @@ is picked up and the output resumes.  Memory is bounded per subscriber: the rela
 holds at most ``QUEUE_BATCHES`` batches; when the subscriber is slow the relay stops
 reading, the worker's own per-connection buffer fills and the worker drops (and
 counts) the batches for that subscriber only.
+
+When the job ends, its workers have written their last output and closed their ports;
+the relay ends the stream only after reading every connection to its end (at most
+``END_DRAIN_S``), so a finite job's last batches (e.g. a final summary) reach the
+subscriber before the end.
 """
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ log = logging.getLogger("mantis.streams")
 
 QUEUE_BATCHES = 16
 FOLLOW_INTERVAL_S = 1.0
+# After the job ended: how long the relay waits for its connections to reach their end.
+END_DRAIN_S = 5.0
 _LENGTH = struct.Struct(">I")
 
 
@@ -61,9 +68,9 @@ class OutputRelay:
         self.follower = asyncio.ensure_future(self._follow())
 
     def _connect(self, job: dict) -> None:
+        """Read every Started last-stage worker not read yet; note when the job has ended."""
         if job["state"] in ("Completed", "Failed"):
             self.ended_reason = f"job {self.job_id} is {job['state']}"
-            self.queue.put_nowait(None) if not self.queue.full() else None
             return
         for worker_id, (host, port) in sink_workers(job).items():
             task = self.readers.get(worker_id)
@@ -78,7 +85,16 @@ class OutputRelay:
             except ApiError as exc:
                 if exc.status == 404:
                     self.ended_reason = exc.message
-                    await self.queue.put(None)
+        if self.closed:
+            return
+        # The workers wrote their last output before the job ended; it may still be on
+        # its way here, so the end goes after it.
+        reading = [task for task in self.readers.values() if not task.done()]
+        if reading:
+            await asyncio.wait(reading, timeout=END_DRAIN_S)
+        for task in reading:
+            task.cancel()  # a worker that never closed its port (e.g. hung, then replaced)
+        await self.queue.put(None)
 
     async def _read(self, worker_id: str, host: str, port: int) -> None:
         try:

@@ -4,15 +4,27 @@ Entry point ``mantis.examples.keyed_count:job``.  Three parts, two processing st
 
     source (synthetic events with a "user")          } a stage 1 worker
       -> stage 1: keep events worth >= min_value,     }
-                  project to {"user", "value"};       } output keyed by "user"
-      -> stage 2: running count per user, emits {"user": u, "count": c}
+                  project to {"id", "user", "value"}; } output keyed by "user"
+      -> stage 2: running count per user
       -> output (subscribers)
 
 Stage 1 is keyed by ``user``, so every event of one user reaches the same stage 2
-worker and that worker's count for the user is the user's whole count.  Stage 2 emits,
-for each batch it receives, the latest count of every user the batch touched (a user's
-final count is the largest it emits).  Both stages work per batch (``batch_operators``),
-the fast form: events cross processes in batches anyway.
+worker and that worker's count for the user is the user's whole count.  Both stages
+work per batch (``batch_operators``), the fast form: events cross processes in
+batches anyway.
+
+Stage 2 emits, for each batch it receives, the latest count of every user the batch
+touched::
+
+    {"user": "user-3", "count": 41, "lastId": 1207, "worker": 1, "workerNumber": 3}
+
+``lastId`` is the id of the user's latest event counted here, ``worker`` and
+``workerNumber`` the index and incarnation of the stage 2 worker that counted, so a
+subscriber can tell which worker owns a user and when (a replaced worker starts
+counting from 0 under a new number).  When its input ends normally (a finite job),
+each stage 2 worker emits one more batch, its summary: every user it counted, with
+the final count and ``"final": true``.  A user's count in the job is the sum, over the
+worker incarnations that counted it, of each one's last count.
 
 The source is deterministic: event ``n`` is ``{"id": n, "user": "user-<(n * 7919) %
 keys>", "value": <0..99>}``, the value from a multiplicative hash of ``n`` (so it does
@@ -61,22 +73,48 @@ def keep_and_project(batches: reactivex.Observable, context: Context) -> reactiv
     min_value = context.parameters["min_value"]
     return batches.pipe(
         filter_each(lambda event: event["value"] >= min_value),
-        map_each(lambda event: {"user": event["user"], "value": event["value"]}),
+        map_each(lambda event: {"id": event["id"], "user": event["user"], "value": event["value"]}),
     )
 
 
 def count_per_user(batches: reactivex.Observable, context: Context) -> reactivex.Observable:
-    """Stage 2: a running count per user; per batch, the latest count of each user it touched."""
+    """Stage 2: a running count per user; per batch, the latest count of each user it touched;
+    at the end of the input, a summary of every user's final count (see the module docstring)."""
     counts: dict[str, int] = {}
+    last_ids: dict[str, object] = {}
+    worker, number = context.worker_index, context.worker_number
+
+    def update(user: str, final: bool = False) -> dict:
+        out = {"user": user, "count": counts[user], "lastId": last_ids[user], "worker": worker,
+               "workerNumber": number}
+        if final:
+            out["final"] = True
+        return out
 
     def count(batch: list) -> list:
-        touched: dict[str, int] = {}
+        touched: dict[str, None] = {}
         for event in batch:
             user = event["user"]
-            touched[user] = counts[user] = counts.get(user, 0) + 1
-        return [{"user": user, "count": c} for user, c in touched.items()]
+            counts[user] = counts.get(user, 0) + 1
+            last_ids[user] = event.get("id")  # events without an id (other sources) say None
+            touched[user] = None
+        return [update(user) for user in touched]
 
-    return batches.pipe(ops.map(count))
+    return _then_at_completion(batches.pipe(ops.map(count)),
+                               lambda: [update(user, final=True) for user in counts])
+
+
+def _then_at_completion(batches: reactivex.Observable, last_batch) -> reactivex.Observable:
+    """``batches``, then ``last_batch()`` as one more batch when (and only when) they complete."""
+
+    def subscribe(observer, scheduler=None):
+        def on_completed() -> None:
+            observer.on_next(last_batch())
+            observer.on_completed()
+
+        return batches.subscribe(observer.on_next, observer.on_error, on_completed, scheduler=scheduler)
+
+    return reactivex.create(subscribe)
 
 
 def expected_counts(limit: int, keys: int, min_value: int = 0) -> Counter:
@@ -87,7 +125,7 @@ def expected_counts(limit: int, keys: int, min_value: int = 0) -> Counter:
 
 job = Job(
     name="keyed_count",
-    description="Running count per user, keyed from stage 1 to stage 2.",
+    description="Running count per user, keyed from stage 1 to stage 2, with a final summary.",
     source=BatchSource(user_events),
     stages=[
         ProcessingStage(name="keep", batch_operators=keep_and_project, key="user",

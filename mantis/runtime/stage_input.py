@@ -4,9 +4,11 @@
 the handshake (this worker's index and its stage's worker count, see
 ``stage_output.Handshake``), reads length-prefixed frames, decodes each whole batch
 with one ujson call and feeds it to the stage's pipeline through ``batches``, an
-Observable of lists.  Each endpoint has a thread of its own; batches from different
-upstreams are fed one at a time (a lock), so the stage's operators see one thread at a
-time.  While the pipeline is busy the reading thread waits, the socket fills, and the
+Observable of lists.  It confirms every batch to its upstream as soon as it has
+decoded it, before feeding it, and END_OF_STREAM too (``stage_output.Receipt``), so
+the upstream can count exactly what never arrived when a connection breaks.  Each
+endpoint has a thread of its own; batches from different upstreams are fed one at a
+time (a lock), so the stage's operators see one thread at a time.  While the pipeline is busy the reading thread waits, the socket fills, and the
 upstream's own policy (block or drop) takes over: backpressure travels over TCP.
 
 The control plane tells the input where its upstream workers are with ``update``:
@@ -26,7 +28,7 @@ from reactivex.disposable import Disposable
 
 from mantis.runtime.frames import (MAX_FRAME, FrameError, decode_payload, encode_message,
                                    read_payload)
-from mantis.runtime.stage_output import Handshake
+from mantis.runtime.stage_output import Handshake, Receipt
 
 log = logging.getLogger("mantis.runtime.stage_input")
 
@@ -246,16 +248,26 @@ class _Link:
                 self._retired.wait(stage_input.reconnect_interval_s)
 
     def _read(self, sock: socket.socket) -> str:
-        """Feed every batch until the stream ends; why it ended (END_OF_STREAM sets ``finished``)."""
+        """Confirm and feed every batch until the stream ends; why it ended (END_OF_STREAM
+        sets ``finished``).  Receipts count events on this connection, from 0."""
         feed, max_frame = self.input._feed, self.input.max_frame
+        received = 0
         while True:
             payload = read_payload(sock, max_frame)
             if payload is None:
                 return "upstream closed the connection"
             if not payload:
                 self.finished = True
+                try:
+                    sock.sendall(encode_message(Receipt(received, ended=True).to_message()))
+                except OSError:
+                    pass  # the stream did end; the upstream just cannot hear it confirmed
                 return "end of stream"
-            if not feed(decode_payload(payload), len(payload)):
+            batch = decode_payload(payload)
+            received += len(batch)
+            # Before feeding: the batch has arrived, whatever becomes of this worker now.
+            sock.sendall(encode_message(Receipt(received).to_message()))
+            if not feed(batch, len(payload)):
                 self._retired.set()
                 return "input ended"
 

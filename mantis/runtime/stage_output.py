@@ -23,9 +23,20 @@ but cannot hang it forever; a batch still not taken is dropped and counted), "dr
 drops the batch for that connection at once and counts it.  Frames still queued for a
 connection that goes away are counted as dropped too.
 
+Each downstream worker confirms what it receives (a ``Receipt``): after every batch
+frame it reads, the number of events received on this connection so far, and on
+``END_OF_STREAM`` the same with ``ended``.  So per connection the server knows the
+events it handed to the kernel (sent) and the events the worker confirmed (delivered);
+the difference is in flight.  When a connection ends without the end confirmed (the
+worker died, hung up, or was replaced), its events in flight are counted as *lost*:
+they were in socket buffers, or in the worker's hands before it could confirm them.
+Once every connection has ended, each published event is exactly one of delivered,
+lost or dropped.
+
 When the stage's input ends normally, ``finish`` sends ``END_OF_STREAM`` after the
-frames already queued, so the next stage can complete (a worker that is stopped or
-dies sends nothing: its downstream waits for a replacement instead).
+frames already queued and waits for every downstream worker to confirm it, so the next
+stage can complete and nothing is in flight (a worker that is stopped or dies sends
+nothing: its downstream waits for a replacement instead).
 """
 from __future__ import annotations
 
@@ -49,8 +60,12 @@ DEFAULT_BLOCK_TIMEOUT_S = 10.0
 HANDSHAKE_TIMEOUT_S = 5.0
 # A blocked publish looks this often whether the server or its connection was closed.
 WAIT_SLICE_S = 0.05
-# How often an idle writer looks whether its reader hung up (as in OutputServer).
-PEER_CHECK_S = 0.5
+# How often an idle writer looks whether its connection was closed (close() also wakes it).
+IDLE_CHECK_S = 0.5
+# After END_OF_STREAM is written, how long a connection waits for the worker to confirm it.
+END_CONFIRM_TIMEOUT_S = 10.0
+# How long a connection's receipt reader may take to notice its socket was shut down.
+READER_JOIN_S = 1.0
 ACCEPT_POLL_S = 0.5
 
 
@@ -80,8 +95,34 @@ class Handshake:
 
 
 @dataclass(frozen=True)
+class Receipt:
+    """What a downstream worker confirms: ``received`` events on this connection so far,
+    and ``ended`` once it has read END_OF_STREAM."""
+
+    received: int
+    ended: bool = False
+
+    def to_message(self) -> dict:
+        """The receipt as the JSON object sent in its frame."""
+        return {"received": self.received, "ended": True} if self.ended else {"received": self.received}
+
+    @classmethod
+    def from_message(cls, message: Any) -> "Receipt":
+        """The receipt in ``message``; ValueError naming what is wrong with it."""
+        if not isinstance(message, dict):
+            raise ValueError("a receipt is a JSON object")
+        received, ended = message.get("received"), message.get("ended", False)
+        if isinstance(received, bool) or not isinstance(received, int) or received < 0:
+            raise ValueError(f"receipt field received must be a whole number >= 0, got {received!r}")
+        if not isinstance(ended, bool):
+            raise ValueError(f"receipt field ended must be true or false, got {ended!r}")
+        return cls(received, ended)
+
+
+@dataclass(frozen=True)
 class DownstreamStats:
-    """One connected downstream worker: who it is, frames waiting for it, events sent and dropped."""
+    """One connected downstream worker: who it is, frames waiting for it, events sent,
+    dropped and confirmed (delivered)."""
 
     worker_index: int
     workers: int
@@ -89,6 +130,7 @@ class DownstreamStats:
     queued_batches: int
     sent_events: int
     dropped_events: int
+    delivered_events: int
 
 
 class StageOutputServer:
@@ -120,6 +162,8 @@ class StageOutputServer:
         self._routing = _Routing.over((), keyed=key is not None)
         self._turns = itertools.count()
         self._dropped_events = 0
+        self._lost_events = 0
+        self._delivered_by_departed = 0  # confirmed by connections that have ended
         self._closed = False
         self._finished = False
         self._listener = socket.create_server((host, port), backlog=64)
@@ -150,6 +194,23 @@ class StageOutputServer:
     def dropped_events(self) -> int:
         """Events dropped since the server started: full queues, no downstream, lost connections."""
         return self._dropped_events
+
+    @property
+    def lost_events(self) -> int:
+        """Events sent to downstream workers whose connections ended before confirming them."""
+        return self._lost_events
+
+    @property
+    def delivered_events(self) -> int:
+        """Events downstream workers confirmed receiving, on every connection since the start
+        (a connection being replaced by its index's new one is left out until it is closed)."""
+        with self._lock:
+            return self._delivered_by_departed + sum(d.delivered_events for d in self._routing.downstreams)
+
+    @property
+    def in_flight_events(self) -> int:
+        """Events sent to the connected downstream workers and not confirmed yet."""
+        return sum(max(0, d.sent_events - d.delivered_events) for d in self._routing.downstreams)
 
     @property
     def queued_batches(self) -> int:
@@ -205,19 +266,20 @@ class StageOutputServer:
                 self._offer(downstream, part)
 
     def finish(self, timeout: float = 10.0) -> bool:
-        """Send END_OF_STREAM to every downstream worker after what is queued; wait for it to be written.
+        """Send END_OF_STREAM to every downstream worker after what is queued; wait until
+        each confirmed it (and so everything before it).
 
         Workers that connect later get END_OF_STREAM at once.  True if every connection
-        got it within ``timeout`` s.
+        confirmed the end within ``timeout`` s; False if one did not, or went away first.
         """
         deadline = time.monotonic() + timeout
         with self._lock:
             self._finished = True
             downstreams = self._routing.downstreams
-        delivered = all([d.put_waiting((END_OF_STREAM, 0), deadline - time.monotonic())
-                         for d in downstreams])
-        return delivered and all([d.ended.wait(max(0.0, deadline - time.monotonic()))
-                                  for d in downstreams])
+        queued = all([d.put_waiting((END_OF_STREAM, 0), deadline - time.monotonic())
+                      for d in downstreams])
+        return queued and all([d.settled.wait(max(0.0, deadline - time.monotonic()))
+                               and d.end_confirmed.is_set() for d in downstreams])
 
     def close(self) -> None:
         """Stop listening and disconnect every downstream worker; queued frames are dropped."""
@@ -339,18 +401,40 @@ class StageOutputServer:
             replaced.close()
         log.info("stage output port %d: downstream worker %d of %d connected from %s",
                  self._port, handshake.worker_index, handshake.workers, address)
-        lost = downstream.write_loop()
+        receipts = threading.Thread(target=downstream.read_receipts, daemon=True,
+                                    name=f"stage-output-receipts-{address}")
+        receipts.start()
+        unsent, end_written = downstream.write_loop()
+        if end_written:
+            # Nothing more to say once the worker confirms the end (or hangs up).
+            downstream.receipts_over.wait(END_CONFIRM_TIMEOUT_S)
+        downstream.hang_up()
+        receipts.join(READER_JOIN_S)
+        with downstream.send_lock:  # no send gets through a shut down socket from here on
+            conn.close()
+        # Receipts are final now: what was sent and never confirmed did not arrive (or
+        # died with the worker before it could confirm it).
+        unconfirmed = 0 if downstream.end_confirmed.is_set() else max(
+            0, downstream.sent_events - downstream.delivered_events)
         with self._changed:
             # Counted before the connection disappears from view, so anyone who sees it
             # gone also sees its losses.
-            self._dropped_events += lost
-            downstream.dropped_events += lost
+            self._dropped_events += unsent
+            downstream.dropped_events += unsent
+            self._lost_events += unconfirmed
+            self._delivered_by_departed += downstream.delivered_events
             if downstream in self._routing.downstreams:
                 self._routing = _Routing.over([d for d in self._routing.downstreams if d is not downstream],
                                               keyed=self.key is not None)
                 self._changed.notify_all()
-        log.info("stage output port %d: downstream worker %d disconnected", self._port,
-                 handshake.worker_index)
+        downstream.settled.set()
+        if unconfirmed or unsent:
+            log.info("stage output port %d: downstream worker %d disconnected; %d event(s) lost "
+                     "in flight, %d dropped from its queue", self._port, handshake.worker_index,
+                     unconfirmed, unsent)
+        else:
+            log.info("stage output port %d: downstream worker %d disconnected", self._port,
+                     handshake.worker_index)
 
 
 @dataclass(frozen=True)
@@ -379,7 +463,8 @@ class _Routing:
 
 
 class _Downstream:
-    """One downstream connection: a bounded queue of (frame, event count) and its writer."""
+    """One downstream connection: a bounded queue of (frame, event count), its writer, and
+    the receipts its worker sends back (read on a thread of their own)."""
 
     def __init__(self, sock: socket.socket, address: tuple, handshake: Handshake, capacity: int):
         self.sock = sock
@@ -388,12 +473,19 @@ class _Downstream:
         self.frames: queue.Queue = queue.Queue(capacity)
         self.sent_events = 0
         self.dropped_events = 0
+        self.delivered_events = 0  # the worker's latest receipt
         self.closed = False
-        self.ended = threading.Event()  # END_OF_STREAM written, or the connection is gone
+        # Held by the publishing thread from a direct send until it is counted, so that
+        # the final count of a closed connection sees every send that got through.
+        self.send_lock = threading.Lock()
+        self.end_confirmed = threading.Event()  # the worker confirmed END_OF_STREAM
+        self.receipts_over = threading.Event()  # the end confirmed, or the reader stopped
+        self.settled = threading.Event()  # the end confirmed, or the connection is over and counted
 
     def stats(self) -> DownstreamStats:
         return DownstreamStats(self.handshake.worker_index, self.handshake.workers, self.address,
-                               self.frames.qsize(), self.sent_events, self.dropped_events)
+                               self.frames.qsize(), self.sent_events, self.dropped_events,
+                               self.delivered_events)
 
     def offer_now(self, item: tuple) -> bool:
         """Send or queue ``item`` without waiting; False if the queue is full.
@@ -406,15 +498,16 @@ class _Downstream:
         frames = self.frames
         if frames.unfinished_tasks == 0 and not self.closed:
             frame, events = item
-            try:
-                sent = self.sock.send(frame, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                return False  # the connection is gone; the writer will notice and clean up
-            if sent == len(frame):
-                self.sent_events += events
-                return True
+            with self.send_lock:
+                try:
+                    sent = self.sock.send(frame, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    return False  # the connection is gone; the writer will notice and clean up
+                if sent == len(frame):
+                    self.sent_events += events
+                    return True
             item = (memoryview(frame)[sent:], events)
         try:
             frames.put_nowait(item)
@@ -435,34 +528,42 @@ class _Downstream:
         return False
 
     def close(self) -> None:
+        """End the connection: the writer and the receipt reader both return promptly."""
         self.closed = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # unblocks a sendall stuck on a stalled reader
-        except OSError:
-            pass
+        self.hang_up()
         try:
             self.frames.put_nowait(None)  # wakes an idle writer; a full queue means it is busy
         except queue.Full:
             pass
 
-    def write_loop(self) -> int:
-        """Write queued frames until END_OF_STREAM, close or loss; the events left unsent."""
-        lost = 0
+    def hang_up(self) -> None:
+        try:
+            # Unblocks a sendall stuck on a stalled worker and the receipt reader's recv.
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def write_loop(self) -> tuple[int, bool]:
+        """Write queued frames until END_OF_STREAM, close or loss.
+
+        Returns the events left unsent (queued, or in a frame cut short) and whether
+        END_OF_STREAM was written.  The socket stays open for the receipts.
+        """
+        unsent, end_written = 0, False
         try:
             while not self.closed:
                 try:
-                    item = self.frames.get(timeout=PEER_CHECK_S)
+                    item = self.frames.get(timeout=IDLE_CHECK_S)
                 except queue.Empty:
-                    if self._peer_hung_up():
-                        break
                     continue
                 if item is None:
                     break
                 frame, events = item
-                lost = events  # until it is fully written
+                unsent = events  # until it is fully written
                 self.sock.sendall(frame)
-                lost = 0
+                unsent = 0
                 if frame is END_OF_STREAM:
+                    end_written = True
                     break
                 self.sent_events += events
                 # Last: from here on the publishing thread may write (and count) itself.
@@ -471,21 +572,36 @@ class _Downstream:
             pass  # the worker went away or the server closed the socket
         finally:
             self.closed = True
-            self.sock.close()
-            self.ended.set()
         while True:
             try:
                 item = self.frames.get_nowait()
             except queue.Empty:
-                return lost
+                return unsent, end_written
             if item is not None:
-                lost += item[1]
+                unsent += item[1]
 
-    def _peer_hung_up(self) -> bool:
+    def read_receipts(self) -> None:
+        """Record the worker's receipts until it hangs up, then end the connection.
+
+        A worker that hangs up (or dies: the kernel closes its socket) is gone, so the
+        writer is woken too.  A malformed receipt ends the connection as well.
+        """
         try:
-            data = self.sock.recv(4096, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
-        return not data  # downstream workers send only the handshake; more bytes are ignored
+            while True:
+                message = read_message(self.sock)
+                if message is None:
+                    break
+                receipt = Receipt.from_message(message)
+                if receipt.received > self.delivered_events:
+                    self.delivered_events = receipt.received
+                if receipt.ended:
+                    self.end_confirmed.set()
+                    self.receipts_over.set()
+                    self.settled.set()
+        except (OSError, FrameError, ValueError) as exc:
+            if not self.closed:
+                log.info("downstream worker %d at %s: connection ended: %s",
+                         self.handshake.worker_index, self.address, exc)
+        finally:
+            self.receipts_over.set()
+            self.close()

@@ -49,9 +49,15 @@ class StageWorkerMetrics:
 
     ``events_in``: events entering the stage's operators; ``events_out``: events
     published; ``dropped_events``: events its output dropped (slow consumers, nobody
-    connected, lost connections); ``queue_depth``: encoded batches waiting in its
-    output queues; ``output_connections``: next-stage workers or subscribers connected;
-    ``upstream_connections``, ``bytes_in``, ``reconnects``: its input (0 for stage 1).
+    connected, queued for a connection that went away); ``queue_depth``: encoded
+    batches waiting in its output queues; ``output_connections``: next-stage workers or
+    subscribers connected; ``upstream_connections``, ``bytes_in``, ``reconnects``: its
+    input (0 for stage 1).  For a stage with a next stage, ``delivered_events``: events
+    the next stage's workers confirmed; ``lost_events``: events sent to next-stage
+    workers that went away before confirming them; ``in_flight_events``: sent and not
+    confirmed yet (all 0 for the last stage).  ``output_connections`` is read before
+    ``events_out``, so every batch whose publishing started after that snapshot's
+    connections were in place holds only events numbered ``events_out`` or later.
     """
 
     stage_number: int
@@ -65,6 +71,9 @@ class StageWorkerMetrics:
     upstream_connections: int
     bytes_in: int
     reconnects: int
+    delivered_events: int = 0
+    lost_events: int = 0
+    in_flight_events: int = 0
 
     def to_json(self) -> dict:
         return {"stage": self.stage_number, "port": self.port, "state": self.state,
@@ -72,7 +81,9 @@ class StageWorkerMetrics:
                 "droppedEvents": self.dropped_events, "queueDepth": self.queue_depth,
                 "subscribers": self.output_connections,
                 "upstreamConnections": self.upstream_connections,
-                "bytesIn": self.bytes_in, "reconnects": self.reconnects}
+                "bytesIn": self.bytes_in, "reconnects": self.reconnects,
+                "deliveredEvents": self.delivered_events, "lostEvents": self.lost_events,
+                "inFlightEvents": self.in_flight_events}
 
 
 class StageWorker:
@@ -162,14 +173,20 @@ class StageWorker:
     def metrics(self) -> StageWorkerMetrics:
         """A snapshot of the worker's counters."""
         output, stage_input = self.output, self.input
+        connections = output.connections  # before events_out: see StageWorkerMetrics
+        events_out = self.executor.events_out
+        to_stage = isinstance(output, StageOutputServer)
         return StageWorkerMetrics(
             stage_number=self.plan.stage_number, port=output.port, state=self._state,
-            events_in=self.executor.events_in, events_out=self.executor.events_out,
+            events_in=self.executor.events_in, events_out=events_out,
             dropped_events=output.dropped_events, queue_depth=output.queued_batches,
-            output_connections=output.connections,
+            output_connections=connections,
             upstream_connections=stage_input.connected if stage_input else 0,
             bytes_in=stage_input.bytes_in if stage_input else 0,
-            reconnects=stage_input.reconnects if stage_input else 0)
+            reconnects=stage_input.reconnects if stage_input else 0,
+            delivered_events=output.delivered_events if to_stage else 0,
+            lost_events=output.lost_events if to_stage else 0,
+            in_flight_events=output.in_flight_events if to_stage else 0)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the pipeline, disconnect input and output, wait up to ``timeout`` s; True if all ended.

@@ -13,14 +13,33 @@ ENTRY_POINT = "mantis.examples.keyed_count:job"
 
 
 def final_counts(collectors):
-    """user -> final count, and user -> the stage 2 workers that emitted it."""
-    final, emitted_by = {}, {}
+    """user -> final count (from the workers' summaries), and user -> the stage 2 workers
+    that emitted it; checks that the running counts lead to the summaries."""
+    final, emitted_by, running = {}, {}, {}
     for index, collector in enumerate(collectors):
         for update in collector.events:
-            assert update["count"] > final.get(update["user"], 0)  # a running count only grows
-            final[update["user"]] = update["count"]
-            emitted_by.setdefault(update["user"], set()).add(index)
+            user = update["user"]
+            assert update["worker"] == index
+            emitted_by.setdefault(user, set()).add(index)
+            if update.get("final"):
+                assert user not in final  # one summary line per user, from its one worker
+                final[user] = update["count"]
+            else:
+                assert update["count"] > running.get(user, 0)  # a running count only grows
+                running[user] = update["count"]
+        summary_at = [i for i, u in enumerate(collector.events) if u.get("final")]
+        assert summary_at == list(range(len(collector.events) - len(summary_at), len(collector.events)))
+    assert running == final  # each user's last running count is its final count
     return final, emitted_by
+
+
+def last_ids(limit, keys, min_value=0):
+    make_event = keyed_count.make_event_factory(keys)
+    last = {}
+    for event in map(make_event, range(limit)):
+        if event["value"] >= min_value:
+            last[event["user"]] = event["id"]
+    return last
 
 
 def run_in_threads(supplied, stage1_workers=1, stage2_workers=2):
@@ -69,6 +88,8 @@ def test_a_keyed_run_over_loopback_gives_exactly_the_counts_one_process_computes
     assert final == dict(keyed_count.expected_counts(30_000, 200, 30))
     assert all(len(workers) == 1 for workers in emitted_by.values())  # each user on one worker
     assert all(collector.events for collector in collectors)  # both workers got a share
+    summaries = [u for c in collectors for u in c.events if u.get("final")]
+    assert {u["user"]: u["lastId"] for u in summaries} == last_ids(30_000, 200, 30)
     assert sum(w.metrics().events_in for w in seconds) == firsts[0].metrics().events_out
     assert sum(w.metrics().dropped_events for w in firsts + seconds) == 0
 
@@ -127,3 +148,24 @@ def test_expected_counts_agree_with_a_plain_count_of_the_source():
     assert keyed_count.expected_counts(1000, 7, 50) == Counter(e["user"] for e in events if e["value"] >= 50)
     assert {e["user"] for e in events} == {f"user-{k}" for k in range(7)}
     assert {e["value"] for e in events} <= set(range(100))
+
+
+def test_counts_name_their_worker_and_a_summary_follows_only_a_completed_input():
+    from reactivex.subject import Subject
+
+    context = Context("keyed_count-1", worker_index=1, worker_number=7, stage_number=2)
+    completed, disposed = Subject(), Subject()
+    out, out_of_disposed = [], []
+    keyed_count.count_per_user(completed, context).subscribe(out.append)
+    subscription = keyed_count.count_per_user(disposed, context).subscribe(out_of_disposed.append)
+    batch = [{"id": 3, "user": "a"}, {"id": 5, "user": "b"}, {"id": 9, "user": "a"}]
+    for subject in (completed, disposed):
+        subject.on_next(batch)
+    tag = {"worker": 1, "workerNumber": 7}
+    assert out == [[{"user": "a", "count": 2, "lastId": 9, **tag}, {"user": "b", "count": 1, "lastId": 5, **tag}]]
+    completed.on_completed()
+    assert out[-1] == [{"user": "a", "count": 2, "lastId": 9, **tag, "final": True},
+                       {"user": "b", "count": 1, "lastId": 5, **tag, "final": True}]
+    subscription.dispose()  # a stopped worker: no summary
+    disposed.on_completed()
+    assert len(out_of_disposed) == 1

@@ -57,11 +57,13 @@ class DownstreamReader:
 
     ``end_of_stream`` is set when the upstream sends END_OF_STREAM; ``eof`` when the
     connection ends for any reason.  ``read=False`` never reads (a stalled consumer);
-    ``delay_s`` pauses after each batch (a slow one).
+    ``delay_s`` pauses after each batch (a slow one).  Like a real worker it confirms
+    every batch and the end (``stage_output.Receipt``), unless ``confirm=False``.
     """
 
     def __init__(self, port: int, worker_index: int = 0, workers: int = 1,
-                 receive_buffer: int | None = None, read: bool = True, delay_s: float = 0.0):
+                 receive_buffer: int | None = None, read: bool = True, delay_s: float = 0.0,
+                 confirm: bool = True):
         from mantis.runtime.frames import encode_message
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -70,6 +72,7 @@ class DownstreamReader:
         self.sock.connect(("127.0.0.1", port))
         self.sock.sendall(encode_message({"worker_index": worker_index, "workers": workers}))
         self.worker_index = worker_index
+        self.confirm = confirm
         self.delay_s = delay_s  # a pause after each batch: a slow consumer
         self.batches: list[list] = []
         self.end_of_stream = threading.Event()
@@ -83,17 +86,25 @@ class DownstreamReader:
         return [event for batch in list(self.batches) for event in batch]
 
     def _read(self) -> None:
-        from mantis.runtime.frames import FrameError, decode_payload, read_payload
+        from mantis.runtime.frames import FrameError, decode_payload, encode_message, read_payload
+        from mantis.runtime.stage_output import Receipt
 
+        received = 0
         try:
             while True:
                 payload = read_payload(self.sock)
                 if payload is None:
                     break
                 if not payload:
+                    if self.confirm:
+                        self.sock.sendall(encode_message(Receipt(received, ended=True).to_message()))
                     self.end_of_stream.set()
                     continue
-                self.batches.append(decode_payload(payload))
+                batch = decode_payload(payload)
+                received += len(batch)
+                if self.confirm:
+                    self.sock.sendall(encode_message(Receipt(received).to_message()))
+                self.batches.append(batch)
                 if self.delay_s:
                     time.sleep(self.delay_s)
         except (OSError, FrameError) as exc:

@@ -205,3 +205,18 @@ def test_the_input_refuses_a_second_subscriber(upstreams, inputs):
     errors = []
     stage_input.batches.subscribe(lambda b: None, errors.append)
     assert errors and "once" in str(errors[0])
+
+
+def test_the_input_confirms_every_batch_and_the_end_so_nothing_counts_as_lost(upstreams, inputs):
+    upstream = upstreams()
+    stage_input = inputs(0, 1, [endpoint(1, upstream)])
+    received = Received(stage_input)
+    connected(upstream)
+    for b in range(20):
+        upstream.publish([{"seq": b * 50 + i} for i in range(50)])
+    received.wait_for_events(1000)
+    wait_for(lambda: upstream.delivered_events == 1000, timeout=5, interval=0.01, what="receipts")
+    assert upstream.finish(timeout=5) is True  # the end confirmed too
+    assert received.completed.wait(5)
+    wait_for(lambda: upstream.connections == 0, timeout=5, interval=0.01, what="hung up")
+    assert (upstream.delivered_events, upstream.lost_events, upstream.dropped_events) == (1000, 0, 0)

@@ -243,3 +243,71 @@ def test_frames_still_queued_for_a_connection_that_is_replaced_are_counted_as_dr
              what="the queued frames counted")
     assert server.dropped_events <= published * 20
     stalled.close()
+
+
+def test_events_sent_to_a_worker_that_goes_away_without_confirming_them_are_counted_lost(servers):
+    server = servers(key=by_user)
+    (silent,) = connect(server, [0], confirm=False)  # reads, but never confirms: dies "holding" them
+    for batch in keyed_batches(5, keys=10):
+        server.publish(batch)
+    silent.wait_for_events(500)
+    assert server.in_flight_events == 500 and server.delivered_events == 0
+    silent.close()
+    wait_for(lambda: server.connections == 0, timeout=5, interval=0.01, what="the connection gone")
+    assert (server.lost_events, server.delivered_events, server.dropped_events) == (500, 0, 0)
+
+
+def test_events_a_worker_confirmed_are_delivered_not_lost_when_it_goes_away(servers):
+    server = servers(key=by_user)
+    (reader,) = connect(server, [0])
+    for batch in keyed_batches(5, keys=10):
+        server.publish(batch)
+    wait_for(lambda: server.delivered_events == 500, timeout=5, interval=0.01, what="receipts")
+    assert server.in_flight_events == 0
+    reader.close()
+    wait_for(lambda: server.connections == 0, timeout=5, interval=0.01, what="the connection gone")
+    assert (server.lost_events, server.delivered_events, server.dropped_events) == (0, 500, 0)
+
+
+def test_once_every_connection_ended_each_published_event_is_delivered_lost_or_dropped(servers):
+    server = servers(key=by_user, on_slow_consumer="drop", buffer_batches=4)
+    connect(server, [0], workers=2)
+    (stalled,) = connect(server, [1], workers=2, receive_buffer=4096, read=False)
+    pad = "x" * 200
+    published = 0
+    for b in range(20_000):  # until the stalled worker's queue overflows, and a little more
+        batch = [{"user": f"user-{i % 40}", "seq": b, "pad": pad} for i in range(40)]
+        server.publish(batch)
+        published += len(batch)
+        if server.dropped_events > 400:
+            break
+    wait_for(lambda: server.in_flight_events == sum(
+        s.sent_events for s in server.downstream_stats() if s.worker_index == 1),
+        timeout=10, interval=0.01, what="worker 0 confirmed everything it was sent")
+    assert server.dropped_events > 0  # the stalled worker's queue overflowed
+    stalled.close()
+    server.close()
+    wait_for(lambda: server.connections == 0, timeout=5, interval=0.01, what="every connection gone")
+    assert server.lost_events > 0  # what the stalled worker was sent and never confirmed
+    assert server.delivered_events + server.lost_events + server.dropped_events == published
+
+
+def test_finish_is_true_only_once_every_downstream_confirmed_the_end(servers):
+    confirming, silent = servers(key=by_user), servers(key=by_user)
+    (one,) = connect(confirming, [0])
+    (other,) = connect(silent, [0], confirm=False)
+    for server in (confirming, silent):
+        server.publish([{"user": "u", "seq": 1}])
+    assert confirming.finish(timeout=5) is True
+    assert silent.finish(timeout=0.5) is False
+    assert one.end_of_stream.is_set() and other.end_of_stream.wait(5)
+    assert confirming.delivered_events == 1 and confirming.lost_events == 0
+
+
+@pytest.mark.parametrize("receipt", [{"received": -1}, {"received": "3"}, {"received": 1, "ended": "yes"}])
+def test_a_malformed_receipt_ends_the_connection(servers, receipt):
+    server = servers(key=by_user)
+    (reader,) = connect(server, [0], confirm=False)
+    reader.sock.sendall(encode_message(receipt))
+    assert reader.eof.wait(5)
+    wait_for(lambda: server.connections == 0, timeout=5, interval=0.01, what="the connection gone")

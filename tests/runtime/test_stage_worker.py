@@ -204,10 +204,13 @@ def test_metrics_report_the_workers_counters_in_camel_case(workers):
     first.start()
     assert first.wait(10)
     reader.end_of_stream.wait(5)
+    # The end confirmed, the upstream hangs up.
+    wait_for(lambda: first.output.connections == 0, timeout=5, interval=0.01, what="hung up")
     assert first.metrics().to_json() == {
         "stage": 1, "port": first.port, "state": "completed", "eventsIn": 100, "eventsOut": 100,
         "droppedEvents": 0, "queueDepth": 0, "subscribers": 0, "upstreamConnections": 0,
-        "bytesIn": 0, "reconnects": 0}
+        "bytesIn": 0, "reconnects": 0, "deliveredEvents": 100, "lostEvents": 0,
+        "inFlightEvents": 0}
 
 
 def test_stage_one_has_no_upstream_and_a_stage_must_exist(workers):
