@@ -35,6 +35,8 @@ def make_app(gateway, **settings) -> tornado.web.Application:
         (rf"/api/v1/jobs/{JOB_ID}/output/ws/?", s.WebSocketOutputHandler),
         (rf"/api/v1/jobconnectbyid/{JOB_ID}/?", s.SseOutputHandler),
         (rf"/api/v1/ws/jobconnectbyid/{JOB_ID}/?", s.WebSocketOutputHandler),
+        (rf"/api/v1/jobconnectbyname/{NAME}/?", s.SseClusterOutputHandler),
+        (rf"/api/v1/ws/jobconnectbyname/{NAME}/?", s.WebSocketClusterOutputHandler),
         (rf"/api/v1/jobDiscoveryStream/{JOB_ID}/?", js.JobDiscoveryStreamHandler),
         (rf"/api/v1/jobStatusStream/{JOB_ID}/?", js.JobStatusStreamHandler),
         (rf"/api/v1/lastSubmittedJobIdStream/{NAME}/?", js.LastSubmittedJobIdStreamHandler),

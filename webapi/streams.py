@@ -12,22 +12,32 @@ When the job ends, its workers have written their last output and closed their p
 the relay ends the stream only after reading every connection to its end (at most
 ``END_DRAIN_S``), so a finite job's last batches (e.g. a final summary) reach the
 subscriber before the end.
+
+A subscriber may narrow what it gets (``mantis.subscription``): ``?filter=<expression>``
+and ``?sampleMSec=<ms>``, applied here per subscriber.  By cluster name
+(``/api/v1/jobconnectbyname/{clusterName}``) a ``ClusterOutputRelay`` follows the
+cluster's latest active job, switching when a newer one is submitted or the current one
+ends, and keeps the stream open between jobs.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import struct
+import time
 
 import tornado.iostream
 import tornado.tcpclient
 import tornado.web
 import tornado.websocket
 
-from actors.messages import JobRequest
+from actors.messages import GetCluster, JobRequest, ListJobs
 from mantis import codec
+from mantis.job_state import ACTIVE_JOB_STATES
+from mantis.subscription import Subscription, SubscriptionError
 from webapi.gateway import ApiError
-from webapi.handlers import ApiHandler, _check_job_id
+from webapi.handlers import ApiHandler, _check_job_id, _check_name
+from webapi.job_streams import latest_job_id
 
 log = logging.getLogger("mantis.streams")
 
@@ -132,11 +142,106 @@ class OutputRelay:
             self.queue.put_nowait(None)
 
 
+class ClusterOutputRelay:
+    """Batches of the output of a cluster's latest active job, following it to newer jobs.
+
+    Same interface as ``OutputRelay``.  It looks the latest job up every
+    ``FOLLOW_INTERVAL_S``; while the cluster has no active job it waits for one.  The
+    stream ends only when the cluster is deleted (or on ``close``).
+    """
+
+    def __init__(self, gateway, cluster: str):
+        self.gateway, self.cluster = gateway, cluster
+        self.job_id = f"cluster {cluster}"  # for logs
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_BATCHES)
+        self.closed = False
+        self.ended_reason: str | None = None
+        self.relay: OutputRelay | None = None
+        self.pump: asyncio.Future | None = None
+
+    async def start(self) -> None:
+        """Check the cluster exists (ApiError 404 otherwise) and begin following it."""
+        await self.gateway.ask(GetCluster(self.cluster))
+        self.follower = asyncio.ensure_future(self._follow())
+
+    async def _latest(self) -> str | None:
+        return latest_job_id(await self.gateway.ask(ListJobs(cluster=self.cluster,
+                                                             states=sorted(ACTIVE_JOB_STATES))))
+
+    async def _follow(self) -> None:
+        following = None
+        while not self.closed:
+            try:
+                latest = await self._latest()
+            except ApiError as exc:
+                if exc.status == 404:
+                    self.ended_reason = exc.message
+                    break
+                latest = following  # the master is busy: keep what we have
+            if latest != following:
+                self._stop_relay()
+                following = latest
+                if latest is not None:
+                    log.info("relay for cluster %s now follows job %s", self.cluster, latest)
+                    self.relay = OutputRelay(self.gateway, latest)
+                    try:
+                        await self.relay.start()
+                        self.pump = asyncio.ensure_future(self._pump(self.relay))
+                    except ApiError:
+                        self._stop_relay()
+                        following = None  # gone meanwhile: look again
+            await asyncio.sleep(FOLLOW_INTERVAL_S)
+        self._stop_relay()
+        if not self.closed:
+            await self.queue.put(None)
+
+    async def _pump(self, relay: OutputRelay) -> None:
+        async for batch in relay.batches():
+            await self.queue.put(batch)
+
+    def _stop_relay(self) -> None:
+        if self.pump is not None:
+            self.pump.cancel()
+        if self.relay is not None:
+            self.relay.close()
+        self.relay = self.pump = None
+
+    async def batches(self):
+        """Yield batches until the cluster is deleted or ``close`` is called."""
+        while not self.closed:
+            batch = await self.queue.get()
+            if batch is None:
+                return
+            yield batch
+
+    def close(self) -> None:
+        self.closed = True
+        self._stop_relay()
+        follower = getattr(self, "follower", None)
+        if follower is not None:
+            follower.cancel()
+        if not self.queue.full():
+            self.queue.put_nowait(None)
+
+
+def subscription_from(handler: tornado.web.RequestHandler) -> Subscription:
+    """The subscription a request's query asks for; ApiError 400 if it cannot be used."""
+    try:
+        return Subscription.parse(handler.get_query_argument("filter", None),
+                                  handler.get_query_argument("sampleMSec", None))
+    except SubscriptionError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
 class SseOutputHandler(ApiHandler):
     """``GET /api/v1/jobs/{jobId}/output``: the job's output as server-sent events."""
 
-    async def get(self, job_id):
-        self.relay = OutputRelay(self.gateway, _check_job_id(job_id))
+    def make_relay(self, key: str):
+        return OutputRelay(self.gateway, _check_job_id(key))
+
+    async def get(self, key):
+        select = subscription_from(self).sampler()
+        self.relay = self.make_relay(key)
         await self.relay.start()
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
@@ -144,8 +249,10 @@ class SseOutputHandler(ApiHandler):
         await self.flush()
         try:
             async for batch in self.relay.batches():
-                self.write("".join(f"data: {codec.dumps(e)}\n\n" for e in batch))
-                await self.flush()
+                events = select(batch, time.monotonic())
+                if events:
+                    self.write("".join(f"data: {codec.dumps(e)}\n\n" for e in events))
+                    await self.flush()
             if self.relay.ended_reason:
                 self.write(f"event: end\ndata: {codec.dumps({'reason': self.relay.ended_reason})}\n\n")
         except tornado.iostream.StreamClosedError:
@@ -170,9 +277,13 @@ class WebSocketOutputHandler(tornado.websocket.WebSocketHandler):
         self.gateway = gateway
         self.relay = None
 
-    async def open(self, job_id):
+    def make_relay(self, key: str):
+        return OutputRelay(self.gateway, _check_job_id(key))
+
+    async def open(self, key):
         try:
-            self.relay = OutputRelay(self.gateway, _check_job_id(job_id))
+            self.select = subscription_from(self).sampler()
+            self.relay = self.make_relay(key)
             await self.relay.start()
         except ApiError as exc:
             self.write_message(codec.dumps({"error": exc.message, "status": exc.status}))
@@ -183,7 +294,7 @@ class WebSocketOutputHandler(tornado.websocket.WebSocketHandler):
     async def _pump(self):
         try:
             async for batch in self.relay.batches():
-                for event in batch:
+                for event in self.select(batch, time.monotonic()):
                     await self.write_message(codec.dumps(event))
             if self.relay.ended_reason:
                 self.close(1000, self.relay.ended_reason[:120])
@@ -201,3 +312,19 @@ class WebSocketOutputHandler(tornado.websocket.WebSocketHandler):
 
     def check_origin(self, origin):
         return True
+
+
+class SseClusterOutputHandler(SseOutputHandler):
+    """``GET /api/v1/jobconnectbyname/{clusterName}``: the output of the cluster's latest
+    active job as server-sent events, following it to newer jobs."""
+
+    def make_relay(self, key: str):
+        return ClusterOutputRelay(self.gateway, _check_name(key))
+
+
+class WebSocketClusterOutputHandler(WebSocketOutputHandler):
+    """``/api/v1/ws/jobconnectbyname/{clusterName}``: as ``SseClusterOutputHandler``, one
+    JSON event per WebSocket message."""
+
+    def make_relay(self, key: str):
+        return ClusterOutputRelay(self.gateway, _check_name(key))
