@@ -239,10 +239,36 @@ class Job:
         if w.state == COMPLETED:
             # A worker that finished on its own leaves its slot empty; when all are empty
             # the job has completed (a finite job).
-            if not self.workers:
-                return effects + self.kill("Normal", "all workers completed", now)
-            return effects
+            if self._stage_finished(w.stage):
+                effects += self._release_unfed(w.stage + 1, now)
+            return effects + self._completed_if_empty(now)
+        if self._stage_finished(w.stage - 1):
+            # Its input has ended for good: a replacement would wait forever for data.
+            w.reason = f"{w.reason}; not replaced: stage {w.stage - 1} has completed"
+            return effects + self._completed_if_empty(now)
         return effects + self._replace(w, now)
+
+    def _stage_finished(self, stage: int) -> bool:
+        """True when ``stage`` exists and its every worker completed (a finite stage is done)."""
+        return (stage >= 1 and self.stage_sizes.get(stage, 0) > 0
+                and not any(x.stage == stage for x in self.workers.values()))
+
+    def _release_unfed(self, stage: int, now: float) -> list:
+        """Workers of ``stage`` not yet Started when their upstream stage completed: they
+        could never connect to it, so they end now (Completed, with the reason)."""
+        effects: list = []
+        for x in [x for x in self.workers.values() if x.stage == stage and x.state != STARTED]:
+            x.apply("complete", now)
+            x.reason = f"stage {stage - 1} completed before this worker started"
+            self._archive_worker(x)
+            if x.agent_id:
+                effects.append(StopWorker(x.key, x.agent_id, x.reason))
+        return effects
+
+    def _completed_if_empty(self, now: float) -> list:
+        if self.workers:
+            return []
+        return self.kill("Normal", "all workers completed", now)
 
     def _replace(self, old: Worker, now: float) -> list:
         slot = f"{old.stage}:{old.index}"

@@ -209,7 +209,7 @@ class HaCluster:
         self.urls: list[str] = []
         for i in range(masters):
             c = json.loads(json.dumps(self.config))
-            api_port, admin_port = ports[i] if ports else (_free_port(), _free_port())
+            api_port, admin_port = ports[i] if ports else (free_listen_port(), free_listen_port())
             c["master"].update(api_port=api_port, admin_port=admin_port)
             if master_zookeeper:  # e.g. a proxy a test can cut
                 c["store"]["hosts"] = c["leader_election"]["hosts"] = master_zookeeper[i]
@@ -261,9 +261,22 @@ class HaCluster:
             m.stop()
 
 
-def _free_port() -> int:
+def free_listen_port() -> int:
+    """A loopback port free now, for a service to listen on, from 10000-19999.
+
+    Not from the kernel's ephemeral range (32768+): outgoing connections take their
+    local ports there, so a port picked there can be taken by any client before the
+    service binds it.  (Worker port ranges in tests come from 20000-32767.)
+    """
+    import random
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(500):
+        port = random.randrange(10000, 20000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 10000-19999")

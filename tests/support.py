@@ -7,7 +7,7 @@ import socket
 import time
 
 from mantis import config as config_module
-from mantis.local_processes import pids_with_cmdline, wait_for  # noqa: F401  (wait_for re-exported)
+from mantis.local_processes import free_listen_port, pids_with_cmdline, wait_for  # noqa: F401  (wait_for re-exported)
 
 
 def reap_forked_leftovers(grace_s: float = 3.0) -> list[int]:
@@ -37,9 +37,8 @@ def reap_forked_leftovers(grace_s: float = 3.0) -> list[int]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port to listen on, outside the ephemeral range (see ``free_listen_port``)."""
+    return free_listen_port()
 
 
 def free_port_range(size: int = 20) -> str:

@@ -219,3 +219,40 @@ def test_repeated_launch_notice_is_ignored_and_unlaunched_request_is_asked_again
     assert kinds(job.tick(100 + POLICY.schedule_retry_s + 1)) == ["ScheduleWorker"]
     job.worker_launched(w.key, "a", "h", [1], 120)
     assert job.worker_launched(w.key, "a", "h", [1], 121) == [] and w.state == "Launched"
+
+
+def test_a_worker_failing_after_its_upstream_stage_completed_is_not_replaced():
+    job, _ = new_job(1, 2)
+    run_all(job, 100)
+    source, counter_a, counter_b = job.workers.values()
+    job.worker_status(source.key, "Completed", 110)
+    effects = job.worker_status(counter_a.key, "Failed", 111, reason="worker process exited unexpectedly")
+    assert "ScheduleWorker" not in kinds(effects) and "WorkerReplaced" not in kinds(effects)
+    assert "not replaced: stage 1 has completed" in job.archived_workers[-1].reason
+    assert job.state == "Launched" and list(job.workers.values()) == [counter_b]
+    # The last one finishing ends the finite job.
+    effects = job.worker_status(counter_b.key, "Completed", 112)
+    assert job.state == "Completed" and "JobEnded" in kinds(effects)
+
+
+def test_a_worker_failing_while_its_upstream_still_runs_is_replaced():
+    job, _ = new_job(1, 2)
+    run_all(job, 100)
+    _, counter_a, _ = job.workers.values()
+    effects = job.worker_status(counter_a.key, "Failed", 111)
+    assert "WorkerReplaced" in kinds(effects)
+
+
+def test_workers_not_started_when_their_upstream_completes_end_instead_of_waiting_forever():
+    job, _ = new_job(1, 2)
+    run_all(job, 100)
+    source, counter_a, counter_b = job.workers.values()
+    job.worker_status(counter_a.key, "Failed", 105)  # replaced with backoff 0
+    replacement = next(w for w in job.workers.values() if w.resubmit_of == counter_a.number)
+    job.worker_launched(replacement.key, "agent-1", "127.0.0.1", [31010], 106)
+    effects = job.worker_status(source.key, "Completed", 107)
+    assert ("StopWorker", replacement.key) in [(type(e).__name__, getattr(e, "worker_key", None)) for e in effects]
+    ended = job.archived_workers[-1]
+    assert ended.key == replacement.key and ended.state == "Completed"
+    assert "stage 1 completed before this worker started" in ended.reason
+    assert list(job.workers.values()) == [counter_b]
