@@ -61,15 +61,49 @@ def sink_workers(job: dict) -> dict[str, tuple[str, int]]:
     return out
 
 
-class OutputRelay:
+class _Relay:
+    """What the handlers read from: a bounded queue of batches, ended by None.
+
+    ``ended_reason`` says why the stream ended on the server's side (None: the subscriber
+    went, or ``close``).  Subclasses fill the queue from ``start`` on and release what
+    they hold in ``_release``.
+    """
+
+    def __init__(self, gateway):
+        self.gateway = gateway
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_BATCHES)
+        self.closed = False
+        self.ended_reason: str | None = None
+
+    async def batches(self):
+        """Yield batches (lists of events) until the stream ends or ``close`` is called."""
+        while not self.closed:
+            batch = await self.queue.get()
+            if batch is None:
+                return
+            yield batch
+
+    def close(self) -> None:
+        """Stop relaying; ``batches`` ends."""
+        self.closed = True
+        self._release()
+        follower = getattr(self, "follower", None)
+        if follower is not None:
+            follower.cancel()
+        if not self.queue.full():
+            self.queue.put_nowait(None)
+
+    def _release(self) -> None:
+        pass
+
+
+class OutputRelay(_Relay):
     """Batches of one job's output for one subscriber, following worker changes."""
 
     def __init__(self, gateway, job_id: str):
-        self.gateway, self.job_id = gateway, job_id
-        self.queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_BATCHES)
+        super().__init__(gateway)
+        self.job_id = job_id
         self.readers: dict[str, asyncio.Task] = {}
-        self.closed = False
-        self.ended_reason: str | None = None
 
     async def start(self) -> None:
         """Check the job exists (ApiError 404 otherwise) and begin following it."""
@@ -123,39 +157,23 @@ class OutputRelay:
         finally:
             stream.close()
 
-    async def batches(self):
-        """Yield batches (lists of events) until the job ends or ``close`` is called."""
-        while not self.closed:
-            batch = await self.queue.get()
-            if batch is None:
-                return
-            yield batch
-
-    def close(self) -> None:
-        self.closed = True
+    def _release(self) -> None:
         for task in self.readers.values():
             task.cancel()
-        follower = getattr(self, "follower", None)
-        if follower is not None:
-            follower.cancel()
-        if not self.queue.full():
-            self.queue.put_nowait(None)
 
 
-class ClusterOutputRelay:
+class ClusterOutputRelay(_Relay):
     """Batches of the output of a cluster's latest active job, following it to newer jobs.
 
-    Same interface as ``OutputRelay``.  It looks the latest job up every
-    ``FOLLOW_INTERVAL_S``; while the cluster has no active job it waits for one.  The
-    stream ends only when the cluster is deleted (or on ``close``).
+    It looks the latest job up every ``FOLLOW_INTERVAL_S``; while the cluster has no
+    active job it waits for one.  The stream ends only when the cluster is deleted (or
+    on ``close``).
     """
 
     def __init__(self, gateway, cluster: str):
-        self.gateway, self.cluster = gateway, cluster
+        super().__init__(gateway)
+        self.cluster = cluster
         self.job_id = f"cluster {cluster}"  # for logs
-        self.queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_BATCHES)
-        self.closed = False
-        self.ended_reason: str | None = None
         self.relay: OutputRelay | None = None
         self.pump: asyncio.Future | None = None
 
@@ -206,22 +224,7 @@ class ClusterOutputRelay:
             self.relay.close()
         self.relay = self.pump = None
 
-    async def batches(self):
-        """Yield batches until the cluster is deleted or ``close`` is called."""
-        while not self.closed:
-            batch = await self.queue.get()
-            if batch is None:
-                return
-            yield batch
-
-    def close(self) -> None:
-        self.closed = True
-        self._stop_relay()
-        follower = getattr(self, "follower", None)
-        if follower is not None:
-            follower.cancel()
-        if not self.queue.full():
-            self.queue.put_nowait(None)
+    _release = _stop_relay
 
 
 def subscription_from(handler: tornado.web.RequestHandler) -> Subscription:

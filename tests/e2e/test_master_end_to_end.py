@@ -7,7 +7,7 @@ import urllib.request
 
 import tornado.websocket
 
-from tests.support import wait_for
+from tests.support import read_sse, wait_for
 
 CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",
            "parameters": [{"name": "rate", "value": 50}],
@@ -28,20 +28,6 @@ def run_job(cluster):
     assert status == 201, body
     wait_for(lambda: started(cluster, body["jobId"]), timeout=30, what="worker Started")
     return body["jobId"]
-
-
-def read_sse(url, count, timeout=30):
-    """The first ``count`` events of an SSE stream."""
-    events = []
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        assert resp.headers["Content-Type"].startswith("text/event-stream")
-        for raw in resp:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("data: "):
-                events.append(json.loads(line[6:]))
-                if len(events) >= count:
-                    return events
-    return events
 
 
 def read_ws(url, count, timeout=30):

@@ -4,25 +4,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from tests.support import wait_for
+from tests.support import read_sse, wait_for
 
 CLUSTER = {"name": "subs", "url": "mantis.examples.synthetic:job",
            "parameters": [{"name": "rate", "value": 100}],
            "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1,
                                                "machineDefinition": {"cpuCores": 1, "memoryMB": 256}}}}}
-
-
-def read_events(url, count, timeout=30):
-    """The first ``count`` data events of an SSE stream."""
-    events = []
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        for raw in resp:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("data: "):
-                events.append(json.loads(line[6:]))
-                if len(events) >= count:
-                    break
-    return events
 
 
 def start_job(cluster, kinds=None):
@@ -45,11 +32,11 @@ def test_filter_and_sampling_narrow_the_output_per_subscriber(cluster):
     job_id = start_job(cluster)
     base = f"{cluster.url}/api/v1/jobs/{job_id}/output"
     query = urllib.parse.urlencode({"filter": "high_value == True and event in ('click', 'purchase')"})
-    filtered = read_events(f"{base}?{query}", 20)
+    filtered = read_sse(f"{base}?{query}", 20)
     assert all(e["high_value"] is True and e["event"] in ("click", "purchase") for e in filtered), filtered
     # The same stream unfiltered has events the filter dropped.
-    assert any(not e["high_value"] or e["event"] == "add_to_cart" for e in read_events(base, 60))
-    sampled = read_events(f"{base}?sampleMSec=500", 4)
+    assert any(not e["high_value"] or e["event"] == "add_to_cart" for e in read_sse(base, 60))
+    sampled = read_sse(f"{base}?sampleMSec=500", 4)
     gaps = [b["ts"] - a["ts"] for a, b in zip(sampled, sampled[1:])]
     # 100 events/s sampled at one per 500 ms: consecutive sampled events are ~50 apart.
     assert all(b["id"] - a["id"] >= 30 for a, b in zip(sampled, sampled[1:])), (sampled, gaps)

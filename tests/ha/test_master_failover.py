@@ -1,17 +1,15 @@
 """Several real masters electing a leader in a real ZooKeeper: failover, step-down, one leader."""
-import json
 import re
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 
 import pytest
 
 from mantis.local_processes import HaCluster, api
 from tests.ha.tcp_proxy import TcpProxy
-from tests.support import make_config, wait_for
+from tests.support import make_config, read_sse, wait_for
 
 TWO_STAGES = {"name": "keyed", "url": "mantis.examples.keyed_count:job",
               "parameters": [{"name": "rate", "value": 200}, {"name": "keys", "value": 10}],
@@ -33,19 +31,6 @@ def ha(zookeeper, tmp_path):
     cluster = HaCluster(ha_config(tmp_path), tmp_path, zookeeper.hosts, masters=2)
     yield cluster
     cluster.stop()
-
-
-def read_sse(url, count, timeout=30):
-    """The first ``count`` data events of an SSE stream (following a standby's redirect)."""
-    events = []
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        for raw in resp:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("data: "):
-                events.append(json.loads(line[6:]))
-                if len(events) >= count:
-                    break
-    return events
 
 
 def started_workers(ha, job_id, count):
