@@ -61,3 +61,18 @@ def test_job_and_worker_ids_parse_and_reject_garbage():
     for bad in ("clicks", "clicks-0", "-3", "cl icks-1"):
         with pytest.raises(ValidationError):
             parse_job_id(bad)
+
+
+def test_example_cluster_definitions_in_conf_are_valid_and_their_jobs_load():
+    import json
+    from pathlib import Path
+
+    from mantis.job_dsl import load_job, resolve_parameters
+
+    paths = sorted(Path("conf/clusters").glob("*.json"))
+    assert paths
+    for path in paths:
+        definition = JobClusterDefinition.from_json(json.loads(path.read_text()))
+        job = load_job(definition.url)
+        resolve_parameters(job, {p.name: p.value for p in definition.parameters})
+        assert job.stage_count == len(definition.scheduling_info.stages), path
