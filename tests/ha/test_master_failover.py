@@ -1,5 +1,7 @@
 """Several real masters electing a leader in a real ZooKeeper: failover, step-down, one leader."""
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -169,3 +171,29 @@ def test_zookeeper_crash_makes_the_leader_step_down_and_a_leader_returns_with_it
         assert set(ha.agent.pids()) == agent_pids
     finally:
         ha.stop()
+
+
+def test_after_failover_only_the_worker_that_died_meanwhile_is_replaced(ha):
+    ha.start()
+    assert ha.call("POST", "/api/v1/jobClusters", TWO_STAGES)[0] == 201
+    job_id = ha.call("POST", "/api/v1/jobClusters/keyed/jobs", {"user": "ha"})[1]["jobId"]
+    before = wait_for(lambda: started_workers(ha, job_id, 3), timeout=60, what="3 workers Started")
+    victim = next(w for w in before if w["stageNum"] == 2)
+    ha.masters[0].kill9()
+    os.kill(victim["metrics"]["pid"], signal.SIGKILL)  # dies while no master leads
+
+    assert ha.wait_leader(timeout=30, among=[1]) == 1
+
+    def victim_replaced():
+        workers = started_workers(ha, job_id, 3)
+        numbers = {w["workerNumber"] for w in workers or []}
+        return workers if workers and victim["workerNumber"] not in numbers else None
+
+    after = wait_for(victim_replaced, timeout=60, what="the dead worker replaced")
+    kept = {w["workerNumber"] for w in before} - {victim["workerNumber"]}
+    assert kept < {w["workerNumber"] for w in after}
+    replacement = next(w for w in after if w["workerNumber"] not in kept)
+    assert (replacement["stageNum"], replacement["workerIndex"]) == (2, victim["workerIndex"])
+    assert replacement["resubmitOf"] == victim["workerNumber"]
+    archived = api(ha.urls[1], path=f"/api/v1/jobs/{job_id}/archivedWorkers")[1]
+    assert [w["workerNumber"] for w in archived] == [victim["workerNumber"]]
