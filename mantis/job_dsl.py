@@ -37,6 +37,7 @@ Events are JSON-able values (dicts or scalars): between processes they travel as
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import operator
@@ -193,8 +194,9 @@ class ProcessingStage:
     goes to subscribers, who never slow the job (a slow subscriber loses batches), or to
     the job's sink, which is called in line.  ``parameters`` are declared like the
     job's and share their namespace: a submission sets them all at once and every
-    stage sees them all in ``context.parameters``.  Raises ValueError for a malformed
-    declaration.
+    stage sees them all in ``context.parameters``.  ``concurrency`` runs the operators
+    in that many lanes per worker, each on a thread of its own, for operators that wait
+    (``mantis.runtime.stage_lanes``).  Raises ValueError for a malformed declaration.
     """
 
     operators: Stage | None = None
@@ -204,6 +206,7 @@ class ProcessingStage:
     parameters: list[ParameterDefinition] = field(default_factory=list)
     name: str = ""
     description: str = ""
+    concurrency: int = 1
     key_function: Callable[[Any], Any] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -224,6 +227,9 @@ class ProcessingStage:
         if self.on_slow_consumer not in SLOW_CONSUMER_POLICIES:
             raise ValueError(f"{label}: on_slow_consumer must be one of "
                              f"{', '.join(SLOW_CONSUMER_POLICIES)}, got {self.on_slow_consumer!r}")
+        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) \
+                or not 1 <= self.concurrency <= 64:
+            raise ValueError(f"{label}: concurrency must be a whole number from 1 to 64, got {self.concurrency!r}")
         self.parameters = list(self.parameters)
 
     @property
@@ -300,6 +306,8 @@ class Job:
             else:
                 raise ValueError(f"job '{self.name}': stage {number} must be callable "
                                  "or a ProcessingStage")
+        self.stages = [self._with_lanes(stage, self.stages[n - 1] if n else None)
+                       for n, stage in enumerate(self.stages)]
         if self.sink is not None and not callable(self.sink):
             raise ValueError(f"job '{self.name}': sink must be callable or None")
         self.parameters = list(self.parameters)
@@ -311,6 +319,19 @@ class Job:
             if p.name in seen:
                 raise ValueError(f"job '{self.name}' declares parameter '{p.name}' twice")
             seen.add(p.name)
+
+    @staticmethod
+    def _with_lanes(stage: ProcessingStage, previous: ProcessingStage | None) -> ProcessingStage:
+        # A copy with its operators run in lanes, dealt by the previous stage's key; the
+        # user's ProcessingStage is left as given (it may serve several jobs).
+        from mantis.runtime.stage_lanes import LANES_MARK, in_lanes
+
+        operators = stage.batch_operators if stage.per_batch else stage.operators
+        if stage.concurrency == 1 or getattr(operators, LANES_MARK, False):
+            return stage
+        lanes = in_lanes(operators, stage.concurrency, previous.key_function if previous else None,
+                         per_batch=stage.per_batch)
+        return dataclasses.replace(stage, **{"batch_operators" if stage.per_batch else "operators": lanes})
 
     @property
     def stage_count(self) -> int:
