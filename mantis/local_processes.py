@@ -177,9 +177,14 @@ class LocalCluster:
             return False
 
     def start(self) -> "LocalCluster":
-        self.start_master()
-        self.agent.start()
-        wait_for(lambda: api(self.url, path="/api/v1/agents")[1], timeout=30, what="agent registered")
+        """Start the master, then the agent; on failure stop both (nothing is left running)."""
+        try:
+            self.start_master()
+            self.agent.start()
+            wait_for(lambda: api(self.url, path="/api/v1/agents")[1], timeout=30, what="agent registered")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -239,7 +244,15 @@ class HaCluster:
         return wait_for(one, timeout=timeout, interval=0.2, what="one leading master") - 1
 
     def start(self, timeout: float = 60.0) -> "HaCluster":
-        """Start master 0 first (so it leads), the other masters, then the agent."""
+        """Start master 0 first (so it leads), the other masters, then the agent; on failure
+        stop them all."""
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> "HaCluster":
         self.masters[0].start()
         self.wait_leader(timeout)
         for m in self.masters[1:]:

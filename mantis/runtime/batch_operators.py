@@ -12,7 +12,10 @@ event lists.  These operators let its author still think per event::
 Each runs one list comprehension per batch, so reactivex's per-event cost (a few
 hundred ns per operator) is paid once per batch instead (ARCHITECTURE.md, "The data
 plane: measured": reactivex over batches ~13.5M events/s against ~2.5M per event).
-Batches may come out empty; the runtime skips empty batches.
+(A comprehension is not slower than the builtin ``map``/``filter`` here: Python 3.11
+calls a Python function from a comprehension without a C frame.)  Events keep their
+order and an exception from the user's function propagates as it is.  Batches may
+come out empty; the runtime skips empty batches.
 """
 from __future__ import annotations
 

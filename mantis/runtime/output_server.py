@@ -1,10 +1,15 @@
 """A worker's output, served over TCP to any number of readers as length-prefixed frames.
 
 Each connected reader gets its own bounded queue of encoded frames and its own writer
-thread.  ``publish`` encodes a batch once and offers the frame to every queue without
+thread.  ``publish`` encodes a batch once and offers the frame to every reader without
 waiting: a reader whose queue is full loses that batch, and the loss is counted.  So a
 slow or stalled reader never slows the pipeline or the other readers, and memory per
 reader stays below ``buffer_batches`` frames (plus the kernel's socket buffers).
+A frame for a reader with nothing queued is first offered to the kernel straight from
+the publishing thread (``MSG_DONTWAIT``, never waiting); only what the kernel does not
+take at once is queued.  A CPU-bound pipeline thread holds the GIL, so a writer thread
+woken per frame would get it only every switch interval (5 ms) and cost a thread
+hand-off per batch (``stage_output`` does the same for the same reason).
 
 Readers see only what is published after they connect (live output, no replay).  They
 never send anything; the server closes a connection when the peer does.
@@ -112,9 +117,7 @@ class OutputServer:
             return
         frame = encode_batch(batch)
         for reader in readers:
-            try:
-                reader.frames.put_nowait(frame)
-            except queue.Full:
+            if not reader.offer(frame):
                 with self._lock:
                     reader.dropped_events += len(batch)
                     self._dropped_events += len(batch)
@@ -177,6 +180,9 @@ class _Reader:
         self.sent_batches = 0
         self.dropped_events = 0
         self._closed = False
+        # Held from the look at the queue until a direct send is done or its remainder
+        # queued, so publishing threads never interleave their frames on the socket.
+        self._send_lock = threading.Lock()
         self._forget = forget
         self._thread = threading.Thread(target=self._write_loop, daemon=True,
                                          name=f"output-writer-{address}")
@@ -186,6 +192,34 @@ class _Reader:
 
     def stats(self) -> ReaderStats:
         return ReaderStats(self.address, self.frames.qsize(), self.sent_batches, self.dropped_events)
+
+    def offer(self, frame: bytes) -> bool:
+        """Send or queue ``frame`` without waiting; False if the queue is full (the frame is lost).
+
+        When nothing is queued or being written (``unfinished_tasks`` == 0) the writer is
+        idle, so this thread may write to the socket itself without reordering frames;
+        what the kernel does not take at once is queued, under the same lock, as the
+        next frame for the writer.  A reader already gone takes the frame as its writer
+        would have: it is discarded with the reader, not counted as dropped.
+        """
+        frames = self.frames
+        with self._send_lock:
+            if frames.unfinished_tasks == 0 and not self._closed:
+                try:
+                    sent = self.sock.send(frame, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    return True  # the reader went away; its writer notices and forgets it
+                if sent == len(frame):
+                    self.sent_batches += 1
+                    return True
+                frame = memoryview(frame)[sent:]
+            try:
+                frames.put_nowait(frame)
+                return True
+            except queue.Full:
+                return False
 
     def close(self) -> None:
         self._closed = True
@@ -210,8 +244,9 @@ class _Reader:
                 if frame is None:
                     break
                 self.sock.sendall(frame)
-                self.frames.task_done()
                 self.sent_batches += 1
+                # Last: from here on a publishing thread may write (and count) itself.
+                self.frames.task_done()
         except OSError:
             pass  # the reader went away or the server closed the socket
         finally:

@@ -305,21 +305,41 @@ class StageOutputServer:
         self.close()
 
     def _partition(self, routing: "_Routing", batch: list) -> list[list]:
-        """``batch`` split into one list per connected downstream (by slot), each key to its owner."""
-        key, cache, slot_of_index = self.key, routing.slot_cache, routing.slot_of_index
-        index_of_hash = routing.ring.index_of_hash
+        """``batch`` split into one list per connected downstream (by slot), each key to its owner.
+
+        Every event's key is computed and looked up even when one downstream owns every
+        key, so a key function that raises, or an unhashable key, fails the same way
+        whatever the number of downstream workers.
+        """
+        key, cache = self.key, routing.slot_cache
+        if len(routing.downstreams) == 1:
+            # Every key is owned by the only downstream, so the batch goes whole; the
+            # keys are still computed and looked up (C-level map passes, a third cheaper
+            # than the loop below) for the errors and the cache.
+            if None in list(map(cache.get, map(key, batch))):  # TypeError for an unhashable key
+                for k in map(key, batch):
+                    self._slot_of(routing, k)
+            return [batch]
+        slot_of = self._slot_of
         parts = [[] for _ in routing.downstreams]
         appends = [part.append for part in parts]
         for event in batch:
             k = key(event)
             slot = cache.get(k)
-            if slot is None:
-                slot = slot_of_index[index_of_hash(stable_hash(key_text(k)))]
-                if len(cache) >= CACHE_LIMIT:
-                    cache.clear()
-                cache[k] = slot
-            appends[slot](event)
+            appends[slot_of(routing, k) if slot is None else slot](event)
         return parts
+
+    @staticmethod
+    def _slot_of(routing: "_Routing", k: Any) -> int:
+        """The slot of the downstream owning key ``k``, through (and into) the routing's cache."""
+        cache = routing.slot_cache
+        slot = cache.get(k)
+        if slot is None:
+            slot = routing.slot_of_index[routing.ring.index_of_hash(stable_hash(key_text(k)))]
+            if len(cache) >= CACHE_LIMIT:
+                cache.clear()
+            cache[k] = slot
+        return slot
 
     def _send_round_robin(self, routing: "_Routing", batch: list) -> None:
         downstreams = routing.downstreams

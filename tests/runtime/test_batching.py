@@ -51,6 +51,20 @@ def test_batch_operators_apply_per_event_functions_to_whole_batches():
     assert items == [[10, 11, 30, 31], [50, 51]]
 
 
+def test_filter_each_keeps_events_by_truthiness_and_map_each_keeps_order():
+    items, _ = collect(reactivex.of([0, 1, "", "x", None, [2]]).pipe(
+        filter_each(lambda e: e),
+        map_each(lambda e: (e,)),
+    ))
+    assert items == [[(1,), ("x",), ([2],)]]
+
+
+def test_an_error_in_a_per_event_function_fails_the_stream():
+    errors = []
+    reactivex.of([1, 0]).pipe(map_each(lambda n: 1 / n)).subscribe(on_error=errors.append)
+    assert [type(e) for e in errors] == [ZeroDivisionError]
+
+
 def test_paced_batches_emits_limit_events_in_batches_then_completes():
     context = Context("t")
     items, done = collect(paced_batches(context, lambda n: n, limit=2500, batch_size=1000))

@@ -118,3 +118,4 @@ def test_end_of_stream_is_an_empty_payload_and_not_a_batch(pair):
     writer.sendall(frames.END_OF_STREAM)
     with pytest.raises(FrameError):
         read_frame(reader)  # a reader of batches does not take it for one
+

@@ -1,5 +1,6 @@
 """The output server: every reader gets the live stream; a slow reader only hurts itself."""
 import socket
+import threading
 import time
 
 import pytest
@@ -148,3 +149,45 @@ def test_drain_gives_up_on_a_stalled_reader_after_its_timeout(server):
     assert server.drain(timeout=0.2) is False
     assert time.monotonic() - started < 1.0
     stalled.close()
+
+
+def test_frames_sent_directly_and_by_the_writer_arrive_whole_and_in_order(server):
+    # Every other frame is larger than the socket buffers take at once, so the kernel
+    # takes only part of it from the publishing thread and the writer sends the rest,
+    # while the small frames after it must wait their turn in the queue.
+    (reader,) = connect(server, receive_buffer=8192)
+    published = []
+    for i in range(20):
+        batch = [{"id": i * 3 + j, "pad": "y" * (3_000_000 if i % 2 else 50)} for j in range(3)]
+        server.publish(batch)
+        published.extend(batch)
+        if i % 4 == 3:
+            reader.wait_for_events(len(published), timeout=10)  # never more than the queue holds
+    reader.wait_for_events(len(published), timeout=10)
+    assert [e["id"] for e in reader.events] == [e["id"] for e in published]
+    assert reader.events == published
+    assert server.dropped_events == 0
+    wait_for(lambda: server.reader_stats()[0].sent_batches == 20, timeout=5, interval=0.01,
+             what="every frame counted as sent")
+
+
+def test_publishing_threads_never_interleave_their_frames(server):
+    (reader,) = connect(server)
+    threads_count, batches_each = 4, 50
+
+    def publish(t):
+        for i in range(batches_each):
+            server.publish([{"thread": t, "seq": i, "pad": "z" * 3000}])
+            time.sleep(0.001)  # the queue holds 4 frames: publish no faster than the reader reads
+
+    threads = [threading.Thread(target=publish, args=(t,)) for t in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    expected = threads_count * batches_each - server.dropped_events
+    events = reader.wait_for_events(expected, timeout=10)  # a frame cut by another would fail to decode
+    for t in range(threads_count):
+        seqs = [e["seq"] for e in events if e["thread"] == t]
+        assert seqs == sorted(seqs)
+    assert len(events) == expected

@@ -79,6 +79,45 @@ def test_keyed_output_sends_every_key_to_exactly_the_downstream_the_ring_names(s
     assert server.dropped_events == 0
 
 
+def test_a_single_downstream_gets_every_keyed_batch_whole_and_in_order(servers):
+    server = servers(key=by_user)
+    (reader,) = connect(server, [0])
+    batches = keyed_batches(20, keys=30)
+    for batch in batches:
+        server.publish(batch)
+    expected = [event for batch in batches for event in batch]
+    wait_for(lambda: len(reader.events) == len(expected), timeout=10, interval=0.01,
+             what="every event delivered")
+    assert reader.events == expected
+
+
+@pytest.mark.parametrize("indexes", [[0], [0, 1]])
+def test_a_bad_key_fails_publish_whatever_the_number_of_downstreams(servers, indexes):
+    server = servers(key=by_user)
+    connect(server, indexes)
+    server.publish([{"user": "a"}])  # warms the key cache: the bad events must still be looked at
+    with pytest.raises(KeyError):
+        server.publish([{"user": "a"}, {"name": "no user"}])
+    with pytest.raises(TypeError):
+        server.publish([{"user": "a"}, {"user": ["not", "hashable"]}])
+
+
+def test_keys_first_seen_in_the_middle_of_a_batch_are_routed_and_cached(servers):
+    server = servers(key=by_user)
+    readers = connect(server, [0, 1, 2])
+    server.publish([{"user": "u0", "seq": 0}])
+    batch = [{"user": f"u{i % 7}", "seq": i} for i in range(1, 50)]  # u0 cached, the rest not
+    server.publish(batch)
+    wait_for(lambda: sum(len(r.events) for r in readers) == 50, timeout=10, interval=0.01,
+             what="every event delivered")
+    ring = HashRing([0, 1, 2])
+    for reader in readers:
+        assert all(ring.index_of(e["user"]) == reader.worker_index for e in reader.events)
+        seqs = [e["seq"] for e in reader.events]
+        assert seqs == sorted(seqs)
+    assert len(server._routing.slot_cache) == 7
+
+
 def test_scaling_the_next_stage_from_two_to_four_moves_only_the_keys_that_must_move(servers):
     server = servers(key=by_user)
     first = connect(server, [0, 1], workers=2)
