@@ -107,10 +107,11 @@ class JobActor(MantisActor):
         for w in self.job.workers.values():
             if w.stage < 2 or not w.is_running:
                 continue
-            endpoints = cache.setdefault(w.stage, self.job.upstream_endpoints(w.stage))
-            if self._upstream_sent.get(w.key) != endpoints:
-                self._upstream_sent[w.key] = endpoints
-                self.send(self.scheduler, UpdateUpstream(w.key, endpoints))
+            upstream = cache.setdefault(w.stage, (self.job.upstream_endpoints(w.stage),
+                                                  self.job.upstream_finished(w.stage)))
+            if self._upstream_sent.get(w.key) != upstream:
+                self._upstream_sent[w.key] = upstream
+                self.send(self.scheduler, UpdateUpstream(w.key, *upstream))
         # Forget incarnations that have ended, or a long-lived job would remember them all.
         for key in [k for k in self._upstream_sent if self.job.worker_by_key(k) is None]:
             del self._upstream_sent[key]

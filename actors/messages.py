@@ -341,10 +341,13 @@ class GetAgentState:
 @dataclass
 class UpdateUpstream:
     """JobActor -> scheduler -> agent -> WorkerActor: where the previous stage's workers
-    now are, as (worker id, host, port); sent whenever that set changes."""
+    now are, as (worker id, host, port); sent whenever that set changes.
+    ``upstream_finished``: the previous stage has completed (a finite job), so no worker
+    will ever appear there again."""
 
     worker_key: str
     endpoints: list
+    upstream_finished: bool = False
 
 
 # -- agent <-> worker ---------------------------------------------------------------

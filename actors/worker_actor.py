@@ -67,8 +67,9 @@ class WorkerActor(MantisActor):
 
     def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
         if self.worker is not None and self.spec.stage > 1 and self.phase == "running":
-            self.worker.update_upstream([tuple(e) for e in msg.endpoints])
-            log.info("worker %s reads from %d upstream worker(s)", self.spec.worker_key, len(msg.endpoints))
+            self.worker.update_upstream([tuple(e) for e in msg.endpoints], msg.upstream_finished)
+            log.info("worker %s reads from %d upstream worker(s)%s", self.spec.worker_key, len(msg.endpoints),
+                     "; the upstream stage has completed" if msg.upstream_finished else "")
 
     def metrics(self) -> dict:
         m = {"pid": os.getpid(), "host": self.spec.host or "127.0.0.1"}

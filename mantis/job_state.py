@@ -183,6 +183,11 @@ class Job:
                       for w in self.workers.values()
                       if w.stage == stage - 1 and w.state == STARTED and w.metrics.get("port"))
 
+    def upstream_finished(self, stage: int) -> bool:
+        """True when ``stage`` reads from a stage that has completed (every worker of it
+        completed on its own): a worker of ``stage`` will get no more input."""
+        return self._stage_finished(stage - 1)
+
     def worker_by_key(self, key: str) -> Worker | None:
         number = int(key.rpartition("/w")[2]) if "/w" in key else -1
         w = self.workers.get(number)

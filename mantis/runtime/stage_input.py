@@ -78,6 +78,7 @@ class StageInput:
         self._links: dict[UpstreamEndpoint, _Link] = {}
         self._observer = None
         self._ended = False  # completed, failed or closed: nothing more is fed
+        self._upstream_finished = False  # the upstream stage completed (see update)
 
     @property
     def endpoints(self) -> tuple[UpstreamEndpoint, ...]:
@@ -99,21 +100,38 @@ class StageInput:
                     raise RuntimeError("a StageInput feeds one subscriber, once")
                 self._observer = observer
                 self._sync_links()
+            self._complete_if_upstream_finished()
             return Disposable(self.close)
 
         return reactivex.create(subscribe)
 
-    def update(self, endpoints: Iterable[tuple]) -> None:
+    def update(self, endpoints: Iterable[tuple], upstream_finished: bool = False) -> None:
         """Make ``endpoints`` the upstream workers: connect new ones, disconnect removed ones.
 
         An endpoint is ``(worker_id, host, port)``; one whose worker id stays but whose
-        address changes counts as removed and added.  ValueError for a malformed endpoint.
+        address changes counts as removed and added.  ``upstream_finished`` says the
+        upstream stage has completed: with no endpoint left the input completes now
+        (nothing will ever come), instead of waiting for upstream workers that will
+        never appear.  ValueError for a malformed endpoint.
         """
         new = _endpoints(endpoints)
         with self._lock:
             self._endpoints = new
+            self._upstream_finished = upstream_finished
             if self._observer is not None and not self._ended:
                 self._sync_links()
+        self._complete_if_upstream_finished()
+
+    def _complete_if_upstream_finished(self) -> None:
+        with self._lock:
+            done = self._upstream_finished and not self._endpoints and self._observer is not None
+        if done:
+            with self._feed_lock:
+                if not self._ended:
+                    self._ended = True
+                    log.info("stage input %d: the upstream stage has completed; input ends",
+                             self.handshake.worker_index)
+                    self._observer.on_completed()
 
     def close(self) -> None:
         """Disconnect from every upstream; nothing more is fed to the pipeline."""

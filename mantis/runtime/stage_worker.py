@@ -160,15 +160,17 @@ class StageWorker:
             self._state = RUNNING
         self._thread.start()
 
-    def update_upstream(self, endpoints: Iterable[tuple]) -> None:
+    def update_upstream(self, endpoints: Iterable[tuple], upstream_finished: bool = False) -> None:
         """Make ``endpoints`` (``(worker_id, host, port)`` of stage n-1's workers) this worker's input.
 
-        Safe to call at any time, from any thread, as often as the job's discovery
-        information changes.  ValueError for stage 1 or a malformed endpoint.
+        ``upstream_finished``: stage n-1 has completed, so its input ends once what it
+        lists has ended (see ``StageInput.update``).  Safe to call at any time, from any
+        thread, as often as the job's discovery information changes.  ValueError for
+        stage 1 or a malformed endpoint.
         """
         if self.input is None:
             raise ValueError(f"job '{self.job.name}' stage 1 reads the source; it has no upstream")
-        self.input.update(endpoints)
+        self.input.update(endpoints, upstream_finished)
 
     def metrics(self) -> StageWorkerMetrics:
         """A snapshot of the worker's counters."""

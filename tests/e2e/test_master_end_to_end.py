@@ -62,7 +62,8 @@ def test_rest_api_lifecycle_create_submit_list_scale_kill(cluster):
     assert status == 200, body
     wait_for(lambda: cluster.call("GET", f"/api/v1/jobs/{job_id}")[1]["state"] == "Completed",
              timeout=30, what="job Completed")
-    assert cluster.call("GET", "/api/v1/jobs")[1] == []
+    # The listing is built from summaries the job actors push: it follows within moments.
+    wait_for(lambda: cluster.call("GET", "/api/v1/jobs")[1] == [], timeout=10, what="the job gone from the list")
     status, archived = cluster.call("GET", f"/api/v1/jobs/{job_id}/archivedWorkers")
     assert status == 200 and len(archived) == 2
     actors = cluster.call("GET", "/api/v1/admin/actors")[1]["actors"]

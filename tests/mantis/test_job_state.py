@@ -256,3 +256,12 @@ def test_workers_not_started_when_their_upstream_completes_end_instead_of_waitin
     assert ended.key == replacement.key and ended.state == "Completed"
     assert "stage 1 completed before this worker started" in ended.reason
     assert list(job.workers.values()) == [counter_b]
+
+
+def test_a_stage_reading_a_completed_stage_is_told_its_upstream_finished():
+    job, _ = new_job(1, 2)
+    run_all(job, 100)
+    source = next(w for w in job.workers.values() if w.stage == 1)
+    assert not job.upstream_finished(2) and not job.upstream_finished(1)
+    job.worker_status(source.key, "Completed", 110)
+    assert job.upstream_finished(2) and job.upstream_endpoints(2) == []

@@ -220,3 +220,25 @@ def test_the_input_confirms_every_batch_and_the_end_so_nothing_counts_as_lost(up
     assert received.completed.wait(5)
     wait_for(lambda: upstream.connections == 0, timeout=5, interval=0.01, what="hung up")
     assert (upstream.delivered_events, upstream.lost_events, upstream.dropped_events) == (1000, 0, 0)
+
+
+def test_an_input_whose_upstream_stage_completed_ends_instead_of_waiting_forever():
+    from mantis.runtime.stage_input import StageInput
+
+    done = threading.Event()
+    stage_input = StageInput(0, 1)
+    stage_input.batches.subscribe(on_completed=done.set)
+    stage_input.update([])  # nobody upstream yet: wait
+    assert not done.wait(0.3)
+    stage_input.update([], upstream_finished=True)
+    assert done.wait(5)
+
+
+def test_an_input_told_before_subscribing_that_its_upstream_completed_ends_at_once():
+    from mantis.runtime.stage_input import StageInput
+
+    done = threading.Event()
+    stage_input = StageInput(0, 1)
+    stage_input.update([], upstream_finished=True)
+    stage_input.batches.subscribe(on_completed=done.set)
+    assert done.wait(5)
