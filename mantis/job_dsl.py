@@ -33,7 +33,8 @@ heavy streams because events travel between workers in batches anyway.
 The platform finds a job by its entry point ``"package.module:attribute"`` (``load_job``),
 resolves the parameters of a submission against the job's declarations
 (``resolve_parameters``) and hands the result to the source and stage in a ``Context``.
-Events are JSON-able values (dicts or scalars): between processes they travel as JSON.
+Events are JSON-able values (dicts or scalars): a job's output reaches subscribers as JSON,
+and between a job's own workers they travel as plain-value pickles (``mantis.runtime.frames``).
 """
 from __future__ import annotations
 

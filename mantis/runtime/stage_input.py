@@ -3,7 +3,7 @@
 ``StageInput`` connects to each upstream endpoint ``(worker_id, host, port)``, sends
 the handshake (this worker's index and its stage's worker count, see
 ``stage_output.Handshake``), reads length-prefixed frames, decodes each whole batch
-with one ujson call and feeds it to the stage's pipeline through ``batches``, an
+with one call (``frames.decode_stage_payload``) and feeds it to the stage's pipeline through ``batches``, an
 Observable of lists.  It confirms every batch to its upstream as soon as it has
 decoded it, before feeding it, and END_OF_STREAM too (``stage_output.Receipt``), so
 the upstream can count exactly what never arrived when a connection breaks.  Each
@@ -26,7 +26,7 @@ from typing import Iterable, NamedTuple
 import reactivex
 from reactivex.disposable import Disposable
 
-from mantis.runtime.frames import (MAX_FRAME, FrameError, decode_payload, encode_message,
+from mantis.runtime.frames import (MAX_FRAME, FrameError, decode_stage_payload, encode_message,
                                    read_payload)
 from mantis.runtime.stage_output import Handshake, Receipt
 
@@ -281,7 +281,7 @@ class _Link:
                 except OSError:
                     pass  # the stream did end; the upstream just cannot hear it confirmed
                 return "end of stream"
-            batch = decode_payload(payload)
+            batch = decode_stage_payload(payload)
             received += len(batch)
             # Before feeding: the batch has arrived, whatever becomes of this worker now.
             sock.sendall(encode_message(Receipt(received).to_message()))

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mantis.job_dsl import SLOW_CONSUMER_POLICIES
-from mantis.runtime.frames import END_OF_STREAM, FrameError, encode_batch, read_message
+from mantis.runtime.frames import END_OF_STREAM, FrameError, encode_stage_batch, read_message
 from mantis.runtime.hash_ring import CACHE_LIMIT, HashRing, key_text, stable_hash
 
 log = logging.getLogger("mantis.runtime.stage_output")
@@ -248,7 +248,7 @@ class StageOutputServer:
 
         In "block" mode this may wait, at most ``block_timeout_s`` per connection, for
         room (or, with nobody connected, for a first connection).  FrameError if an event
-        is not JSON-able; TypeError if a key is unhashable.
+        cannot be encoded (``frames.encode_stage_batch``); TypeError if a key is unhashable.
         """
         if not batch:
             return
@@ -345,7 +345,7 @@ class StageOutputServer:
         downstreams = routing.downstreams
         count = len(downstreams)
         first = next(self._turns) % count
-        item = (encode_batch(batch), len(batch))
+        item = (encode_stage_batch(batch), len(batch))
         # The next one in turn, or failing that any with room: a slow worker gets less.
         for step in range(count):
             if downstreams[(first + step) % count].offer_now(item):
@@ -355,7 +355,7 @@ class StageOutputServer:
             self._count_drop(target, len(batch))
 
     def _offer(self, downstream: "_Downstream", events: list) -> None:
-        item = (encode_batch(events), len(events))
+        item = (encode_stage_batch(events), len(events))
         delivered = downstream.offer_now(item) or (
             self._blocking and downstream.put_waiting(item, self.block_timeout_s))
         if not delivered:

@@ -86,7 +86,7 @@ class DownstreamReader:
         return [event for batch in list(self.batches) for event in batch]
 
     def _read(self) -> None:
-        from mantis.runtime.frames import FrameError, decode_payload, encode_message, read_payload
+        from mantis.runtime.frames import FrameError, decode_stage_payload, encode_message, read_payload
         from mantis.runtime.stage_output import Receipt
 
         received = 0
@@ -100,7 +100,7 @@ class DownstreamReader:
                         self.sock.sendall(encode_message(Receipt(received, ended=True).to_message()))
                     self.end_of_stream.set()
                     continue
-                batch = decode_payload(payload)
+                batch = decode_stage_payload(payload)
                 received += len(batch)
                 if self.confirm:
                     self.sock.sendall(encode_message(Receipt(received).to_message()))

@@ -119,3 +119,44 @@ def test_end_of_stream_is_an_empty_payload_and_not_a_batch(pair):
     with pytest.raises(FrameError):
         read_frame(reader)  # a reader of batches does not take it for one
 
+
+
+def test_stage_frames_carry_plain_values_unchanged():
+    from mantis.runtime.frames import HEADER, decode_stage_payload, encode_stage_batch
+
+    batch = [{"user": "ü-1", "n": 3, "v": 2.5, "ok": True, "none": None, "tags": ["a", "b"]}, "x", 7]
+    frame = encode_stage_batch(batch)
+    (length,) = HEADER.unpack(frame[:4])
+    assert length == len(frame) - 4 and decode_stage_payload(frame[4:]) == batch
+
+
+def test_a_stage_frame_naming_any_class_or_function_is_refused_unrun():
+    import os
+    import pickle
+
+    from mantis.runtime.frames import FrameError, decode_stage_payload
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    with pytest.raises(FrameError, match="posix.system|os.system"):
+        decode_stage_payload(pickle.dumps([Boom()], protocol=5))
+
+
+@pytest.mark.parametrize("payload,message", [
+    (b"not a pickle", "not a pickled batch"),
+    (__import__("pickle").dumps({"a": 1}, protocol=5), "not a list of events"),
+])
+def test_malformed_stage_frames_are_frame_errors(payload, message):
+    from mantis.runtime.frames import FrameError, decode_stage_payload
+
+    with pytest.raises(FrameError, match=message):
+        decode_stage_payload(payload)
+
+
+def test_a_batch_that_cannot_cross_to_the_next_stage_is_a_frame_error():
+    from mantis.runtime.frames import FrameError, encode_stage_batch
+
+    with pytest.raises(FrameError, match="cannot cross to the next stage"):
+        encode_stage_batch([{"f": lambda: 1}])

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from mantis.runtime.frames import encode_stage_batch
 from mantis.runtime.stage_input import StageInput
 from mantis.runtime.stage_output import StageOutputServer
 from tests.support import wait_for
@@ -83,7 +84,8 @@ def test_it_connects_to_every_upstream_and_feeds_their_batches_with_counters(ups
     events = received.wait_for_events(3)
     assert sorted((e["from"], e["n"]) for e in events) == [("a", 1), ("a", 2), ("b", 1)]
     assert (stage_input.events_in, stage_input.batches_in) == (3, 2)
-    assert stage_input.bytes_in == len(b'[{"from":"a","n":1},{"from":"a","n":2}]') + len(b'[{"from":"b","n":1}]')
+    assert stage_input.bytes_in == (len(encode_stage_batch([{"from": "a", "n": 1}, {"from": "a", "n": 2}]))
+                                    + len(encode_stage_batch([{"from": "b", "n": 1}])) - 2 * 4)  # payloads
     assert (stage_input.connects, stage_input.reconnects, stage_input.disconnects) == (2, 0, 0)
 
 

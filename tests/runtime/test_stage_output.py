@@ -160,8 +160,8 @@ def test_drop_mode_counts_drops_for_a_stalled_consumer_and_does_not_block_the_pr
     pad = "x" * 50
     slowest_publish, sent_to_fast = 0.0, 0
     for i in range(3000):
-        batch = ([{"user": u, "seq": i, "pad": pad} for u in fast_users for _ in range(5)]
-                 + [{"user": u, "seq": i, "pad": pad} for u in slow_users for _ in range(5)])
+        batch = ([{"user": u, "seq": i, "pad": f"{u}{k}{pad}"} for u in fast_users for k in range(5)]
+                 + [{"user": u, "seq": i, "pad": f"{u}{k}{pad}"} for u in slow_users for k in range(5)])
         started = time.monotonic()
         server.publish(batch)
         slowest_publish = max(slowest_publish, time.monotonic() - started)
@@ -181,6 +181,7 @@ def test_drop_mode_counts_drops_for_a_stalled_consumer_and_does_not_block_the_pr
 
 @pytest.mark.parametrize("policy", ["block", "drop"])
 def test_block_mode_holds_the_producer_back_where_drop_mode_drops(servers, policy):
+    # (Each event's padding is its own string: pickle would send a shared one once.)
     # The consumer reads slower than the producer publishes, through a tiny queue and a
     # tiny socket buffer: drop mode must lose batches, block mode none.
     server = servers(on_slow_consumer=policy, buffer_batches=2, block_timeout_s=10)
@@ -189,7 +190,7 @@ def test_block_mode_holds_the_producer_back_where_drop_mode_drops(servers, polic
     batches = 400  # 8 MB: twice what the kernel's socket buffers can hold (tcp_wmem max 4 MB)
     started = time.monotonic()
     for b in range(batches):
-        server.publish([{"seq": b * 10 + i, "pad": pad} for i in range(10)])
+        server.publish([{"seq": b * 10 + i, "pad": f"{b}-{i}{pad}"} for i in range(10)])
     publishing_took = time.monotonic() - started
     if policy == "drop":
         assert server.dropped_events > 0
@@ -207,7 +208,7 @@ def test_block_mode_gives_up_after_its_bounded_wait_and_counts_the_batch(servers
     slowest = 0.0
     for b in range(200):
         started = time.monotonic()
-        server.publish([{"seq": b, "pad": pad}] * 50)
+        server.publish([{"seq": b, "pad": f"{b}-{i}{pad}"} for i in range(50)])
         slowest = max(slowest, time.monotonic() - started)
         if server.dropped_events:
             break
@@ -273,7 +274,7 @@ def test_frames_still_queued_for_a_connection_that_is_replaced_are_counted_as_dr
     pad = "x" * 1000
     published = 0
     while not server.dropped_events and published < 5000:  # until the queue is full
-        server.publish([{"seq": published, "pad": pad}] * 20)
+        server.publish([{"seq": published, "pad": f"{published}-{i}{pad}"} for i in range(20)])
         published += 1
     dropped_before, queued_before = server.dropped_events, server.queued_batches
     assert dropped_before > 0 and queued_before == 8
@@ -315,7 +316,7 @@ def test_once_every_connection_ended_each_published_event_is_delivered_lost_or_d
     pad = "x" * 200
     published = 0
     for b in range(20_000):  # until the stalled worker's queue overflows, and a little more
-        batch = [{"user": f"user-{i % 40}", "seq": b, "pad": pad} for i in range(40)]
+        batch = [{"user": f"user-{i % 40}", "seq": b, "pad": f"{b}-{i}{pad}"} for i in range(40)]
         server.publish(batch)
         published += len(batch)
         if server.dropped_events > 400:

@@ -120,7 +120,7 @@ def test_a_downstream_worker_keeps_receiving_after_its_upstream_worker_is_replac
 
 def test_a_drop_stage_keeps_its_source_running_past_a_stalled_consumer_and_counts_drops(workers):
     pad = "x" * 200
-    job = Job("dropper", lambda c: paced_source(c, lambda n: {"n": n, "pad": pad}),
+    job = Job("dropper", lambda c: paced_source(c, lambda n: {"n": n, "pad": f"{n}{pad}"}),
               stages=[ProcessingStage(operators=identity, on_slow_consumer="drop"),
                       ProcessingStage(operators=identity)])
     first = workers(job, 1, buffer_batches=2, downstream_wait_s=0)
@@ -139,7 +139,7 @@ def test_a_drop_stage_keeps_its_source_running_past_a_stalled_consumer_and_count
 
 def test_a_block_stage_holds_its_source_back_for_a_stalled_consumer_and_drops_nothing(workers):
     pad = "x" * 200
-    job = Job("blocker", lambda c: paced_source(c, lambda n: {"n": n, "pad": pad}),
+    job = Job("blocker", lambda c: paced_source(c, lambda n: {"n": n, "pad": f"{n}{pad}"}),
               stages=[ProcessingStage(operators=identity, on_slow_consumer="block"),
                       ProcessingStage(operators=identity)])
     first = workers(job, 1, buffer_batches=2, block_timeout_s=30, downstream_wait_s=0)
@@ -243,7 +243,7 @@ def test_a_worker_stopped_before_it_started_ends_completed_without_running(worke
 
 def test_stop_is_prompt_even_while_publish_blocks_on_a_stalled_consumer(workers):
     pad = "x" * 200
-    job = Job("blocked", lambda c: paced_source(c, lambda n: {"n": n, "pad": pad}),
+    job = Job("blocked", lambda c: paced_source(c, lambda n: {"n": n, "pad": f"{n}{pad}"}),
               stages=[ProcessingStage(operators=identity, on_slow_consumer="block"), identity])
     first = workers(job, 1, buffer_batches=2, block_timeout_s=30, downstream_wait_s=0)
     stalled = DownstreamReader(first.port, 0, 1, receive_buffer=4096, read=False)
