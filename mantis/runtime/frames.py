@@ -47,6 +47,10 @@ def encode_batch(batch: list) -> bytes:
         payload = ujson.dumps(batch, ensure_ascii=False, escape_forward_slashes=False).encode()
     except (TypeError, OverflowError, ValueError) as exc:
         raise FrameError(f"batch is not JSON-able: {exc}") from None
+    return _batch_frame(payload, batch)
+
+
+def _batch_frame(payload: bytes, batch: list) -> bytes:
     if len(payload) > MAX_FRAME:
         raise FrameError(f"batch of {len(batch)} events encodes to {len(payload)} bytes, "
                          f"over the {MAX_FRAME}-byte frame limit; use smaller batches")
@@ -77,10 +81,7 @@ def encode_stage_batch(batch: list) -> bytes:
         payload = pickle.dumps(batch, protocol=5)
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
         raise FrameError(f"batch cannot cross to the next stage: {exc}") from None
-    if len(payload) > MAX_FRAME:
-        raise FrameError(f"batch of {len(batch)} events encodes to {len(payload)} bytes, "
-                         f"over the {MAX_FRAME}-byte frame limit; use smaller batches")
-    return HEADER.pack(len(payload)) + payload
+    return _batch_frame(payload, batch)
 
 
 def decode_stage_payload(payload: bytes | bytearray) -> list:

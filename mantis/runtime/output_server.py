@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from mantis.runtime.frames import encode_batch
+from mantis.runtime.listener import Listener
 
 log = logging.getLogger("mantis.runtime.output")
 
@@ -31,7 +32,6 @@ DEFAULT_BUFFER_BATCHES = 16
 # How often an idle writer looks whether its reader hung up, so ``connections`` stays
 # true without waiting for the next publish to fail.
 PEER_CHECK_S = 0.5
-ACCEPT_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,8 @@ class OutputServer:
         self._readers: tuple[_Reader, ...] = ()
         self._dropped_events = 0
         self._closed = False
-        self._listener = socket.create_server((host, port), backlog=64)
-        self._listener.settimeout(ACCEPT_POLL_S)
-        self._port = self._listener.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True,
-                                          name=f"output-accept-{self._port}")
-        self._acceptor.start()
+        self._listener = Listener(host, port, self._accepted, "output-accept")
+        self._port = self._listener.port
 
     @property
     def port(self) -> int:
@@ -129,14 +125,9 @@ class OutputServer:
                 return
             self._closed = True
             readers, self._readers = self._readers, ()
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept on Linux
-        except OSError:
-            pass
         self._listener.close()
         for reader in readers:
             reader.close()
-        self._acceptor.join(ACCEPT_POLL_S * 2)
 
     def __enter__(self) -> "OutputServer":
         return self
@@ -144,25 +135,19 @@ class OutputServer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _accept_loop(self) -> None:
-        while not self._closed:
-            try:
-                conn, address = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break  # the listener was closed
-            conn.settimeout(None)
-            # Frames are written whole; Nagle would only delay the tail of small ones.
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            reader = _Reader(conn, address, self.buffer_batches, self._forget)
-            with self._lock:
-                if self._closed:
-                    conn.close()
-                    break
-                self._readers = self._readers + (reader,)
-            reader.start()
-            log.info("output reader %s connected to port %d", address, self._port)
+    def _accepted(self, conn: socket.socket, address: tuple) -> bool:
+        conn.settimeout(None)
+        # Frames are written whole; Nagle would only delay the tail of small ones.
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = _Reader(conn, address, self.buffer_batches, self._forget)
+        with self._lock:
+            if self._closed:
+                conn.close()
+                return False
+            self._readers = self._readers + (reader,)
+        reader.start()
+        log.info("output reader %s connected to port %d", address, self._port)
+        return True
 
     def _forget(self, reader: "_Reader") -> None:
         with self._lock:

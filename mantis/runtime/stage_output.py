@@ -50,8 +50,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mantis.job_dsl import SLOW_CONSUMER_POLICIES
-from mantis.runtime.frames import END_OF_STREAM, FrameError, encode_stage_batch, read_message
+from mantis.runtime.frames import (
+    END_OF_STREAM,
+    FrameError,
+    encode_stage_batch,
+    read_message,
+)
 from mantis.runtime.hash_ring import CACHE_LIMIT, HashRing, key_text, stable_hash
+from mantis.runtime.listener import Listener
 
 log = logging.getLogger("mantis.runtime.stage_output")
 
@@ -66,7 +72,6 @@ IDLE_CHECK_S = 0.5
 END_CONFIRM_TIMEOUT_S = 10.0
 # How long a connection's receipt reader may take to notice its socket was shut down.
 READER_JOIN_S = 1.0
-ACCEPT_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -166,12 +171,8 @@ class StageOutputServer:
         self._delivered_by_departed = 0  # confirmed by connections that have ended
         self._closed = False
         self._finished = False
-        self._listener = socket.create_server((host, port), backlog=64)
-        self._listener.settimeout(ACCEPT_POLL_S)
-        self._port = self._listener.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True,
-                                          name=f"stage-output-accept-{self._port}")
-        self._acceptor.start()
+        self._listener = Listener(host, port, self._accepted, "stage-output-accept")
+        self._port = self._listener.port
 
     # -- what the worker reports ---------------------------------------------------
 
@@ -289,14 +290,9 @@ class StageOutputServer:
             self._closed = True
             downstreams = self._routing.downstreams
             self._changed.notify_all()
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept on Linux
-        except OSError:
-            pass
         self._listener.close()
         for downstream in downstreams:
             downstream.close()
-        self._acceptor.join(ACCEPT_POLL_S * 2)
 
     def __enter__(self) -> "StageOutputServer":
         return self
@@ -379,16 +375,9 @@ class StageOutputServer:
 
     # -- connections ---------------------------------------------------------------
 
-    def _accept_loop(self) -> None:
-        while not self._closed:
-            try:
-                conn, address = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break  # the listener was closed
-            threading.Thread(target=self._serve, args=(conn, address), daemon=True,
-                             name=f"stage-output-{address}").start()
+    def _accepted(self, conn: socket.socket, address: tuple) -> None:
+        threading.Thread(target=self._serve, args=(conn, address), daemon=True,
+                         name=f"stage-output-{address}").start()
 
     def _serve(self, conn: socket.socket, address: tuple) -> None:
         """One connection's thread: read the handshake, register, then write frames until it ends."""
