@@ -385,3 +385,34 @@ class DescribeActors:
     """Ask an actor for itself and its children (admin endpoint)."""
 
     reply_to: Any = None
+
+
+# -- entry point checks -------------------------------------------------------------
+
+@dataclass
+class InitEntryPointChecker:
+    """EntryPointCheckerActor start-up: the master's config (``[master]
+    entry_point_check_timeout_s`` and ``entry_point_cache_s``); answered with Done."""
+
+    config: dict
+
+
+@dataclass
+class CheckEntryPoint:
+    """Ask the EntryPointCheckerActor whether the job at ``url`` loads and ``parameters``
+    resolve against it, checked in a child process.  Answered with EntryPointChecked
+    carrying the same ``token`` (the asker's own correlation value, passed back untouched)."""
+
+    url: str
+    parameters: dict
+    token: Any = None
+    reply_to: Any = None
+
+
+@dataclass
+class EntryPointChecked:
+    """The answer to CheckEntryPoint: ``error`` is None when the entry point is good, else
+    the one-line reason it was refused (load or parameter error, timeout, crash)."""
+
+    token: Any
+    error: str | None
