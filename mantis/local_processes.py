@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +41,10 @@ class Service:
         self.args, self.log_path = args, log_path
         self.cwd = cwd or Path.cwd()
         self.proc = None
+        self.log = None
+        # Known before the start, so that a stop() interrupted by a signal between the fork
+        # and the assignment of ``proc`` still finds the process by its command line.
+        self.cmdline = "\0".join([sys.executable, "-m", "mantis.cli", *self.args]).encode() + b"\0"
 
     def start(self) -> "Service":
         self.log = open(self.log_path, "ab")
@@ -47,7 +52,6 @@ class Service:
         self.proc = subprocess.Popen([sys.executable, "-m", "mantis.cli", *self.args], stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True, env=env,
                                      cwd=self.cwd)
-        self.cmdline = "\0".join([sys.executable, "-m", "mantis.cli", *self.args]).encode() + b"\0"
         return self
 
     def pids(self) -> list[int]:
@@ -61,11 +65,8 @@ class Service:
 
     def kill9(self) -> None:
         """SIGKILL the service and every actor process it forked, as a machine crash would."""
-        if self.proc is None:
-            return
         self._kill_all()
-        self.proc.wait(10)
-        self.proc = None
+        self._reap()
 
     def _kill_all(self, timeout_s: float = 10.0) -> None:
         deadline = time.time() + timeout_s
@@ -76,20 +77,35 @@ class Service:
 
     def stop(self, grace_s: float = 10.0) -> None:
         """Ask the service to stop (SIGTERM to its main process, which shuts its actor
-        system down), give it ``grace_s``, then SIGKILL whatever is left of it."""
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-        deadline = time.time() + 3
-        while self.pids() and time.time() < deadline:
-            time.sleep(0.1)
+        system down), give it ``grace_s``, then SIGKILL whatever is left of it.
+
+        Processes with the service's command line are killed even when this object holds
+        no running process (never started, already killed, or started by an interrupted
+        ``start``): stopping is how callers make sure nothing of it is left.
+        """
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+            deadline = time.time() + 3
+            while self.pids() and time.time() < deadline:
+                time.sleep(0.1)
         self._kill_all()
-        self.proc.wait(10)
-        self.proc = None
+        self._reap()
+
+    def _reap(self) -> None:
+        """Collect the main process's exit status and close the log (after a kill)."""
+        if self.proc is not None:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+            self.proc = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
     def _signal_all(self, sig) -> None:
         for pid in self.pids():
@@ -156,19 +172,25 @@ def api(url: str, method: str = "GET", path: str = "", body=None, timeout: float
 
 
 class LocalCluster:
-    """A master process and an agent process sharing one config, under ``tmp``."""
+    """A master process and an agent process sharing one config, under ``tmp``.
 
-    def __init__(self, config: dict, tmp: Path):
+    ``agent_args`` are added to the agent's command line (e.g. ``["--simulate", "100"]``
+    for one process of simulated agents); ``agents`` is how many registered agents
+    ``start`` waits for.
+    """
+
+    def __init__(self, config: dict, tmp: Path, agent_args: list[str] | None = None, agents: int = 1):
         self.config, self.tmp = config, tmp
         self.config_path = write_config(config, tmp / "master.toml")
         self.url = f"http://127.0.0.1:{config['master']['api_port']}"
+        self.agents = agents
         self.master = Service(["master", "--config", str(self.config_path)], tmp / "master.log")
-        self.agent = Service(["agent", "--config", str(self.config_path), "--master", self.url],
-                             tmp / "agent.log")
+        self.agent = Service(["agent", "--config", str(self.config_path), "--master", self.url,
+                              *(agent_args or [])], tmp / "agent.log")
 
-    def start_master(self) -> None:
+    def start_master(self, timeout: float = 30.0) -> None:
         self.master.start()
-        wait_for(lambda: self._up(), timeout=30, what=f"master API at {self.url}")
+        wait_for(lambda: self._up(), timeout=timeout, what=f"master API at {self.url}")
 
     def _up(self) -> bool:
         try:
@@ -176,12 +198,13 @@ class LocalCluster:
         except OSError:
             return False
 
-    def start(self) -> "LocalCluster":
+    def start(self, timeout: float = 30.0) -> "LocalCluster":
         """Start the master, then the agent; on failure stop both (nothing is left running)."""
         try:
-            self.start_master()
+            self.start_master(timeout)
             self.agent.start()
-            wait_for(lambda: api(self.url, path="/api/v1/agents")[1], timeout=30, what="agent registered")
+            wait_for(lambda: len(api(self.url, path="/api/v1/agents")[1] or []) >= self.agents,
+                     timeout=timeout, interval=0.2, what=f"{self.agents} agent(s) registered")
         except BaseException:
             self.stop()
             raise
@@ -272,6 +295,81 @@ class HaCluster:
         self.agent.stop()
         for m in self.masters:
             m.stop()
+
+
+class StopOnExit:
+    """Whatever way a script ends, stop every service it started and remove its temp dir.
+
+    A context manager for benchmarks and demos that start processes::
+
+        with StopOnExit(tmp) as guard:
+            cluster = guard.add(LocalCluster(config, tmp))
+            cluster.start()
+            ...
+
+    Inside the block SIGTERM raises ``SystemExit(143)`` and SIGINT ``KeyboardInterrupt``,
+    so ``finally`` blocks run and the exit reaches this manager, which then calls
+    ``stop()`` on everything registered with ``add`` (last registered first) and every
+    callable registered with ``on_exit``, then removes ``tmp``.  By default Python dies
+    of SIGTERM without running any of that, leaving the services orphaned: they run in
+    sessions of their own (the master's actors even daemonize), so nothing else stops them.
+
+    Only the first signal interrupts; later ones are recorded and otherwise ignored, so
+    a second Ctrl-C cannot cut the (bounded) stopping short and leave processes behind.
+    ``tmp`` is kept when the block ends in an ordinary exception or ``keep_tmp`` is set
+    (the logs in it say what went wrong), and always removed after a signal.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, tmp: Path | None = None):
+        self.tmp = tmp
+        self.keep_tmp = False
+        self.signalled: int | None = None
+        self._stoppables: list = []
+        self._previous: dict = {}
+
+    def add(self, stoppable):
+        """Register something with a ``stop()`` method (Service, LocalCluster, ...); returns it."""
+        self._stoppables.append(stoppable)
+        return stoppable
+
+    def on_exit(self, callback):
+        """Register a callable to run at exit, with the services (last registered first)."""
+        self._stoppables.append(callback)
+        return callback
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.signalled is not None:
+            return  # already stopping: let the cleanup finish
+        self.signalled = signum
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    def __enter__(self) -> "StopOnExit":
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        # From here on a signal only marks that one came (see _on_signal); nothing raises
+        # in the middle of stopping.
+        if self.signalled is None:
+            self.signalled = 0
+        try:
+            for stoppable in reversed(self._stoppables):
+                try:
+                    stoppable() if callable(stoppable) else stoppable.stop()
+                except Exception as error:  # stop the others all the same
+                    print(f"stopping {stoppable!r} failed: {error!r}", file=sys.stderr)
+            failed = exc_type is not None and not issubclass(exc_type, (SystemExit, KeyboardInterrupt))
+            if self.tmp is not None and not (self.signalled == 0 and (self.keep_tmp or failed)):
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        finally:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+        return False
 
 
 def free_listen_port() -> int:

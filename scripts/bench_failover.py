@@ -8,7 +8,8 @@ moment, how long until a standby leads and answers the job's API
 (``output_resumed_s``); then it waits past the heartbeat timeout and counts workers
 that were replaced (``workers_restarted``, the target being 0).  The killed master is
 restarted as the next run's standby.  The last line is one JSON object (medians over
-the runs).
+the runs).  SIGTERM or SIGINT stops ZooKeeper, the masters (every actor process), the
+agent and its workers, and removes the temp dir.
 
     python scripts/bench_failover.py [--runs 3] [--session-timeout 4]
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mantis import config as config_module  # noqa: E402
-from mantis.local_processes import HaCluster, api, wait_for  # noqa: E402
+from mantis.local_processes import HaCluster, StopOnExit, api, wait_for  # noqa: E402
 from mantis.zookeeper_server import ZooKeeperServer  # noqa: E402
 
 JOB = {"name": "failover", "url": "mantis.examples.keyed_count:job",
@@ -110,25 +111,26 @@ def main() -> int:
     parser.add_argument("--session-timeout", type=float, default=4.0)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mantis-failover-"))
-    with ZooKeeperServer(tick_time_ms=500) as zookeeper:
+    # Stops what was started (ZooKeeper last) whatever way this ends, SIGTERM included;
+    # every service is registered before it starts.
+    with StopOnExit(tmp) as guard:
+        zookeeper = guard.add(ZooKeeperServer(tick_time_ms=500))
+        zookeeper.start()
         config = config_module.load(None, [
             f"master.admin_port={free_port()}", f"agent.admin_port={free_port()}", "agent.cpus=8",
             "agent.mem_mb=8192", "master.local_agent=false", "agent.ports=\"24000-24099\"",
             f"leader_election.session_timeout_s={args.session_timeout}",
             "workers.heartbeat_interval_s=1.0", f"workers.heartbeat_timeout_s={HEARTBEAT_TIMEOUT_S}"])
-        ha = HaCluster(config, tmp, zookeeper.hosts, masters=2)
+        ha = guard.add(HaCluster(config, tmp, zookeeper.hosts, masters=2))
         print(f"starting ZooKeeper {zookeeper.hosts}, 2 masters and an agent (logs in {tmp})", flush=True)
         ha.start()
-        try:
-            assert ha.call("POST", "/api/v1/jobClusters", JOB)[0] == 201
-            job_id = ha.call("POST", "/api/v1/jobClusters/failover/jobs", {"user": "bench"})[1]["jobId"]
-            wait_for(lambda: sum(w["state"] == "Started" for w in
-                                 ha.call("GET", f"/api/v1/jobs/{job_id}")[1]["workers"]) == 3,
-                     timeout=60, what="3 workers Started")
-            print(f"job {job_id} streaming on 3 workers", flush=True)
-            runs = [one_run(ha, job_id, n + 1) for n in range(args.runs)]
-        finally:
-            ha.stop()
+        assert ha.call("POST", "/api/v1/jobClusters", JOB)[0] == 201
+        job_id = ha.call("POST", "/api/v1/jobClusters/failover/jobs", {"user": "bench"})[1]["jobId"]
+        wait_for(lambda: sum(w["state"] == "Started" for w in
+                             ha.call("GET", f"/api/v1/jobs/{job_id}")[1]["workers"]) == 3,
+                 timeout=60, what="3 workers Started")
+        print(f"job {job_id} streaming on 3 workers", flush=True)
+        runs = [one_run(ha, job_id, n + 1) for n in range(args.runs)]
     result = {key: round(statistics.median(r[key] for r in runs), 2) for key in
               ("leader_serving_s", "output_resumed_s")}
     result["workers_restarted"] = sum(r["workers_restarted"] for r in runs)

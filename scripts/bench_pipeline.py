@@ -23,7 +23,7 @@ keyed_count example's source); the filter keeps value >= 50 (half); the count st
 user it touched.  The sink checks that the final counts add up to the kept events.
 Usage: ``python scripts/bench_pipeline.py [--events 5000000] [--keys 1000] [--repeat 3]
 [--layout separate|source-with-map]``.  The last line printed is one JSON object with
-the figures.
+the figures.  SIGTERM or SIGINT stops every process the run started, then exits.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ import gc
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import time
@@ -42,6 +43,7 @@ import reactivex  # noqa: E402
 from reactivex import operators as ops  # noqa: E402
 
 from mantis.examples.keyed_count import make_event_factory  # noqa: E402
+from mantis.local_processes import StopOnExit  # noqa: E402
 from mantis.job_dsl import BatchSource, Context, Job, ProcessingStage  # noqa: E402
 from mantis.runtime.batch_operators import filter_each, map_each  # noqa: E402
 from mantis.runtime.frames import read_frame  # noqa: E402
@@ -51,6 +53,10 @@ from mantis.runtime.stage_worker import StageWorker  # noqa: E402
 MIN_VALUE = 50  # the filter keeps values 50..99: half the events
 POLL_S = 0.01   # how often a stage process looks at its counters (timing resolution)
 RUN_TIMEOUT_S = 300
+
+# The stage and sink processes of the run in progress, stopped at exit whatever way the
+# script ends (see ``stop_processes``).
+PROCESSES: list = []
 
 
 # -- the flow, as a job --------------------------------------------------------------
@@ -101,8 +107,15 @@ STAGE_NAMES = {"separate": ["source", "filter_map", "keyed_count"],
 
 # -- child processes -----------------------------------------------------------------
 
+def ignore_ctrl_c() -> None:
+    """Leave Ctrl-C to the parent: it stops its children itself (SIGTERM), and a stage
+    dying on its own SIGINT would only add a traceback to the output."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_stage(stage_number: int, layout: str, parameters: dict, control) -> None:
     """A stage process: build the worker, report its port, start on "go", report its figures."""
+    ignore_ctrl_c()
     job = bench_job(layout)
     context = Context("bench-1", stage_number=stage_number, parameters=parameters)
     worker = StageWorker(job, context)
@@ -130,6 +143,7 @@ def run_stage(stage_number: int, layout: str, parameters: dict, control) -> None
 
 def run_sink(port: int, control) -> None:
     """The subscriber: read the last stage's output until it closes; report counts and timing."""
+    ignore_ctrl_c()
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.settimeout(None)
     control.send(("connected", None))
@@ -159,6 +173,21 @@ def kept_events(events: int, keys: int) -> int:
     return sum(1 for n in range(events) if make_event(n)["value"] >= MIN_VALUE)
 
 
+def stop_processes(grace_s: float = 2.0) -> None:
+    """Stop every stage and sink process still running: SIGTERM, ``grace_s``, then SIGKILL."""
+    started = [process for process in PROCESSES if process.pid is not None]
+    for process in started:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + grace_s
+    for process in started:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+    PROCESSES.clear()
+
+
 def run_distributed(events: int, keys: int, layout: str) -> dict:
     """The flow with one process per stage plus a sink process; figures of the run."""
     spawn = multiprocessing.get_context("spawn")
@@ -168,11 +197,13 @@ def run_distributed(events: int, keys: int, layout: str) -> dict:
     for number in range(1, stage_count + 1):
         mine, theirs = spawn.Pipe()
         process = spawn.Process(target=run_stage, args=(number, layout, parameters, theirs), daemon=True)
+        PROCESSES.append(process)  # before the start: a signal may come at any moment
         process.start()
         stages.append((process, mine))
     ports = [conn.recv()[1] for _, conn in stages]
     sink_conn, theirs = spawn.Pipe()
     sink = spawn.Process(target=run_sink, args=(ports[-1], theirs), daemon=True)
+    PROCESSES.append(sink)
     sink.start()
     sink_conn.recv()
     started_at = time.time()
@@ -183,6 +214,7 @@ def run_distributed(events: int, keys: int, layout: str) -> dict:
     for process, _ in stages:
         process.join(10)
     sink.join(10)
+    stop_processes()  # any that did not end by themselves
     for number, report in enumerate(reports, start=1):
         if report["state"] != "completed":
             raise SystemExit(f"stage {number} ended {report['state']}: {report['error']}")
@@ -236,6 +268,12 @@ def run_one_process(events: int, keys: int) -> dict:
 
 
 def main() -> None:
+    with StopOnExit() as guard:
+        guard.on_exit(stop_processes)
+        benchmark(parse_args())
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=5_000_000, help="events from the source")
     parser.add_argument("--keys", type=int, default=1000, help="distinct users")
@@ -244,7 +282,11 @@ def main() -> None:
     parser.add_argument("--one-process-events", type=int, default=1_000_000,
                         help="events for the one-process reactivex run (it is slow)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best is reported")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def benchmark(args: argparse.Namespace) -> None:
+    """Both runs, ``--repeat`` times each, and the report."""
     runs = []
     for attempt in range(1, args.repeat + 1):
         gc.collect()
