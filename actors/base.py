@@ -4,6 +4,11 @@ An actor declares ``ACCEPTS``: for each phase (a short string such as "new" or
 "running"), the message types it handles there.  Any other message of ours is
 answered with ``Rejected(409, reason)`` naming the actor, its phase and the message,
 and logged; Thespian's own system messages always pass to their handlers.
+
+Messages travel between master actors in batches where many go to one place
+(``send_batched``: one ``MessageBatch`` per target per handled message), because
+Thespian's send path slows with every queued send and drops past about a thousand.
+A hosted actor's address (``LogicalAddress``) is reached through its shard.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import time
 
 from thespian.actors import ActorSystemMessage, ActorTypeDispatcher
 
+from actors.hosting import Envelope, LogicalAddress, MessageBatch
 from actors.messages import Done, Rejected, Tick
 
 log = logging.getLogger("mantis.actors")
@@ -27,8 +33,49 @@ class MantisActor(ActorTypeDispatcher):
         self.phase = "new"
         self.exiting = False
         self._tick_generation = 0
+        self._batches: dict[str, tuple] | None = None
+
+    def send(self, target, message) -> None:
+        """Send ``message``; a hosted target is reached in an Envelope through its shard."""
+        if isinstance(target, LogicalAddress) and not getattr(self._myRef, "hosted", False):
+            target, message = target.shard, Envelope(target.name, message)
+        super().send(target, message)
+
+    def send_batched(self, target, message) -> None:
+        """Send ``message`` together with the others this handler sends to ``target``
+        (one MessageBatch when the handler returns).  Only for targets that are Mantis
+        actors: a plain ActorSystem asker does not understand a batch."""
+        if self._batches is None:
+            self.send(target, message)
+            return
+        self._batches.setdefault(str(target), (target, []))[1].append(message)
 
     def receiveMessage(self, message, sender):
+        if self._batches is not None:
+            return self._dispatch(message, sender)
+        self._batches = {}
+        try:
+            return self._dispatch(message, sender)
+        finally:
+            try:
+                self.after_message()
+            finally:
+                batches, self._batches = self._batches, None
+            for target, messages in batches.values():
+                self.send(target, messages[0] if len(messages) == 1 else MessageBatch(messages))
+
+    def after_message(self) -> None:
+        """Called once after every message (a batch counts as one); subclasses override to
+        do once what many messages asked for (a placement round)."""
+
+    def _dispatch(self, message, sender):
+        if isinstance(message, MessageBatch):
+            for m in message.messages:
+                try:
+                    self._dispatch(m, sender)
+                except Exception:  # noqa: BLE001  one bad message must not redo its batch-mates
+                    log.exception("%s failed on %s from a batch", type(self).__name__, type(m).__name__)
+            return None
         if isinstance(message, (ActorSystemMessage, Tick)):
             return super().receiveMessage(message, sender)
         if not isinstance(message, self.ACCEPTS.get(self.phase, ())):

@@ -1,9 +1,12 @@
 """JobActor: a thin shell around one ``mantis.job_state.Job``.
 
-It turns messages into calls on the Job (the rules live there) and carries out the
-effects the Job returns, in order: persist first (so nothing is acknowledged or
-launched that a crash could forget), then ask the scheduler, stop workers, and on
-the end archive the job, tell the cluster and exit.
+A hosted actor (``job:<jobId>``) in the shard of its cluster.  It turns messages into
+calls on the Job (the rules live there) and carries out the effects the Job returns,
+in order: persist first, then ask the scheduler, stop workers, and on the end archive
+the job and tell the cluster.  Persisting queues the job's record in the shard's
+store; the shard makes the turn's writes durable before anything this actor sent in
+the turn (an answer, a launch request) leaves the shard, so nothing is acknowledged
+or launched that a crash could forget.
 """
 from __future__ import annotations
 
@@ -11,13 +14,14 @@ import logging
 import time
 
 from actors.base import MantisActor
-from actors.messages import (CancelWorker, DescribeActors, Done, JobFinished, JobRequest, JobSummary,
-                             RegisterJob, Rejected, ScheduleWorker, StartJob, UnregisterJob,
-                             UpdateUpstream, WorkerLaunched, WorkerSpec, WorkerStatusBatch)
+from actors.messages import (CancelWorker, DescribeActors, Done, GetArchivedWorkers, GetJob, JobFinished,
+                             JobKilled, JobSummary, KillJob, RegisterJob, Rejected, ResubmitWorker,
+                             ScaleStage, ScheduleWorker, StageScaled, StartJob, UnregisterJob,
+                             UpdateUpstream, WorkerLaunched, WorkerResubmitted, WorkerSpec,
+                             WorkerStatusBatch)
 from mantis import job_state
 from mantis.job_state import Job, WorkerPolicy
 from mantis.lifecycle import TransitionRejected
-from mantis.store import open_store
 
 log = logging.getLogger("mantis.job")
 
@@ -52,16 +56,18 @@ def worker_spec(job: Job, worker) -> WorkerSpec:
 class JobActor(MantisActor):
     """One job: its workers' lifecycle, kill, scale, resubmit."""
 
+    REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker)
     ACCEPTS = {
         "new": (StartJob,),
-        "running": (JobRequest, WorkerLaunched, WorkerStatusBatch, DescribeActors, Done, Rejected),
-        "ended": (JobRequest, DescribeActors),
+        "running": (*REQUESTS, WorkerLaunched, WorkerStatusBatch, DescribeActors, Done, Rejected),
+        "ended": (*REQUESTS, WorkerLaunched, WorkerStatusBatch, DescribeActors),
     }
 
     def receiveMsg_StartJob(self, msg: StartJob, sender):
-        self.cluster_actor, self.scheduler, self.config = sender, msg.scheduler, msg.config
-        self.store = open_store(msg.config.get("store", {}))
-        policy = policy_from_config(msg.config)
+        context = msg.context
+        self.cluster_actor, self.scheduler, self.config = sender, context.scheduler, context.config
+        self.manager, self.store = context.manager, context.store
+        policy = policy_from_config(self.config)
         now = time.time()
         self.job = Job.from_json(msg.record, policy)
         effects = self.job.recover(now)
@@ -70,25 +76,26 @@ class JobActor(MantisActor):
         self.phase = "running"
         self._last_summary = None
         self._upstream_sent: dict[str, list] = {}  # worker key -> endpoints last sent
-        self.send(self.scheduler, RegisterJob(self.job.job_id))
+        self.send_batched(self.scheduler, RegisterJob(self.job.job_id))
         self._carry_out(effects)
-        self.start_ticking(float(msg.config.get("workers", {}).get("check_interval_s", 1.0)))
+        self.start_ticking(float(self.config.get("workers", {}).get("check_interval_s", 1.0)))
 
     # -- effects ------------------------------------------------------------------------
 
-    def _carry_out(self, effects: list) -> bool:
-        """Persist once if asked, then the other effects in order. False if the store failed."""
+    def _carry_out(self, effects: list) -> None:
+        """Persist once if asked, then the other effects in order.
+
+        The write is queued in the shard's store and made durable with the rest of the
+        turn before any message sent here leaves the shard; if it fails, none of them
+        leaves and the job is reloaded from its last durable record.
+        """
         if any(isinstance(e, job_state.Persist) for e in effects) and not self.job.is_terminal:
-            try:
-                self.store.put_job(self.job.cluster, self.job.job_id, self.job.to_json())
-            except OSError as exc:
-                log.error("job %s: store write failed: %s", self.job.job_id, exc)
-                return False
+            self.store.put_job(self.job.cluster, self.job.job_id, self.job.to_json())
         for effect in effects:
             if isinstance(effect, job_state.ScheduleWorker):
-                self.send(self.scheduler, ScheduleWorker(worker_spec(self.job, effect.worker)))
+                self.send_batched(self.scheduler, ScheduleWorker(worker_spec(self.job, effect.worker)))
             elif isinstance(effect, job_state.StopWorker):
-                self.send(self.scheduler, CancelWorker(effect.worker_key, effect.agent_id, effect.reason))
+                self.send_batched(self.scheduler, CancelWorker(effect.worker_key, effect.agent_id, effect.reason))
             elif isinstance(effect, job_state.WorkerReplaced):
                 log.info("worker %s replaced by %s after %.0fs backoff (%s)", effect.old, effect.new,
                          effect.delay_s, effect.reason)
@@ -96,7 +103,6 @@ class JobActor(MantisActor):
                 self._end(effect)
         self._publish()
         self._send_upstreams()
-        return True
 
     def _send_upstreams(self) -> None:
         """Tell every running worker of stage n > 1 where stage n-1's workers are, when
@@ -111,7 +117,7 @@ class JobActor(MantisActor):
                                                   self.job.upstream_finished(w.stage)))
             if self._upstream_sent.get(w.key) != upstream:
                 self._upstream_sent[w.key] = upstream
-                self.send(self.scheduler, UpdateUpstream(w.key, *upstream))
+                self.send_batched(self.scheduler, UpdateUpstream(w.key, *upstream))
         # Forget incarnations that have ended, or a long-lived job would remember them all.
         for key in [k for k in self._upstream_sent if self.job.worker_by_key(k) is None]:
             del self._upstream_sent[key]
@@ -119,20 +125,20 @@ class JobActor(MantisActor):
     def _end(self, effect: job_state.JobEnded) -> None:
         self.store.archive_job(self.job.cluster, self.job.job_id, self.job.to_json())
         log.info("job %s %s (reason %s), archived", self.job.job_id, effect.state, effect.reason)
-        self.send(self.scheduler, UnregisterJob(self.job.job_id))
+        self.send_batched(self.scheduler, UnregisterJob(self.job.job_id))
         self.send(self.cluster_actor, JobFinished(self.job.job_id, effect.state))
         self.phase = "ended"
         self._tick_generation += 1  # stale timers are ignored from now on
         self._publish()
-        # The cluster actor asks this actor to exit once it has stopped routing requests
-        # here, so no request forwarded before that is lost to an exited actor.
+        # The cluster actor asks this actor to exit once it has stopped counting the job
+        # as active; requests meanwhile are still answered here.
 
     def _publish(self) -> None:
         summary = self.summary()
         if summary != self._last_summary:
             self._last_summary = summary
-            self.send(self.cluster_actor, JobSummary(self.job.job_id, self.job.cluster, summary,
-                                                     None if self.job.is_terminal else self.myAddress))
+            self.send(self.manager, JobSummary(self.job.job_id, self.job.cluster, summary,
+                                               None if self.job.is_terminal else self.myAddress))
 
     def summary(self) -> dict:
         """The job's entry in listings: state and workers counted by state."""
@@ -156,7 +162,7 @@ class JobActor(MantisActor):
         except TransitionRejected as exc:
             log.warning("%s", exc)
             # Placed after the worker went away (killed, scaled down): release it.
-            self.send(self.scheduler, CancelWorker(msg.worker_key, msg.agent_id, "no longer wanted"))
+            self.send_batched(self.scheduler, CancelWorker(msg.worker_key, msg.agent_id, "no longer wanted"))
             return
         self._carry_out(effects)
 
@@ -176,41 +182,41 @@ class JobActor(MantisActor):
                     log.info("%s", exc)
         self._carry_out(effects)
 
-    def receiveMsg_JobRequest(self, msg: JobRequest, sender):
-        handler = getattr(self, f"_request_{msg.action}", None)
-        if handler is None:
-            self.answer(msg, sender, Rejected(404, f"unknown job action {msg.action!r}"))
+    def receiveMsg_GetJob(self, msg: GetJob, sender):
+        self.answer(msg, sender, Done(self.job.describe()))
+
+    def receiveMsg_GetArchivedWorkers(self, msg: GetArchivedWorkers, sender):
+        self.answer(msg, sender, Done([w.describe() for w in self.job.archived_workers]))
+
+    def receiveMsg_KillJob(self, msg: KillJob, sender):
+        if self.phase == "ended" or not self.job.is_active:
+            self.answer(msg, sender, Rejected(409, f"job {self.job.job_id} is already {self.job.state}"))
             return
+        log.info("job %s kill requested by %s: %s %s", self.job.job_id, msg.user, msg.reason, msg.message)
+        self._carry_out(self.job.kill(msg.reason, msg.message, time.time()))
+        self.answer(msg, sender, JobKilled(self.job.job_id, self.job.state))
+
+    def receiveMsg_ScaleStage(self, msg: ScaleStage, sender):
         try:
-            reply = handler(**msg.args)
+            self._running_only()
+            effects = self.job.scale_stage(msg.stage, msg.count, time.time())
         except TransitionRejected as exc:
             self.answer(msg, sender, Rejected(409, str(exc)))
             return
-        self.answer(msg, sender, reply)
+        self._carry_out(effects)
+        log.info("job %s stage %d scaled to %d by %s (%s)", self.job.job_id, msg.stage, msg.count, msg.user,
+                 msg.reason)
+        self.answer(msg, sender, StageScaled(self.job.job_id, msg.stage, msg.count))
 
-    def _request_get(self) -> Done:
-        return Done(self.job.describe())
-
-    def _request_archivedWorkers(self) -> Done:
-        return Done([w.describe() for w in self.job.archived_workers])
-
-    def _request_kill(self, reason: str = "Killed", message: str = "", user: str = "unknown") -> Done:
-        if self.phase == "ended" or not self.job.is_active:
-            raise TransitionRejected(f"job {self.job.job_id} is already {self.job.state}")
-        log.info("job %s kill requested by %s: %s %s", self.job.job_id, user, reason, message)
-        self._carry_out(self.job.kill(reason, message, time.time()))
-        return Done({"jobId": self.job.job_id, "state": self.job.state})
-
-    def _request_scaleStage(self, stage: int, count: int, user: str = "unknown", reason: str = "") -> Done:
-        self._running_only()
-        self._carry_out(self.job.scale_stage(stage, count, time.time()))
-        log.info("job %s stage %d scaled to %d by %s (%s)", self.job.job_id, stage, count, user, reason)
-        return Done({"jobId": self.job.job_id, "stage": stage, "numWorkers": count})
-
-    def _request_resubmitWorker(self, number: int, user: str = "unknown", reason: str = "") -> Done:
-        self._running_only()
-        self._carry_out(self.job.resubmit_worker(number, reason or f"by {user}", time.time()))
-        return Done({"jobId": self.job.job_id, "resubmitted": number})
+    def receiveMsg_ResubmitWorker(self, msg: ResubmitWorker, sender):
+        try:
+            self._running_only()
+            effects = self.job.resubmit_worker(msg.number, msg.reason or f"by {msg.user}", time.time())
+        except TransitionRejected as exc:
+            self.answer(msg, sender, Rejected(409, str(exc)))
+            return
+        self._carry_out(effects)
+        self.answer(msg, sender, WorkerResubmitted(self.job.job_id, msg.number))
 
     def _running_only(self) -> None:
         if self.phase != "running":
@@ -224,3 +230,7 @@ class JobActor(MantisActor):
 
     def receiveMsg_DescribeActors(self, msg, sender):
         self.answer(msg, sender, Done(self.summary()))
+
+    def describe_actor(self) -> dict:
+        """This job's entry in the admin view."""
+        return {"jobState": self.job.state, "workers": self.summary()["workers"]}

@@ -1,38 +1,41 @@
-"""JobClusterActor: one job cluster, its job id counter and its JobActors.
+"""JobClusterActor: one job cluster, its job id counter and its jobs' actors.
 
-It applies cluster changes through ``mantis.cluster_state.JobCluster`` (the rules),
-persists the cluster record before answering, starts one JobActor per job (new or
-recovered from the store) and routes job requests to them.  Submitted jobs are
-checked here first: the entry point must load and the parameters must resolve, so a
-bad submission is a 400 rather than a worker that fails forever.
+A hosted actor (``cluster:<name>``) in the shard that owns the cluster.  It applies
+cluster changes through ``mantis.cluster_state.JobCluster`` (the rules), writes the
+cluster record (the shard makes the turn's writes durable before any answer leaves),
+hosts one JobActor per active job (new or recovered from the store) and answers
+requests about ended jobs from the archive.
+
+A submitted job is checked before it gets an id: its entry point must load and its
+parameters resolve.  That check imports user code, so it runs in the master's
+EntryPointCheckerActor (a child process per check, with a timeout), and the submit
+continues when its answer arrives; other requests are handled meanwhile.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 
+from thespian.actors import ActorExitRequest
+
 from actors.base import MantisActor
-from actors.messages import (ClusterSummary, DeleteCluster, DescribeActors, Done, GetCluster,
-                             JobFinished, JobRequest, JobSummary, LoadCluster, Rejected, StartJob,
-                             SubmitJob, UpdateCluster)
+from actors.messages import (CheckEntryPoint, ClusterSummary, DeleteCluster, DescribeActors, DisableCluster,
+                             Done, EnableCluster, EntryPointChecked, GetArchivedWorkers, GetCluster, GetJob,
+                             JobFinished, JobSubmitted, KillJob, LoadCluster, Rejected, ReplaceCluster,
+                             ResubmitWorker, ScaleStage, StartJob, SubmitJob, UpdateArtifact, UpdateJobSla,
+                             UpdateLabels, UpdateSla)
 from mantis.cluster_state import JobCluster
 from mantis.codec import ValidationError
-from mantis.definitions import JobClusterDefinition, JobSla, Label
+from mantis.definitions import JobClusterDefinition
 from mantis.job_state import Job
 from mantis.lifecycle import TransitionRejected
-from mantis.store import open_store
 
 log = logging.getLogger("mantis.cluster")
 
-
-def check_job_loads(url: str, parameters: dict) -> None:
-    """Raise ValidationError if the job at ``url`` cannot load or its parameters do not resolve."""
-    from mantis.job_dsl import JobLoadError, ParameterError, load_job, resolve_parameters
-
-    try:
-        resolve_parameters(load_job(url), parameters)
-    except (JobLoadError, ParameterError) as exc:
-        raise ValidationError(str(exc)) from None
+CLUSTER_CHANGES = (ReplaceCluster, UpdateArtifact, UpdateSla, UpdateLabels, UpdateJobSla, EnableCluster,
+                   DisableCluster)
+ENDED_JOB_REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker)
 
 
 class JobClusterActor(MantisActor):
@@ -40,48 +43,43 @@ class JobClusterActor(MantisActor):
 
     ACCEPTS = {
         "new": (LoadCluster,),
-        "running": (GetCluster, UpdateCluster, DeleteCluster, SubmitJob, JobRequest, JobSummary,
-                    JobFinished, DescribeActors, Done, Rejected),
+        "running": (GetCluster, *CLUSTER_CHANGES, DeleteCluster, SubmitJob, EntryPointChecked, JobFinished,
+                    *ENDED_JOB_REQUESTS, DescribeActors, Done, Rejected),
     }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.jobs: dict[str, object] = {}  # active job id -> JobActor address
-        self.job_summaries: dict[str, dict] = {}
+        self.jobs: dict[str, object] = {}  # active job id -> hosted JobActor address
+        self.checking: dict[int, tuple[SubmitJob, object]] = {}  # check token -> (submit, asker)
+        self._tokens = itertools.count(1)
 
     def receiveMsg_LoadCluster(self, msg: LoadCluster, sender):
-        self.manager, self.config, self.scheduler = sender, msg.config, msg.scheduler
-        self.store = open_store(msg.config.get("store", {}))
+        self.context = msg.context
+        self.store = msg.context.store
         self.cluster = JobCluster.from_json(msg.record)
         if msg.is_new:
-            try:
-                self.store.put_cluster(self.cluster.name, self.cluster.to_json())
-            except OSError as exc:
-                self.send(msg.reply_to, Rejected(503, f"could not store cluster: {exc}"))
-                self._gone()
-                return
+            self._persist()
             log.info("job cluster %s created", self.cluster.name)
             self.send(msg.reply_to, Done(self.cluster.describe()))
         else:
-            self._recover_jobs()
+            self._recover_jobs(msg.jobs)
         self.phase = "running"
         self._publish()
 
-    def _recover_jobs(self) -> None:
-        for record in self.store.jobs(self.cluster.name):
-            self._start_job_actor(StartJob(record["jobId"], self.cluster.name, record=record))
-        known = {r for r in self.jobs}
+    def _recover_jobs(self, records: list | None) -> None:
+        for record in self.store.jobs(self.cluster.name) if records is None else records:
+            self._start_job_actor(record)
         # A job counted active but with no stored record never finished being created.
-        self.cluster.active_jobs = [j for j in self.cluster.active_jobs if j in known]
+        self.cluster.active_jobs = [j for j in self.cluster.active_jobs if j in self.jobs]
         log.info("job cluster %s recovered with %d active job(s)", self.cluster.name, len(self.jobs))
 
-    def _start_job_actor(self, start: StartJob) -> None:
+    def _start_job_actor(self, record: dict) -> None:
         from actors.job_actor import JobActor
 
-        start.config, start.scheduler = self.config, self.scheduler
-        address = self.createActor(JobActor)
-        self.jobs[start.job_id] = address
-        self.send(address, start)
+        job_id = record["jobId"]
+        address = self.createActor(JobActor, globalName=f"job:{job_id}")
+        self.jobs[job_id] = address
+        self.send(address, StartJob(job_id, self.cluster.name, record, self.context))
 
     def _persist(self) -> None:
         self.store.put_cluster(self.cluster.name, self.cluster.to_json())
@@ -100,143 +98,143 @@ class JobClusterActor(MantisActor):
             return False, None
 
     def _publish(self) -> None:
-        self.send(self.manager, ClusterSummary(self.cluster.name, self.cluster.describe()))
-
-    def _gone(self) -> None:
-        self.send(self.manager, ClusterSummary(self.cluster.name, None))
-        from thespian.actors import ActorExitRequest
-
-        self.send(self.myAddress, ActorExitRequest())
+        self.send(self.context.manager, ClusterSummary(self.cluster.name, self.cluster.describe()))
 
     # -- cluster requests --------------------------------------------------------------
 
     def receiveMsg_GetCluster(self, msg: GetCluster, sender):
         self.answer(msg, sender, Done(self.cluster.describe()))
 
-    def receiveMsg_UpdateCluster(self, msg: UpdateCluster, sender):
-        handler = getattr(self, f"_action_{msg.action}", None)
-        if handler is None:
-            self.answer(msg, sender, Rejected(404, f"unknown cluster action {msg.action!r}"))
-            return
-        ok, _ = self._change(msg, sender, lambda: (handler(**msg.args), self._persist()))
+    def _apply_change(self, msg, sender, change) -> None:
+        ok, _ = self._change(msg, sender, lambda: (change(), self._persist()))
         if not ok:
             return
-        log.info("job cluster %s: %s by %s", self.cluster.name, msg.action, msg.args.get("user", "?"))
+        log.info("job cluster %s: %s by %s", self.cluster.name, type(msg).__name__, msg.user)
         self._publish()
         self.answer(msg, sender, Done(self.cluster.describe()))
 
-    def _action_update(self, definition: JobClusterDefinition, user: str = "unknown") -> None:
+    def _redefine(self, **fields) -> None:
+        definition = JobClusterDefinition.from_json({**self.cluster.definition.to_json(), **fields})
         self.cluster.update(definition, time.time())
 
-    def _action_updateArtifact(self, url: str, version: str, user: str = "unknown") -> None:
-        definition = JobClusterDefinition.from_json({**self.cluster.definition.to_json(),
-                                                     "url": url, "version": version})
-        self.cluster.update(definition, time.time())
+    def receiveMsg_ReplaceCluster(self, msg: ReplaceCluster, sender):
+        self._apply_change(msg, sender, lambda: self.cluster.update(msg.definition, time.time()))
 
-    def _action_updateSla(self, sla_min: int, sla_max: int, cron_spec=None,
-                          cron_policy: str = "KEEP_EXISTING", user: str = "unknown") -> None:
-        definition = JobClusterDefinition.from_json({
-            **self.cluster.definition.to_json(), "slaMin": sla_min, "slaMax": sla_max,
-            "cronSpec": cron_spec, "cronPolicy": cron_policy})
-        self.cluster.update(definition, time.time())
+    def receiveMsg_UpdateArtifact(self, msg: UpdateArtifact, sender):
+        self._apply_change(msg, sender, lambda: self._redefine(url=msg.url, version=msg.version))
 
-    def _action_updateLabel(self, labels: list[Label], user: str = "unknown") -> None:
-        definition = JobClusterDefinition.from_json({**self.cluster.definition.to_json(),
-                                                     "labels": [x.to_json() for x in labels]})
-        self.cluster.update(definition, time.time())
+    def receiveMsg_UpdateSla(self, msg: UpdateSla, sender):
+        self._apply_change(msg, sender, lambda: self._redefine(slaMin=msg.sla_min, slaMax=msg.sla_max,
+                                                       cronSpec=msg.cron_spec, cronPolicy=msg.cron_policy))
 
-    def _action_updateJobSla(self, job_sla: JobSla, user: str = "unknown") -> None:
-        definition = JobClusterDefinition.from_json({**self.cluster.definition.to_json(),
-                                                     "jobSla": job_sla.to_json()})
-        self.cluster.update(definition, time.time())
+    def receiveMsg_UpdateLabels(self, msg: UpdateLabels, sender):
+        self._apply_change(msg, sender, lambda: self._redefine(labels=[x.to_json() for x in msg.labels]))
 
-    def _action_enableCluster(self, user: str = "unknown") -> None:
-        self.cluster.apply("enable")
+    def receiveMsg_UpdateJobSla(self, msg: UpdateJobSla, sender):
+        self._apply_change(msg, sender, lambda: self._redefine(jobSla=msg.job_sla.to_json()))
 
-    def _action_disableCluster(self, user: str = "unknown") -> None:
-        self.cluster.apply("disable")
-        for job_id, address in self.jobs.items():  # a disabled cluster runs no job
-            self.send(address, JobRequest(job_id, "kill", {"reason": "Killed",
-                                                           "message": "cluster disabled",
-                                                           "user": user}, reply_to=self.myAddress))
+    def receiveMsg_EnableCluster(self, msg: EnableCluster, sender):
+        self._apply_change(msg, sender, lambda: self.cluster.apply("enable"))
+
+    def receiveMsg_DisableCluster(self, msg: DisableCluster, sender):
+        def disable():
+            self.cluster.apply("disable")
+            for job_id, address in self.jobs.items():  # a disabled cluster runs no job
+                self.send(address, KillJob(job_id, "Killed", "cluster disabled", msg.user, reply_to=self.myAddress))
+        self._apply_change(msg, sender, disable)
 
     def receiveMsg_DeleteCluster(self, msg: DeleteCluster, sender):
         try:
             self.cluster.delete()
-            self.store.delete_cluster(self.cluster.name)
         except TransitionRejected as exc:
             self.answer(msg, sender, Rejected(409, str(exc)))
             return
+        self.store.delete_cluster(self.cluster.name)
         log.info("job cluster %s deleted by %s", self.cluster.name, msg.user)
         self.answer(msg, sender, Done({"deleted": self.cluster.name}))
-        self._gone()
+        self.send(self.context.manager, ClusterSummary(self.cluster.name, None))
+        self.send(self.myAddress, ActorExitRequest())
 
-    # -- jobs -------------------------------------------------------------------------
+    # -- submits ------------------------------------------------------------------------
 
     def receiveMsg_SubmitJob(self, msg: SubmitJob, sender):
+        if msg.reply_to is None:
+            msg.reply_to = sender
+        try:
+            definition = self.cluster.preview_submit(msg.definition)
+        except (ValidationError, TransitionRejected) as exc:
+            self.answer(msg, sender, Rejected(400 if isinstance(exc, ValidationError) else 409, str(exc)))
+            return
+        if self.context.checker is None:
+            self.answer(msg, sender, Rejected(503, "no entry point checker is running"))
+            return
+        token = next(self._tokens)
+        self.checking[token] = msg
+        self.send(self.context.checker, CheckEntryPoint(definition.url, definition.parameter_values(),
+                                                        (self.myAddress.name, token)))
+
+    def receiveMsg_EntryPointChecked(self, msg: EntryPointChecked, sender):
+        submit = self.checking.pop(msg.token[1], None)
+        if submit is None:
+            return
+        if msg.error is not None:
+            self.answer(submit, sender, Rejected(400, msg.error))
+            return
         now = time.time()
 
-        def submit() -> Job:
-            job_id, definition = self.cluster.submit(msg.definition, now)
-            check_job_loads(definition.url, definition.parameter_values())
-            # The job's record is written here, so the submit is acknowledged once it is
-            # durable, without waiting for its actor's process to start.
+        def accept() -> Job:
+            job_id, definition = self.cluster.submit(submit.definition, now)
             job, _ = Job.submit(job_id, self.cluster.name, definition, now)
+            # Written in this turn with the cluster's new counter: the answer leaves the
+            # shard only once both are durable.
             self.store.put_job(self.cluster.name, job_id, job.to_json())
             self._persist()
             return job
 
-        ok, job = self._change(msg, sender, submit)
+        ok, job = self._change(submit, sender, accept)
         if not ok:
             return
         log.info("job %s submitted by %s", job.job_id, job.definition.user)
-        self.answer(msg, sender, Done({"jobId": job.job_id}))
-        self._start_job_actor(StartJob(job.job_id, self.cluster.name, record=job.to_json()))
+        self.answer(submit, sender, JobSubmitted(job.job_id))
+        self._start_job_actor(job.to_json())
         self._publish()
 
-    def receiveMsg_JobRequest(self, msg: JobRequest, sender):
-        address = self.jobs.get(msg.job_id)
-        if address is not None:
-            self.send(address, msg)
-            return
-        record = self.store.archived_job(self.cluster.name, msg.job_id)
-        if record is None:
-            self.answer(msg, sender, Rejected(404, f"job {msg.job_id} does not exist"))
-        elif msg.action == "get":
-            self.answer(msg, sender, Done(Job.from_json(record).describe()))
-        elif msg.action == "archivedWorkers":
-            workers = Job.from_json(record).archived_workers
-            self.answer(msg, sender, Done([w.describe() for w in workers]))
-        else:
-            self.answer(msg, sender, Rejected(409, f"job {msg.job_id} has ended ({record['state']})"))
-
-    def receiveMsg_JobSummary(self, msg: JobSummary, sender):
-        if msg.summary.get("state") in ("Completed", "Failed"):
-            self.job_summaries.pop(msg.job_id, None)
-        else:
-            self.job_summaries[msg.job_id] = msg.summary
-        self.send(self.manager, msg)
+    # -- jobs ---------------------------------------------------------------------------
 
     def receiveMsg_JobFinished(self, msg: JobFinished, sender):
-        from thespian.actors import ActorExitRequest
-
-        self.jobs.pop(msg.job_id, None)
-        self.send(sender, ActorExitRequest())
+        address = self.jobs.pop(msg.job_id, None)
+        if address is not None:
+            self.send(address, ActorExitRequest())
         self.cluster.job_ended(msg.job_id)
         self._persist()
         log.info("job %s ended %s", msg.job_id, msg.state)
         self._publish()
 
-    def on_child_exited(self, address) -> None:
-        for job_id, job_address in list(self.jobs.items()):
-            if job_address == address and not self.exiting:
-                # The job's actor died without ending the job: start a new one from the store.
-                record = next((r for r in self.store.jobs(self.cluster.name) if r["jobId"] == job_id), None)
-                del self.jobs[job_id]
-                if record is not None:
-                    log.warning("job actor of %s exited unexpectedly; restarting it from the store", job_id)
-                    self._start_job_actor(StartJob(job_id, self.cluster.name, record=record))
-                return
+    def _archived(self, msg, sender) -> Job | None:
+        record = self.store.archived_job(self.cluster.name, msg.job_id)
+        if record is None:
+            self.answer(msg, sender, Rejected(404, f"job {msg.job_id} does not exist"))
+            return None
+        return Job.from_json(record)
+
+    def receiveMsg_GetJob(self, msg: GetJob, sender):
+        job = self._archived(msg, sender)
+        if job is not None:
+            self.answer(msg, sender, Done(job.describe()))
+
+    def receiveMsg_GetArchivedWorkers(self, msg: GetArchivedWorkers, sender):
+        job = self._archived(msg, sender)
+        if job is not None:
+            self.answer(msg, sender, Done([w.describe() for w in job.archived_workers]))
+
+    def _ended(self, msg, sender) -> None:
+        job = self._archived(msg, sender)
+        if job is not None:
+            self.answer(msg, sender, Rejected(409, f"job {msg.job_id} has ended ({job.state})"))
+
+    receiveMsg_KillJob = _ended
+    receiveMsg_ScaleStage = _ended
+    receiveMsg_ResubmitWorker = _ended
 
     def receiveMsg_Done(self, msg, sender):
         pass  # answers to kills this actor sent on disable
@@ -246,3 +244,7 @@ class JobClusterActor(MantisActor):
 
     def receiveMsg_DescribeActors(self, msg, sender):
         self.answer(msg, sender, Done({"name": self.cluster.name, "jobs": list(self.jobs)}))
+
+    def describe_actor(self) -> dict:
+        """This cluster's entry in the admin view."""
+        return {"activeJobs": list(self.jobs), "checking": len(self.checking)}

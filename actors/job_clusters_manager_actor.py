@@ -1,147 +1,167 @@
-"""JobClustersManagerActor: the registry of job clusters and the master's front door.
+"""JobClustersManagerActor: the master's shards, its listings and its front door.
 
-One per master (globalName ``mantis-clusters``).  On InitMaster it loads every cluster
-from the store and starts one JobClusterActor for each, which recover their jobs.
-Requests about a cluster or a job are routed to the cluster's actor with ``reply_to``
-set, so the actor that does the work answers the asker.  It keeps the listing entries
-of clusters and jobs that their actors push, to answer list requests at once.
+One per master (globalName ``mantis-clusters``).  On InitMaster it replays the store's
+write-ahead logs, starts the EntryPointCheckerActor and K ShardActors (``master.shards``),
+each of which loads the clusters that hash to it; it answers InitMaster once every
+shard is up.  A shard whose process dies is started again at once, and loads its
+clusters and jobs from the store (their workers are reattached, not restarted).
+
+It keeps the listing entries of clusters and jobs that the hosted actors push (latest
+value only, batched per shard turn), to answer list requests at once.  The API sends
+requests about one cluster or job straight to its shard (``GetShards``); a request
+sent here instead is forwarded to the shard, which answers the asker directly.
 """
 from __future__ import annotations
 
 import logging
-import time
 
 from actors.base import MantisActor
-from actors.messages import (ClusterSummary, CreateCluster, DeleteCluster, DescribeActors, Done,
-                             GetCluster, InitMaster, JobRequest, JobSummary, ListClusters, ListJobs,
-                             LoadCluster, Rejected, SubmitJob, UpdateCluster)
-from mantis.cluster_state import JobCluster
-from mantis.codec import ValidationError
+from actors.messages import (ClusterRequest, ClusterSummary, DescribeActors, Done, GetShards, InitEntryPointChecker,
+                             InitMaster, InitShard, JobRequest, JobSummary, ListClusters, ListJobs, Rejected,
+                             ShardReady)
 from mantis.ids import parse_job_id
-from mantis.store import open_store
 
 log = logging.getLogger("mantis.clusters")
 
 GLOBAL_NAME = "mantis-clusters"
+ENDED = ("Completed", "Failed")
 
 
 class JobClustersManagerActor(MantisActor):
-    """Registry of clusters; routes cluster and job requests to their actors."""
+    """The shards, the checker and the listings of clusters and jobs."""
 
-    ROUTED = (CreateCluster, UpdateCluster, GetCluster, ListClusters, DeleteCluster, SubmitJob,
-              ListJobs, JobRequest, ClusterSummary, JobSummary, DescribeActors)
-    ACCEPTS = {"new": (InitMaster,), "running": ROUTED}
+    ROUTED = (ClusterRequest, JobRequest)
+    RUNNING = (*ROUTED, ListClusters, ListJobs, ClusterSummary, JobSummary, DescribeActors, GetShards,
+               ShardReady, Done, Rejected)
+    ACCEPTS = {"new": (InitMaster,), "starting": (ShardReady, ClusterSummary, JobSummary, Done, Rejected),
+               "running": RUNNING}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.clusters: dict[str, object] = {}  # name -> JobClusterActor address
+        self.shards: list = []
+        self.ready: set[int] = set()
         self.cluster_summaries: dict[str, dict] = {}
         self.job_summaries: dict[str, dict] = {}
         self.job_addresses: dict[str, object] = {}
+        self.restarts = 0
 
     def receiveMsg_InitMaster(self, msg: InitMaster, sender):
+        from actors.entry_point_checker import EntryPointCheckerActor
+        from mantis.store import FileStore
+
         self.config, self.scheduler = msg.config, msg.scheduler
-        store = open_store(msg.config.get("store", {}))
-        recovered = 0
-        for record in store.clusters():
-            name = record["definition"]["name"]
-            self._start_cluster(name, record, is_new=False)
-            recovered += 1
-        self.phase = "running"
-        log.info("clusters manager running: recovered %d cluster(s) from %s", recovered,
-                 store.describe())
-        self.send(sender, Done({"recoveredClusters": recovered}))
+        store = msg.config.get("store", {})
+        if store.get("type", "file") == "file":
+            # Before any shard opens the store: logs of shards that no longer exist too.
+            FileStore.replay_all(store.get("path", "./mantis-data"))
+        self.count = max(1, int(msg.config["master"].get("shards", 4)))
+        self.checker = self.createActor(EntryPointCheckerActor)
+        self.send(self.checker, InitEntryPointChecker(msg.config))
+        self.shards = [self._start_shard(i) for i in range(self.count)]
+        self.phase = "starting"
+        self._init_asker = sender
 
-    def _start_cluster(self, name: str, record: dict, is_new: bool, reply_to=None) -> None:
-        from actors.job_cluster_actor import JobClusterActor
+    def _start_shard(self, index: int):
+        from actors.shard_actor import ShardActor
 
-        address = self.createActor(JobClusterActor)
-        self.clusters[name] = address
-        self.send(address, LoadCluster(record, self.config, self.scheduler, is_new, reply_to))
+        address = self.createActor(ShardActor)
+        self.send(address, InitShard(index, self.count, self.config, self.scheduler, self.myAddress, self.checker))
+        return address
 
-    # -- clusters --------------------------------------------------------------------
+    def receiveMsg_ShardReady(self, msg: ShardReady, sender):
+        self.ready.add(msg.index)
+        log.info("shard %d ready: %d cluster(s), %d job(s)", msg.index, msg.clusters, msg.jobs)
+        if self.phase == "starting" and len(self.ready) == self.count:
+            self.phase = "running"
+            log.info("clusters manager running with %d shard(s): %d cluster(s) recovered", self.count,
+                     len(self.cluster_summaries))
+            self.send(self._init_asker, Done({"recoveredClusters": len(self.cluster_summaries),
+                                              "shards": self.count}))
 
-    def receiveMsg_CreateCluster(self, msg: CreateCluster, sender):
-        name = msg.definition.name
-        if name in self.clusters:
-            self.send(sender, Rejected(409, f"job cluster {name} already exists"))
+    def on_child_exited(self, address) -> None:
+        for index, shard in enumerate(self.shards):
+            if shard == address and not self.exiting:
+                self.restarts += 1
+                log.warning("shard %d exited unexpectedly; starting it again (it reloads from the store)", index)
+                self.ready.discard(index)
+                self.shards[index] = self._start_shard(index)
+                return
+        if address == getattr(self, "checker", None) and not self.exiting:
+            log.warning("entry point checker exited unexpectedly; starting it again")
+            from actors.entry_point_checker import EntryPointCheckerActor
+
+            self.checker = self.createActor(EntryPointCheckerActor)
+            self.send(self.checker, InitEntryPointChecker(self.config))
+
+    def receiveMsg_GetShards(self, msg, sender):
+        self.send(sender, Done({"shards": list(self.shards), "restarts": self.restarts}))
+
+    # -- requests about one cluster or job: to its shard ---------------------------------
+
+    def receiveMsg_ClusterRequest(self, msg, sender):
+        self._forward(msg, sender)
+
+    def receiveMsg_JobRequest(self, msg, sender):
+        self._forward(msg, sender)
+
+    def _forward(self, msg, sender) -> None:
+        from actors.shard_actor import shard_of
+        from mantis.codec import ValidationError
+
+        try:
+            name = msg.cluster_name
+        except ValidationError as exc:
+            self.send(sender, Rejected(400, str(exc)))
             return
-        cluster = JobCluster(definition=msg.definition, created_at=time.time(), updated_at=time.time())
-        self._start_cluster(name, cluster.to_json(), is_new=True, reply_to=sender)
+        if msg.reply_to is None:
+            msg.reply_to = sender
+        self.send(self.shards[shard_of(name, self.count)], msg)
 
-    def receiveMsg_ListClusters(self, msg, sender):
-        self.send(sender, Done([self.cluster_summaries[n] for n in sorted(self.cluster_summaries)]))
-
-    def receiveMsg_GetCluster(self, msg: GetCluster, sender):
-        self._to_cluster(msg.name, msg, sender)
-
-    def receiveMsg_UpdateCluster(self, msg: UpdateCluster, sender):
-        self._to_cluster(msg.name, msg, sender)
-
-    def receiveMsg_DeleteCluster(self, msg: DeleteCluster, sender):
-        self._to_cluster(msg.name, msg, sender)
-
-    def receiveMsg_SubmitJob(self, msg: SubmitJob, sender):
-        self._to_cluster(msg.cluster, msg, sender)
-
-    def _to_cluster(self, name: str, msg, sender) -> None:
-        address = self.clusters.get(name)
-        if address is None:
-            self.send(sender, Rejected(404, f"job cluster {name} does not exist"))
-            return
-        msg.reply_to = sender
-        self.send(address, msg)
+    # -- listings --------------------------------------------------------------------------
 
     def receiveMsg_ClusterSummary(self, msg: ClusterSummary, sender):
-        if msg.summary is None:  # deleted: the cluster actor exits after sending this
+        if msg.summary is None:  # deleted
             self.cluster_summaries.pop(msg.name, None)
-            self.clusters.pop(msg.name, None)
             log.info("job cluster %s deleted", msg.name)
         else:
             self.cluster_summaries[msg.name] = msg.summary
-            self.clusters.setdefault(msg.name, sender)
-
-    # -- jobs ------------------------------------------------------------------------
 
     def receiveMsg_JobSummary(self, msg: JobSummary, sender):
         self.job_summaries[msg.job_id] = msg.summary
         if msg.address is not None:
             self.job_addresses[msg.job_id] = msg.address
-        if msg.summary.get("state") in ("Completed", "Failed"):
+        if msg.summary.get("state") in ENDED:
             self.job_addresses.pop(msg.job_id, None)
+
+    def receiveMsg_ListClusters(self, msg, sender):
+        self.send(sender, Done([self.cluster_summaries[n] for n in sorted(self.cluster_summaries)]))
 
     def receiveMsg_ListJobs(self, msg: ListJobs, sender):
         jobs = []
-        for job_id, summary in self.job_summaries.items():
+        for summary in self.job_summaries.values():
             if msg.cluster and summary["clusterName"] != msg.cluster:
                 continue
             if msg.states and summary["state"] not in msg.states:
                 continue
-            if not msg.include_ended and not msg.states and summary["state"] in ("Completed", "Failed"):
+            if not msg.include_ended and not msg.states and summary["state"] in ENDED:
                 continue
             jobs.append(summary)
-        jobs.sort(key=lambda s: (s["clusterName"], int(s["jobId"].rpartition("-")[2])))
+        jobs.sort(key=lambda s: (s["clusterName"], parse_job_id(s["jobId"])[1]))
         self.send(sender, Done(jobs))
 
-    def receiveMsg_JobRequest(self, msg: JobRequest, sender):
-        try:
-            cluster, _ = parse_job_id(msg.job_id)
-        except ValidationError as exc:
-            self.send(sender, Rejected(400, str(exc)))
-            return
-        # Always through the cluster actor: it alone knows whether the job's actor is
-        # still there or the job is archived, so no request is sent to an exited actor.
-        self._to_cluster(cluster, msg, sender)
-
-    # -- admin -----------------------------------------------------------------------
+    # -- admin -----------------------------------------------------------------------------
 
     def receiveMsg_DescribeActors(self, msg, sender):
-        actors = [{"actor": "JobClustersManagerActor", "address": str(self.myAddress),
-                   "state": self.phase, "clusters": len(self.clusters)}]
-        for name, address in sorted(self.clusters.items()):
-            summary = self.cluster_summaries.get(name, {})
-            actors.append({"actor": "JobClusterActor", "name": name, "address": str(address),
-                           "state": summary.get("state", "loading"),
+        actors = [{"actor": "JobClustersManagerActor", "address": str(self.myAddress), "state": self.phase,
+                   "clusters": len(self.cluster_summaries), "shards": len(self.shards),
+                   "shardRestarts": self.restarts},
+                  {"actor": "EntryPointCheckerActor", "address": str(self.checker), "state": "running"}]
+        for index, shard in enumerate(self.shards):
+            actors.append({"actor": "ShardActor", "name": str(index), "address": str(shard),
+                           "state": "running" if index in self.ready else "starting"})
+        for name in sorted(self.cluster_summaries):
+            summary = self.cluster_summaries[name]
+            actors.append({"actor": "JobClusterActor", "name": name, "state": summary.get("state", "loading"),
                            "activeJobs": summary.get("activeJobs", [])})
         for job_id, address in sorted(self.job_addresses.items()):
             summary = self.job_summaries.get(job_id, {})

@@ -46,48 +46,147 @@ class InitScheduler:
     config: dict
 
 
-# -- cluster requests (to JobClustersManagerActor) ----------------------------------
+# -- typed requests ------------------------------------------------------------------
+#
+# One message type per operation.  A request about a cluster or a job goes to the shard
+# that hosts the cluster (``cluster_name``), where the cluster's or the job's hosted
+# actor handles it and answers ``reply_to`` (or the sender) with Done (or a typed
+# subclass of it) or Rejected.  ``validate()`` checks what can be checked without the
+# actors; the gateway calls it before sending, so bad input is a 400 at once.
+
+
+class ClusterRequest:
+    """A request about one job cluster, named by ``name``."""
+
+    @property
+    def cluster_name(self) -> str:
+        return self.name
+
+    def validate(self) -> None:
+        """Raise ValidationError for a malformed request."""
+
+
+class JobRequest:
+    """A request about one job, named by ``job_id`` (``<cluster>-<n>``)."""
+
+    @property
+    def cluster_name(self) -> str:
+        from mantis.ids import parse_job_id
+
+        return parse_job_id(self.job_id)[0]
+
+    def validate(self) -> None:
+        """Raise ValidationError for a malformed request (a job id that does not parse)."""
+        from mantis.ids import parse_job_id
+
+        parse_job_id(self.job_id)
+
 
 @dataclass
-class CreateCluster:
+class CreateCluster(ClusterRequest):
     definition: Any  # JobClusterDefinition
-
-
-@dataclass
-class UpdateCluster:
-    """Apply ``change`` (a function name on the cluster actor and its arguments) to a cluster."""
-
-    name: str
-    action: str
-    args: dict = field(default_factory=dict)
     reply_to: Any = None
 
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
 
 @dataclass
-class GetCluster:
+class GetCluster(ClusterRequest):
     name: str
     reply_to: Any = None
 
 
 @dataclass
-class ListClusters:
-    pass
+class ReplaceCluster(ClusterRequest):
+    """Replace the cluster's definition (PUT)."""
+
+    name: str
+    definition: Any  # JobClusterDefinition
+    user: str = "unknown"
+    reply_to: Any = None
+
+    def validate(self) -> None:
+        from mantis.codec import ValidationError
+
+        if self.definition.name != self.name:
+            raise ValidationError(f"body names cluster {self.definition.name!r}, the path {self.name!r}")
 
 
 @dataclass
-class DeleteCluster:
+class UpdateArtifact(ClusterRequest):
+    name: str
+    url: str
+    version: str
+    user: str = "unknown"
+    reply_to: Any = None
+
+
+@dataclass
+class UpdateSla(ClusterRequest):
+    name: str
+    sla_min: int = 0
+    sla_max: int = 0
+    cron_spec: str | None = None
+    cron_policy: str = "KEEP_EXISTING"
+    user: str = "unknown"
+    reply_to: Any = None
+
+
+@dataclass
+class UpdateLabels(ClusterRequest):
+    name: str
+    labels: list = field(default_factory=list)  # of Label
+    user: str = "unknown"
+    reply_to: Any = None
+
+
+@dataclass
+class UpdateJobSla(ClusterRequest):
+    name: str
+    job_sla: Any = None  # JobSla
+    user: str = "unknown"
+    reply_to: Any = None
+
+
+@dataclass
+class EnableCluster(ClusterRequest):
     name: str
     user: str = "unknown"
     reply_to: Any = None
 
 
-# -- job requests ------------------------------------------------------------------
+@dataclass
+class DisableCluster(ClusterRequest):
+    """Disable the cluster: no submits, and its running jobs are killed."""
+
+    name: str
+    user: str = "unknown"
+    reply_to: Any = None
+
 
 @dataclass
-class SubmitJob:
+class DeleteCluster(ClusterRequest):
+    name: str
+    user: str = "unknown"
+    reply_to: Any = None
+
+
+@dataclass
+class SubmitJob(ClusterRequest):
     cluster: str
     definition: Any  # JobDefinition
     reply_to: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.cluster
+
+
+@dataclass
+class ListClusters:
+    pass
 
 
 @dataclass
@@ -98,44 +197,171 @@ class ListJobs:
 
 
 @dataclass
-class JobRequest:
-    """A request about one job, routed manager -> cluster -> job.
-
-    ``action`` is one of: get, kill, scaleStage, resubmitWorker, archivedWorkers, workers.
-    """
-
+class GetJob(JobRequest):
     job_id: str
-    action: str
-    args: dict = field(default_factory=dict)
     reply_to: Any = None
+
+
+@dataclass
+class GetArchivedWorkers(JobRequest):
+    job_id: str
+    reply_to: Any = None
+
+
+@dataclass
+class KillJob(JobRequest):
+    job_id: str
+    reason: str = "Killed"
+    message: str = ""
+    user: str = "unknown"
+    reply_to: Any = None
+
+    def validate(self) -> None:
+        from mantis.codec import ValidationError
+        from mantis.job_state import KILL_REASONS
+
+        super().validate()
+        if self.reason not in KILL_REASONS:
+            raise ValidationError(f"killReason must be one of {', '.join(KILL_REASONS)}")
+
+
+@dataclass
+class ScaleStage(JobRequest):
+    job_id: str
+    stage: int
+    count: int
+    user: str = "unknown"
+    reason: str = ""
+    reply_to: Any = None
+
+    def validate(self) -> None:
+        from mantis.codec import ValidationError
+
+        super().validate()
+        if not isinstance(self.stage, int) or self.stage < 1:
+            raise ValidationError("StageNumber must be an integer >= 1")
+        if not isinstance(self.count, int) or not 0 <= self.count <= 10_000:
+            raise ValidationError("NumWorkers must be an integer from 0 to 10000")
+
+
+@dataclass
+class ResubmitWorker(JobRequest):
+    job_id: str
+    number: int
+    user: str = "unknown"
+    reason: str = ""
+    reply_to: Any = None
+
+    def validate(self) -> None:
+        from mantis.codec import ValidationError
+
+        super().validate()
+        if not isinstance(self.number, int) or self.number < 1:
+            raise ValidationError("workerNumber must be an integer >= 1")
+
+
+# -- typed replies (each a Done, so a caller that wants the body has it) ----------------
+
+class JobSubmitted(Done):
+    """SubmitJob was accepted and the job's record is durable."""
+
+    def __init__(self, job_id: str):
+        super().__init__({"jobId": job_id})
+        self.job_id = job_id
+
+
+class JobKilled(Done):
+    """KillJob was accepted: the job is terminating (or ended) with its kill reason."""
+
+    def __init__(self, job_id: str, state: str):
+        super().__init__({"jobId": job_id, "state": state})
+        self.job_id, self.state = job_id, state
+
+
+class StageScaled(Done):
+    """ScaleStage was applied: the stage now wants ``num_workers`` workers."""
+
+    def __init__(self, job_id: str, stage: int, num_workers: int):
+        super().__init__({"jobId": job_id, "stage": stage, "numWorkers": num_workers})
+        self.job_id, self.stage, self.num_workers = job_id, stage, num_workers
+
+
+class WorkerResubmitted(Done):
+    """ResubmitWorker was applied: worker ``number`` is being replaced."""
+
+    def __init__(self, job_id: str, number: int):
+        super().__init__({"jobId": job_id, "resubmitted": number})
+        self.job_id, self.number = job_id, number
+
+
+# -- shards ---------------------------------------------------------------------------
+
+@dataclass
+class ShardContext:
+    """What a hosted cluster or job actor needs from its shard (delivered in-process only:
+    ``store`` is the shard's one store client)."""
+
+    config: dict
+    scheduler: Any
+    manager: Any
+    checker: Any
+    store: Any
+
+
+@dataclass
+class InitShard:
+    """Manager -> ShardActor: host the clusters whose names hash to ``index`` of ``count``."""
+
+    index: int
+    count: int
+    config: dict
+    scheduler: Any
+    manager: Any
+    checker: Any = None
+
+
+@dataclass
+class ShardReady:
+    """ShardActor -> manager: the shard has loaded its clusters and jobs."""
+
+    index: int
+    clusters: int
+    jobs: int
+
+
+@dataclass
+class GetShards:
+    """Ask the manager for the shards' addresses, in index order (answered with Done)."""
 
 
 # -- cluster <-> job ----------------------------------------------------------------
 
 @dataclass
 class StartJob:
-    """Cluster -> new JobActor: run this job from its stored ``record`` (new or recovered)."""
+    """Cluster -> new hosted JobActor: run this job from its stored ``record`` (new or recovered)."""
 
     job_id: str
     cluster: str
     record: dict
-    config: dict = field(default_factory=dict)
-    scheduler: Any = None
+    context: Any = None  # ShardContext
 
 
 @dataclass
 class JobSummary:
-    """JobActor -> cluster -> manager: the job's listing entry changed."""
+    """JobActor -> manager: the job's listing entry changed (only the latest one matters)."""
 
     job_id: str
     cluster: str
     summary: dict
     address: Any = None
 
+    def coalesce_key(self):
+        return ("job", self.job_id)
+
 
 @dataclass
 class JobFinished:
-    """JobActor -> cluster: the job ended and is archived; the actor is exiting."""
+    """JobActor -> cluster: the job ended and is archived; the actor may go."""
 
     job_id: str
     state: str
@@ -143,13 +369,13 @@ class JobFinished:
 
 @dataclass
 class LoadCluster:
-    """Manager -> JobClusterActor: own this cluster (new or recovered)."""
+    """Shard -> hosted JobClusterActor: own this cluster (new or recovered)."""
 
     record: dict
-    config: dict
-    scheduler: Any
+    context: Any  # ShardContext
     is_new: bool = False
     reply_to: Any = None
+    jobs: list | None = None  # the active jobs' records; None: read them from the store
 
 
 @dataclass
@@ -158,6 +384,9 @@ class ClusterSummary:
 
     name: str
     summary: dict | None
+
+    def coalesce_key(self):
+        return ("cluster", self.name)
 
 
 # -- scheduler ----------------------------------------------------------------------
@@ -245,6 +474,14 @@ class WorkerStatusBatch:
 
 
 @dataclass
+class StatusBatch:
+    """Scheduler -> shard, once per flush interval: every status for the shard's jobs,
+    as (agent id, WorkerStatus) pairs in the order the agents reported them."""
+
+    items: list
+
+
+@dataclass
 class GetPending:
     """Ask the scheduler for the pending workers and why each is still pending."""
 
@@ -295,6 +532,7 @@ class AgentHeartbeat:
 
     agent_id: str
     statuses: list  # of WorkerStatus
+    sent_at: float | None = None  # the agent's clock when sent, for the master's heartbeat lag
 
 
 @dataclass

@@ -2,27 +2,33 @@
 
 One per master (globalName ``mantis-scheduler``).  Agents register with their offer
 (Mesos' shape) and the workers they already run, then send one heartbeat per interval
-carrying every worker's status; the scheduler routes statuses to the JobActors, places
-pending workers with the matcher in ``scheduler/`` and tells agents to launch or stop
-workers.  An agent silent past its timeout is lost: its workers are reported Failed
-so their jobs replace them elsewhere.
+carrying every worker's status; the scheduler passes statuses on to the shards that
+host the workers' jobs, places pending workers with the matcher in ``scheduler/`` and
+tells agents to launch or stop workers.  An agent silent past its timeout is lost: its
+workers are reported Failed so their jobs replace them elsewhere.
+
+At scale the messages are what costs (Thespian's send path slows with every queued
+send): statuses reach each shard as one ``StatusBatch`` per ``status_flush_s``, not one
+message per job per heartbeat; requests arriving together are placed in one round;
+what goes to one agent or one shard in one round goes as one batch.
 """
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 
 from actors.base import MantisActor
-from actors.messages import (AgentAction, AgentHeartbeat, JobRequest, UpdateUpstream, CancelWorker, DescribeActors, Done, GetPending,
-                             InitScheduler, LaunchWorker, ListAgents, RegisterAgent, RegisterJob,
-                             Rejected, ReRegister, ScheduleWorker, StopWorkerOnAgent, UnregisterJob,
-                             WorkerLaunched, WorkerSpec, WorkerStatus, WorkerStatusBatch)
+from actors.messages import (AgentAction, AgentHeartbeat, CancelWorker, DescribeActors, Done, GetPending,
+                             InitScheduler, LaunchWorker, ListAgents, RegisterAgent, RegisterJob, Rejected,
+                             ReRegister, ResubmitWorker, ScheduleWorker, StatusBatch, StopWorkerOnAgent,
+                             UnregisterJob, UpdateUpstream, WorkerLaunched, WorkerSpec, WorkerStatus)
+from mantis.ids import parse_worker_key
 from scheduler.placement import Placement
 
 log = logging.getLogger("mantis.scheduler")
 
 GLOBAL_NAME = "mantis-scheduler"
+_FLUSH = "flush-statuses"
 
 
 class SchedulerActor(MantisActor):
@@ -34,6 +40,10 @@ class SchedulerActor(MantisActor):
                     AgentHeartbeat, GetPending, ListAgents, AgentAction, UpdateUpstream, DescribeActors,
                     Done, Rejected),
     }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.place_soon = False
 
     def receiveMsg_InitScheduler(self, msg: InitScheduler, sender):
         cfg = msg.config.get("scheduler", {})
@@ -48,6 +58,11 @@ class SchedulerActor(MantisActor):
         # Launches an agent has not yet confirmed: key -> (spec, job actor, sent at).
         self.unconfirmed: dict[str, tuple[WorkerSpec, object, float]] = {}
         self.launch_confirm_s = float(cfg.get("launch_confirm_s", 5.0))
+        self.status_flush_s = float(cfg.get("status_flush_s", 0.1))
+        self.outgoing: dict[str, tuple[object, list]] = {}  # shard -> (address, [(agent, status)])
+        self.flush_armed = False
+        self.place_soon = False
+        self.heartbeat_lag: dict[str, float] = {}  # agent id -> seconds its last heartbeat waited
         self.phase = "running"
         self.start_ticking(float(cfg.get("tick_s", 1.0)))
         log.info("scheduler running: agent timeout %.1fs", self.agent_timeout_s)
@@ -69,10 +84,15 @@ class SchedulerActor(MantisActor):
             agent_id = self.placed[key]
             spec = self.unconfirmed.get(key, (msg.spec,))[0]
             host = self.agents[agent_id]["offer"].hostname if agent_id in self.agents else ""
-            self.send(sender, WorkerLaunched(key, agent_id, host, list(spec.ports)))
+            self.send_batched(sender, WorkerLaunched(key, agent_id, host, list(spec.ports)))
             return
         self.pending[key] = (msg.spec, sender)
-        self._place()
+        self.place_soon = True
+
+    def after_message(self) -> None:
+        if self.place_soon:  # one placement round for every request that came together
+            self.place_soon = False
+            self._place()
 
     def receiveMsg_CancelWorker(self, msg: CancelWorker, sender):
         self.unconfirmed.pop(msg.worker_key, None)
@@ -82,12 +102,12 @@ class SchedulerActor(MantisActor):
         self.placement.release(msg.worker_key)
         agent = self.agents.get(agent_id) if agent_id else None
         if agent is not None:
-            self.send(agent["address"], StopWorkerOnAgent(msg.worker_key, msg.reason))
+            self.send_batched(agent["address"], StopWorkerOnAgent(msg.worker_key, msg.reason))
 
     def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
         agent = self.agents.get(self.placed.get(msg.worker_key, ""))
         if agent is not None:
-            self.send(agent["address"], msg)
+            self.send_batched(agent["address"], msg)
 
     def _place(self) -> None:
         if not self.pending:
@@ -98,8 +118,8 @@ class SchedulerActor(MantisActor):
             spec, job = self.pending.pop(a.worker_key)
             spec.agent_id, spec.host, spec.ports = a.agent_id, a.hostname, list(a.ports)
             self.placed[spec.worker_key] = a.agent_id
-            self.send(self.agents[a.agent_id]["address"], LaunchWorker(spec))
-            self.send(job, WorkerLaunched(spec.worker_key, a.agent_id, a.hostname, list(a.ports)))
+            self.send_batched(self.agents[a.agent_id]["address"], LaunchWorker(spec))
+            self.send_batched(job, WorkerLaunched(spec.worker_key, a.agent_id, a.hostname, list(a.ports)))
             self.unconfirmed[spec.worker_key] = (spec, job, time.time())
             log.info("worker %s placed on agent %s ports %s", spec.worker_key, a.agent_id, a.ports)
 
@@ -118,35 +138,51 @@ class SchedulerActor(MantisActor):
                  "re-registered" if known else "registered", offer.cpus, offer.mem_mb, len(msg.workers))
         self._route(offer.agent_id, msg.statuses)
         self.send(sender, Done({"agentId": offer.agent_id}))
-        self._place()
+        self.place_soon = True
 
     def receiveMsg_AgentHeartbeat(self, msg: AgentHeartbeat, sender):
         agent = self.agents.get(msg.agent_id)
         if agent is None:
             self.send(sender, ReRegister())  # we restarted or had declared it lost
             return
-        agent["last_seen"] = time.time()
+        now = time.time()
+        agent["last_seen"] = now
         agent["address"] = sender
+        if msg.sent_at is not None:
+            self.heartbeat_lag[msg.agent_id] = max(0.0, now - msg.sent_at)
         self._route(msg.agent_id, msg.statuses)
 
     def _route(self, agent_id: str, statuses: list) -> None:
-        by_job: dict[str, list] = defaultdict(list)
+        """Queue statuses for the shards of their jobs (sent every ``status_flush_s``)."""
         for status in statuses:
             self.unconfirmed.pop(status.worker_key, None)
-            by_job[status.worker_key.rpartition("/w")[0]].append(status)
             if status.status in ("Completed", "Failed"):
                 self.placed.pop(status.worker_key, None)
                 self.placement.release(status.worker_key)
-        for job_id, batch in by_job.items():
-            job = self.jobs.get(job_id)
-            if job is not None:
-                self.send(job, WorkerStatusBatch(job_id, agent_id, batch))
-            elif time.time() - self.started_at > self.orphan_grace_s:
-                for status in batch:
-                    if status.status not in ("Completed", "Failed"):
-                        log.info("stopping orphan worker %s on agent %s", status.worker_key, agent_id)
-                        self.send(self.agents[agent_id]["address"],
+            job_id, _ = parse_worker_key(status.worker_key)
+            shard = self.jobs.get(job_id)
+            if shard is not None:
+                self.outgoing.setdefault(str(shard), (shard, []))[1].append((agent_id, status))
+            elif (time.time() - self.started_at > self.orphan_grace_s
+                  and status.status not in ("Completed", "Failed") and agent_id in self.agents):
+                log.info("stopping orphan worker %s on agent %s", status.worker_key, agent_id)
+                self.send_batched(self.agents[agent_id]["address"],
                                   StopWorkerOnAgent(status.worker_key, "its job is gone"))
+        if self.outgoing and not self.flush_armed:
+            self.flush_armed = True
+            self.wakeupAfter(self.status_flush_s, payload=_FLUSH)
+
+    def _flush_statuses(self) -> None:
+        outgoing, self.outgoing = self.outgoing, {}
+        self.flush_armed = False
+        for shard, items in outgoing.values():
+            self.send(shard, StatusBatch(items))
+
+    def receiveMsg_WakeupMessage(self, message, sender):
+        if message.payload == _FLUSH:
+            self._flush_statuses()
+            return None
+        return super().receiveMsg_WakeupMessage(message, sender)
 
     def on_tick(self, now: float) -> None:
         for agent_id, agent in list(self.agents.items()):
@@ -165,8 +201,8 @@ class SchedulerActor(MantisActor):
             elif now - sent_at > self.launch_confirm_s:
                 log.warning("worker %s: no word from agent %s after %.1fs; launching again", key,
                             spec.agent_id, now - sent_at)
-                self.send(agent["address"], LaunchWorker(spec))
-                self.send(job, WorkerLaunched(key, spec.agent_id, spec.host, list(spec.ports)))
+                self.send_batched(agent["address"], LaunchWorker(spec))
+                self.send_batched(job, WorkerLaunched(key, spec.agent_id, spec.host, list(spec.ports)))
                 self.unconfirmed[key] = (spec, job, now)
 
     def _agent_lost(self, agent_id: str, silent_s: float) -> None:
@@ -193,6 +229,8 @@ class SchedulerActor(MantisActor):
         for a in agents:
             info = self.agents.get(a["agentId"])
             a["lastHeartbeatAgoS"] = round(now - info["last_seen"], 3) if info else None
+            lag = self.heartbeat_lag.get(a["agentId"])
+            a["heartbeatLagS"] = round(lag, 4) if lag is not None else None
         self.send(sender, Done(agents))
 
     def receiveMsg_AgentAction(self, msg: AgentAction, sender):
@@ -209,18 +247,17 @@ class SchedulerActor(MantisActor):
         moved = []
         if msg.action == "drain":
             for key, agent_id in list(self.placed.items()):
-                job_id, _, number = key.rpartition("/w")
+                job_id, number = parse_worker_key(key)
                 if agent_id == msg.agent_id and job_id in self.jobs:
                     # The job replaces the worker at once; the disabled agent gets no new one.
-                    self.send(self.jobs[job_id], JobRequest(job_id, "resubmitWorker", {
-                        "number": int(number), "user": msg.user, "reason": f"agent {agent_id} drained"},
-                        reply_to=self.myAddress))
+                    self.send_batched(self.jobs[job_id], ResubmitWorker(
+                        job_id, number, msg.user, f"agent {agent_id} drained", reply_to=self.myAddress))
                     moved.append(key)
         done = {"disable": "disabled", "enable": "enabled", "drain": "drained"}[msg.action]
         log.info("agent %s %s by %s%s", msg.agent_id, done, msg.user,
                  f"; moving {len(moved)} worker(s)" if moved else "")
         self.send(sender, Done({"agentId": msg.agent_id, "action": msg.action, "movedWorkers": moved}))
-        self._place()
+        self.place_soon = True
 
     def receiveMsg_DescribeActors(self, msg, sender):
         actors = [{"actor": "SchedulerActor", "address": str(self.myAddress), "state": self.phase,

@@ -52,20 +52,27 @@ class JobCluster:
         """Move along the cluster table or raise TransitionRejected."""
         self.state = CLUSTER_TABLE.next_state(self.state, event, self.name)
 
-    def submit(self, submission: JobDefinition, now: float) -> tuple[str, JobDefinition]:
-        """Allocate the next job id and the complete definition of a submitted job."""
-        self.apply("submit")
+    def preview_submit(self, submission: JobDefinition) -> JobDefinition:
+        """The complete definition ``submission`` would run with, or TransitionRejected
+        with the reason the cluster refuses it now.  Changes nothing."""
+        CLUSTER_TABLE.next_state(self.state, "submit", self.name)
         if submission.name is not None and submission.name != self.name:
             raise TransitionRejected(
                 f"job cluster {self.name}: submission names another cluster {submission.name!r}")
         if self.definition.sla_max and len(self.active_jobs) >= self.definition.sla_max:
             raise TransitionRejected(
                 f"job cluster {self.name}: already runs {len(self.active_jobs)} job(s), its slaMax")
+        return submission.merged_with(self.definition)
+
+    def submit(self, submission: JobDefinition, now: float) -> tuple[str, JobDefinition]:
+        """Allocate the next job id and the complete definition of a submitted job."""
+        definition = self.preview_submit(submission)
+        self.apply("submit")
         new_id = job_id(self.name, self.next_job_number)
         self.next_job_number += 1
         self.active_jobs.append(new_id)
         self.updated_at = now
-        return new_id, submission.merged_with(self.definition)
+        return new_id, definition
 
     def job_ended(self, ended_id: str, keep: int = 100) -> None:
         """Move a job from active to the recent completed list (most recent ``keep``)."""

@@ -13,13 +13,14 @@ from typing import Any
 
 import tornado.web
 
-from actors.messages import (AgentAction, CreateCluster, DeleteCluster, DescribeActors, GetCluster, GetPending,
-                             JobRequest, ListAgents, ListClusters, ListJobs, SubmitJob, UpdateCluster)
+from actors.messages import (AgentAction, CreateCluster, DeleteCluster, DescribeActors, DisableCluster,
+                             EnableCluster, GetArchivedWorkers, GetCluster, GetJob, GetPending, KillJob,
+                             ListAgents, ListClusters, ListJobs, ReplaceCluster, ResubmitWorker, ScaleStage,
+                             SubmitJob, UpdateArtifact, UpdateJobSla, UpdateLabels, UpdateSla)
 from mantis import codec
 from mantis.codec import ValidationError
 from mantis.definitions import JobClusterDefinition, JobDefinition, JobSla, Label, cluster_name
 from mantis.ids import parse_job_id
-from mantis.job_state import KILL_REASONS
 from webapi.gateway import ApiError
 
 log = logging.getLogger("mantis.api")
@@ -122,39 +123,35 @@ class JobClusterHandler(ApiHandler):
 
     async def put(self, name):
         definition = JobClusterDefinition.from_json(self.body_json())
-        if definition.name != name:
-            raise ApiError(400, f"body names cluster {definition.name!r}, the path {name!r}")
         user, _ = self.user_and_reason()
-        self.reply(await self.gateway.ask(UpdateCluster(name, "update", {"definition": definition,
-                                                                         "user": user})))
+        self.reply(await self.gateway.ask(ReplaceCluster(_check_name(name), definition, user)))
 
     async def delete(self, name):
         user, _ = self.user_and_reason()
         self.reply(await self.gateway.ask(DeleteCluster(_check_name(name), user)))
 
 
-def _cluster_action_args(action: str, data: dict) -> dict:
-    """The actor arguments of a cluster action from its Mantis-shaped body."""
+def cluster_action(name: str, action: str, data: dict):
+    """The typed request for a cluster action from its Mantis-shaped body."""
     user = str(data.get("user", "unknown"))
     if action == "updateArtifact":
         _fields(data, {"name", "url", "version", "user", "skipSubmit"}, {"url", "version"})
         url = JobClusterDefinition.from_json({"name": "check", "url": data["url"]}).url
-        return {"url": url, "version": codec.nonempty_string(data["version"], "version"), "user": user}
+        return UpdateArtifact(name, url, codec.nonempty_string(data["version"], "version"), user)
     if action == "updateSla":
         _fields(data, {"name", "slaMin", "slaMax", "cronSpec", "cronPolicy", "user", "forceEnable"})
-        return {"sla_min": codec.integer(0, 1000)(data.get("slaMin", 0), "slaMin"),
-                "sla_max": codec.integer(0, 1000)(data.get("slaMax", 0), "slaMax"),
-                "cron_spec": data.get("cronSpec"), "cron_policy": data.get("cronPolicy", "KEEP_EXISTING"),
-                "user": user}
+        return UpdateSla(name, codec.integer(0, 1000)(data.get("slaMin", 0), "slaMin"),
+                         codec.integer(0, 1000)(data.get("slaMax", 0), "slaMax"),
+                         data.get("cronSpec"), data.get("cronPolicy", "KEEP_EXISTING"), user)
     if action == "updateLabel":
         _fields(data, {"name", "labels", "user"}, {"labels"})
-        return {"labels": codec.list_of(Label.from_json)(data["labels"], "labels"), "user": user}
+        return UpdateLabels(name, codec.list_of(Label.from_json)(data["labels"], "labels"), user)
     if action == "updateJobSla":
         _fields(data, {"name", "jobSla", "user"}, {"jobSla"})
-        return {"job_sla": JobSla.from_json(data["jobSla"]), "user": user}
+        return UpdateJobSla(name, JobSla.from_json(data["jobSla"]), user)
     if action in ("enableCluster", "disableCluster"):
         _fields(data, {"name", "user"})
-        return {"user": user}
+        return (EnableCluster if action == "enableCluster" else DisableCluster)(name, user)
     raise ApiError(404, f"unknown cluster action {action!r}")
 
 
@@ -164,8 +161,7 @@ class JobClusterActionHandler(ApiHandler):
         data = self.body_json() if self.request.body else {}
         if isinstance(data, dict) and data.get("name", name) != name:
             raise ApiError(400, f"body names cluster {data['name']!r}, the path {name!r}")
-        args = _cluster_action_args(action, data)
-        self.reply(await self.gateway.ask(UpdateCluster(name, action, args)))
+        self.reply(await self.gateway.ask(cluster_action(name, action, data)))
 
 
 class JobClusterJobsHandler(ApiHandler):
@@ -194,20 +190,17 @@ class JobsHandler(ApiHandler):
 
 class JobHandler(ApiHandler):
     async def get(self, job_id):
-        self.reply(await self.gateway.ask(JobRequest(_check_job_id(job_id), "get")))
+        self.reply(await self.gateway.ask(GetJob(_check_job_id(job_id))))
 
     async def delete(self, job_id):
         user, message = self.user_and_reason()
         reason = self.get_query_argument("killReason", "Killed")
-        if reason not in KILL_REASONS:
-            raise ApiError(400, f"killReason must be one of {', '.join(KILL_REASONS)}")
-        self.reply(await self.gateway.ask(JobRequest(_check_job_id(job_id), "kill",
-                                                     {"reason": reason, "message": message, "user": user})))
+        self.reply(await self.gateway.ask(KillJob(_check_job_id(job_id), reason, message, user)))
 
 
 class ArchivedWorkersHandler(ApiHandler):
     async def get(self, job_id):
-        self.reply(await self.gateway.ask(JobRequest(_check_job_id(job_id), "archivedWorkers")))
+        self.reply(await self.gateway.ask(GetArchivedWorkers(_check_job_id(job_id))))
 
 
 class ScaleStageHandler(ApiHandler):
@@ -219,8 +212,7 @@ class ScaleStageHandler(ApiHandler):
         stage = codec.integer(1)(data["StageNumber"], "StageNumber")
         count = codec.integer(0, 10_000)(data["NumWorkers"], "NumWorkers")
         user, reason = self.user_and_reason(data)
-        self.reply(await self.gateway.ask(JobRequest(_check_job_id(job_id), "scaleStage", {
-            "stage": stage, "count": count, "user": user, "reason": reason})))
+        self.reply(await self.gateway.ask(ScaleStage(_check_job_id(job_id), stage, count, user, reason)))
 
 
 class ResubmitWorkerHandler(ApiHandler):
@@ -228,8 +220,7 @@ class ResubmitWorkerHandler(ApiHandler):
         data = _fields(self.body_json(), {"JobId", "workerNumber", "user", "reason"}, {"workerNumber"})
         number = codec.integer(1)(data["workerNumber"], "workerNumber")
         user, reason = self.user_and_reason(data)
-        self.reply(await self.gateway.ask(JobRequest(_check_job_id(job_id), "resubmitWorker", {
-            "number": number, "user": user, "reason": reason})))
+        self.reply(await self.gateway.ask(ResubmitWorker(_check_job_id(job_id), number, user, reason)))
 
 
 # -- master, scheduler, admin -------------------------------------------------------

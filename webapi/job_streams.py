@@ -28,7 +28,7 @@ import time
 
 import tornado.iostream
 
-from actors.messages import GetCluster, JobRequest, ListJobs
+from actors.messages import GetCluster, GetJob, ListJobs
 from mantis import codec
 from mantis.ids import parse_job_id
 from mantis.job_state import ACTIVE_JOB_STATES
@@ -174,7 +174,7 @@ class JobDiscoveryStreamHandler(PollingSseHandler):
         return _check_job_id(key)
 
     async def snapshot(self, key):
-        job = await self.gateway.ask(JobRequest(key, "get"))
+        job = await self.gateway.ask(GetJob(key))
         return discovery_snapshot(job), job["state"] in TERMINAL_JOB_STATES
 
 
@@ -187,7 +187,7 @@ class JobStatusStreamHandler(PollingSseHandler):
         return _check_job_id(key)
 
     async def snapshot(self, key):
-        job = await self.gateway.ask(JobRequest(key, "get"))
+        job = await self.gateway.ask(GetJob(key))
         return status_snapshot(job), job["state"] in TERMINAL_JOB_STATES
 
 
@@ -219,4 +219,4 @@ class LatestJobDiscoveryInfoHandler(ApiHandler):
         job_id = latest_job_id(await self.gateway.ask(ListJobs(cluster=name, states=sorted(ACTIVE_JOB_STATES))))
         if job_id is None:
             raise ApiError(404, f"job cluster {name} has no active job")
-        self.reply(discovery_snapshot(await self.gateway.ask(JobRequest(job_id, "get"))))
+        self.reply(discovery_snapshot(await self.gateway.ask(GetJob(job_id))))

@@ -31,7 +31,7 @@ import tornado.tcpclient
 import tornado.web
 import tornado.websocket
 
-from actors.messages import GetCluster, JobRequest, ListJobs
+from actors.messages import GetCluster, GetJob, ListJobs
 from mantis import codec
 from mantis.job_state import ACTIVE_JOB_STATES
 from mantis.subscription import Subscription, SubscriptionError
@@ -107,7 +107,7 @@ class OutputRelay(_Relay):
 
     async def start(self) -> None:
         """Check the job exists (ApiError 404 otherwise) and begin following it."""
-        job = await self.gateway.ask(JobRequest(self.job_id, "get"))
+        job = await self.gateway.ask(GetJob(self.job_id))
         self._connect(job)
         self.follower = asyncio.ensure_future(self._follow())
 
@@ -125,7 +125,7 @@ class OutputRelay(_Relay):
         while not self.closed and self.ended_reason is None:
             await asyncio.sleep(FOLLOW_INTERVAL_S)
             try:
-                self._connect(await self.gateway.ask(JobRequest(self.job_id, "get")))
+                self._connect(await self.gateway.ask(GetJob(self.job_id)))
             except ApiError as exc:
                 if exc.status == 404:
                     self.ended_reason = exc.message

@@ -4,8 +4,9 @@ import signal
 
 import pytest
 
-from actors.messages import (CreateCluster, DeleteCluster, Done, GetPending, InitScheduler, JobRequest,
-                             ListAgents, ListClusters, ListJobs, Rejected, SubmitJob, UpdateCluster)
+from actors.messages import (CreateCluster, DeleteCluster, DisableCluster, Done, EnableCluster,
+                             GetArchivedWorkers, GetJob, GetPending, InitScheduler, KillJob, ListAgents,
+                             ListClusters, ListJobs, Rejected, ResubmitWorker, ScaleStage, SubmitJob)
 from mantis.definitions import JobClusterDefinition, JobDefinition
 from tests.support import wait_for
 
@@ -29,7 +30,7 @@ def submit(master, cluster="synth", **fields):
 
 
 def job(master, job_id):
-    reply = master.ask(JobRequest(job_id, "get"))
+    reply = master.ask(GetJob(job_id))
     assert isinstance(reply, Done), reply
     return reply.body
 
@@ -65,7 +66,7 @@ def test_bad_requests_are_rejected_with_status_and_reason(master):
     bad_param = master.ask(SubmitJob("synth", JobDefinition.from_json(
         {"parameters": [{"name": "rate", "value": "fast"}]})))
     assert isinstance(bad_param, Rejected) and bad_param.status == 400 and "rate" in bad_param.reason
-    no_job = master.ask(JobRequest("synth-99", "get"))
+    no_job = master.ask(GetJob("synth-99"))
     assert isinstance(no_job, Rejected) and no_job.status == 404
 
 
@@ -78,12 +79,12 @@ def test_kill_ends_the_job_completed_and_archives_it(master):
     create(master)
     job_id = submit(master)
     wait_for(lambda: started_workers(master, job_id), what="worker Started")
-    reply = master.ask(JobRequest(job_id, "kill", {"reason": "Killed", "message": "test", "user": "t"}))
+    reply = master.ask(KillJob(job_id, "Killed", "test", "t"))
     assert isinstance(reply, Done)
     wait_for(lambda: job(master, job_id)["state"] == "Completed", what="job Completed")
     archived = job(master, job_id)
     assert archived["killReason"] == "Killed" and archived["workers"] == []
-    again = master.ask(JobRequest(job_id, "kill", {"reason": "Killed"}))
+    again = master.ask(KillJob(job_id, "Killed"))
     assert isinstance(again, Rejected) and again.status == 409
     assert master.ask(ListJobs()).body == []
 
@@ -92,9 +93,9 @@ def test_scale_stage_adds_workers_and_rejects_outside_policy(master):
     create(master)
     job_id = submit(master)
     wait_for(lambda: started_workers(master, job_id), what="worker Started")
-    assert isinstance(master.ask(JobRequest(job_id, "scaleStage", {"stage": 1, "count": 3})), Done)
+    assert isinstance(master.ask(ScaleStage(job_id, 1, 3)), Done)
     wait_for(lambda: len(started_workers(master, job_id)) == 3, what="3 workers Started")
-    bad = master.ask(JobRequest(job_id, "scaleStage", {"stage": 1, "count": 9}))
+    bad = master.ask(ScaleStage(job_id, 1, 9))
     assert isinstance(bad, Rejected) and "1..3" in bad.reason
 
 
@@ -102,21 +103,21 @@ def test_resubmit_worker_replaces_it_with_a_new_number_on_the_same_index(master)
     create(master)
     job_id = submit(master)
     wait_for(lambda: started_workers(master, job_id), what="worker Started")
-    assert isinstance(master.ask(JobRequest(job_id, "resubmitWorker", {"number": 1, "reason": "t"})), Done)
+    assert isinstance(master.ask(ResubmitWorker(job_id, 1, reason="t")), Done)
     (w,) = wait_for(lambda: started_workers(master, job_id), what="replacement Started")
     assert (w["workerIndex"], w["workerNumber"], w["resubmitOf"]) == (0, 2, 1)
-    archived = master.ask(JobRequest(job_id, "archivedWorkers")).body
+    archived = master.ask(GetArchivedWorkers(job_id)).body
     assert [a["workerNumber"] for a in archived] == [1]
 
 
 def test_disabled_cluster_rejects_submits_and_kills_its_jobs(master):
     create(master)
     job_id = submit(master)
-    assert isinstance(master.ask(UpdateCluster("synth", "disableCluster", {"user": "t"})), Done)
+    assert isinstance(master.ask(DisableCluster("synth", "t")), Done)
     refused = master.ask(SubmitJob("synth", JobDefinition()))
     assert isinstance(refused, Rejected) and refused.status == 409
     wait_for(lambda: job(master, job_id)["state"] == "Completed", what="job killed")
-    assert isinstance(master.ask(UpdateCluster("synth", "enableCluster", {"user": "t"})), Done)
+    assert isinstance(master.ask(EnableCluster("synth", "t")), Done)
     assert submit(master) == "synth-2"
 
 
@@ -125,7 +126,7 @@ def test_cluster_with_active_job_cannot_be_deleted(master):
     job_id = submit(master)
     refused = master.ask(DeleteCluster("synth"))
     assert isinstance(refused, Rejected) and refused.status == 409 and job_id in refused.reason
-    master.ask(JobRequest(job_id, "kill", {"reason": "Killed"}))
+    master.ask(KillJob(job_id, "Killed"))
     wait_for(lambda: job(master, job_id)["state"] == "Completed", what="job Completed")
     assert isinstance(master.ask(DeleteCluster("synth")), Done)
     wait_for(lambda: master.ask(ListClusters()).body == [], what="cluster gone")
@@ -166,7 +167,7 @@ def test_worker_that_stops_heartbeating_is_failed_and_replaced(master):
     try:
         (new,) = wait_for(lambda: [x for x in started_workers(master, job_id) if x["workerNumber"] != 1],
                           timeout=30, what="replacement after heartbeat timeout")
-        archived = master.ask(JobRequest(job_id, "archivedWorkers")).body
+        archived = master.ask(GetArchivedWorkers(job_id)).body
         assert archived[0]["workerNumber"] == 1 and archived[0]["reason"] == "heartbeat timeout"
         assert new["workerIndex"] == 0
     finally:

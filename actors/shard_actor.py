@@ -1,0 +1,314 @@
+"""ShardActor: one of the master's K processes hosting job clusters and their jobs.
+
+A cluster and all of its jobs live in the shard ``shard_of(name, K)`` (a stable hash of
+the cluster name), as hosted actors (``actors.hosting``): ``cluster:<name>`` and
+``job:<jobId>``.  The API sends a request straight to the shard that owns it; the shard
+routes it by its content (``cluster_name``, ``job_id``, a worker key) to the hosted
+actor, which answers the asker.
+
+Each received message is one turn: route, let the hosted actors handle what is queued,
+make every store write of the turn durable with one grouped write (one fsync or one
+ZooKeeper transaction), and only then send what the turn produced.  If that write
+fails, nothing the affected clusters said in the turn leaves the shard (their answers
+become 503s) and those clusters are loaded again from the store, so their in-memory
+state is the durable one.
+
+The shard has one store client for all its actors.  Started by the manager, which
+restarts it if its process dies; a new shard loads its clusters and jobs from the store
+and the jobs reattach the workers the agents still run.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import zlib
+
+from thespian.actors import ActorExitRequest, WakeupMessage
+
+from actors.base import MantisActor
+from actors.hosting import Envelope, Host, MessageBatch
+from actors.messages import (ClusterRequest, CreateCluster, DescribeActors, Done, EntryPointChecked,
+                             InitShard, JobRequest, LoadCluster, Rejected, ShardContext, ShardReady,
+                             StatusBatch, WorkerLaunched, WorkerStatusBatch, CancelWorker)
+from mantis.cluster_state import JobCluster
+from mantis.codec import ValidationError
+from mantis.ids import parse_job_id, parse_worker_key
+
+log = logging.getLogger("mantis.shard")
+
+_TIMER = "shard-timer"
+_CONTINUE = "shard-continue"
+_RELOAD = "shard-reload"
+
+
+def shard_of(cluster_name: str, count: int) -> int:
+    """The shard (0 .. count-1) hosting ``cluster_name``: stable across processes and restarts."""
+    return zlib.crc32(cluster_name.encode("utf-8")) % max(1, count)
+
+
+def cluster_actor_name(cluster: str) -> str:
+    return f"cluster:{cluster}"
+
+
+def job_actor_name(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+class _TrackedStore:
+    """The shard's store as its hosted actors see it: remembers which actor wrote what."""
+
+    WRITES = ("put_cluster", "delete_cluster", "put_job", "archive_job")
+
+    def __init__(self, store, host: Host):
+        self._store, self._host = store, host
+        self.writers: set[str] = set()
+
+    def __getattr__(self, name):
+        attr = getattr(self._store, name)
+        if name in self.WRITES:
+            def write(*args, **kwargs):
+                if self._host.current is not None:
+                    self.writers.add(self._host.current)
+                return attr(*args, **kwargs)
+            return write
+        return attr
+
+
+class ShardActor(MantisActor):
+    """Hosts the clusters (and their jobs) whose names hash to this shard."""
+
+    ACCEPTS = {"new": (InitShard,)}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.host: Host | None = None
+        self._armed_at: float | None = None  # monotonic time the real wakeup is set for
+        self._continue_armed = False
+        self.unavailable: set[str] = set()  # clusters that could not be loaded (store down)
+
+    # -- start-up -------------------------------------------------------------------------
+
+    def receiveMsg_InitShard(self, msg: InitShard, sender):
+        from mantis.group_commit import GroupCommitStore
+        from mantis.store import open_store
+
+        self.index, self.count, self.config = msg.index, msg.count, msg.config
+        self.manager, self.scheduler, self.checker = msg.manager, msg.scheduler, msg.checker
+        self.host = Host(self, self.myAddress, peers=lambda: [self.manager, self.scheduler, self.checker])
+        self.store = GroupCommitStore(open_store(msg.config.get("store", {}), writer=f"shard-{msg.index}"))
+        self.tracked = _TrackedStore(self.store, self.host)
+        self.context = ShardContext(msg.config, msg.scheduler, msg.manager, msg.checker, self.tracked)
+        self.phase = "running"
+        clusters = self._load_clusters()
+        self._turn()
+        jobs = sum(1 for name in self.host.actors if name.startswith("job:"))
+        log.info("shard %d/%d running: %d cluster(s), %d job(s) from %s", self.index, self.count,
+                 clusters, jobs, self.store.describe())
+        self.send(sender, ShardReady(self.index, clusters, jobs))
+
+    def _load_clusters(self, only: set[str] | None = None) -> int:
+        """Host every stored cluster of this shard (or only those named); returns how many."""
+        from actors.job_cluster_actor import JobClusterActor
+
+        try:
+            records = self.store.clusters()
+        except Exception as exc:  # noqa: BLE001  the store is down: try again on a timer
+            log.error("shard %d: cannot read clusters: %s", self.index, exc)
+            if only:
+                self.unavailable |= only
+            self.wakeupAfter(1.0, payload=_RELOAD)
+            return 0
+        loaded = 0
+        for record in records:
+            name = record["definition"]["name"]
+            if shard_of(name, self.count) != self.index or (only is not None and name not in only):
+                continue
+            self.unavailable.discard(name)
+            self.host.create(JobClusterActor, cluster_actor_name(name))
+            self.host.deliver(cluster_actor_name(name), LoadCluster(record, self.context), self.myAddress)
+            loaded += 1
+        if only:
+            self.unavailable |= {n for n in only if cluster_actor_name(n) not in self.host.actors}
+            self.unavailable.discard("")
+        return loaded
+
+    # -- turns ----------------------------------------------------------------------------
+
+    def receiveMessage(self, message, sender):
+        if self.host is None or isinstance(message, InitShard):
+            return super().receiveMessage(message, sender)
+        if isinstance(message, MessageBatch):
+            for m in message.messages:
+                self._route(m, sender)
+        else:
+            self._route(message, sender)
+        self._turn()
+        return None
+
+    def _turn(self) -> None:
+        self.host.run_timers()
+        more = self.host.drain()
+        failed = self.host.end_turn(self._make_durable)
+        if failed:
+            self._reload(failed)
+        if more and not self._continue_armed:
+            self._continue_armed = True
+            self.wakeupAfter(0, payload=_CONTINUE)
+        self._arm_timer()
+
+    def _make_durable(self) -> set[str]:
+        """Flush the turn's writes as one group; the hosted actors of every cluster whose
+        write failed (the cluster and all its jobs) if it failed, else nothing."""
+        from mantis.store import StoreError
+
+        writers, self.tracked.writers = self.tracked.writers, set()
+        if not self.store.pending:
+            return set()
+        try:
+            self.store.flush()
+            return set()
+        except StoreError as exc:
+            clusters = {self._cluster_of(name) for name in writers}
+            log.error("shard %d: store write failed (%s); reloading cluster(s) %s", self.index, exc,
+                      ", ".join(sorted(clusters)))
+            return {name for name in self.host.actors if self._cluster_of(name) in clusters}
+
+    @staticmethod
+    def _cluster_of(actor_name: str) -> str:
+        kind, _, rest = actor_name.partition(":")
+        if kind == "job":
+            return parse_job_id(rest)[0]
+        return rest
+
+    def _reload(self, failed: set[str]) -> None:
+        """Put the clusters of ``failed`` back to their last durable state.
+
+        From the records the store client knows to be durable, not from a read: the
+        store just failed, and a half-broken store may not show what it holds.
+        """
+        from actors.job_cluster_actor import JobClusterActor
+
+        clusters = {self._cluster_of(name) for name in failed}
+        for name in failed:
+            self.host.remove(name)
+        self.host.queue = type(self.host.queue)(
+            item for item in self.host.queue if self._cluster_of(item[0]) not in clusters)
+        for cluster in sorted(clusters):
+            record = self.store.durable(("cluster", cluster))
+            if record is None:
+                continue  # created in the failed turn: it never existed
+            jobs = [self.store.durable(("job", cluster, job_id)) for job_id in record.get("activeJobs", [])]
+            actor = cluster_actor_name(cluster)
+            self.host.create(JobClusterActor, actor)
+            self.host.deliver(actor, LoadCluster(record, self.context, jobs=[j for j in jobs if j]),
+                              self.myAddress)
+        self._turn()
+
+    def _arm_timer(self) -> None:
+        due = self.host.timers.next_due()
+        if due is None:
+            return
+        now = time.monotonic()
+        if self._armed_at is not None and self._armed_at <= due and self._armed_at > now - 1.0:
+            return  # the armed wakeup comes first and will re-arm for this one
+        self._armed_at = due
+        self.wakeupAfter(max(0.0, due - now), payload=_TIMER)
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def _route(self, message, sender) -> None:
+        if isinstance(message, Envelope):
+            self.host.deliver(message.to, message.message, message.sender or sender)
+        elif isinstance(message, WakeupMessage):
+            if message.payload == _TIMER:
+                self._armed_at = None
+            elif message.payload == _CONTINUE:
+                self._continue_armed = False
+            elif message.payload == _RELOAD and self.unavailable:
+                self._load_clusters(only=set(self.unavailable))
+        elif isinstance(message, CreateCluster):
+            name = message.definition.name
+            actor = cluster_actor_name(name)
+            if actor in self.host.actors:
+                self.send(message.reply_to or sender, Rejected(409, f"job cluster {name} already exists"))
+                return
+            from actors.job_cluster_actor import JobClusterActor
+
+            record = JobCluster(definition=message.definition, created_at=time.time(),
+                                updated_at=time.time()).to_json()
+            self.host.create(JobClusterActor, actor)
+            self.host.deliver(actor, LoadCluster(record, self.context, is_new=True,
+                                                 reply_to=message.reply_to or sender), self.myAddress)
+        elif isinstance(message, JobRequest):
+            self._route_job_request(message, sender)
+        elif isinstance(message, ClusterRequest):
+            self._to_cluster(message.cluster_name, message, sender)
+        elif isinstance(message, StatusBatch):
+            self._route_statuses(message)
+        elif isinstance(message, WorkerLaunched):
+            job_id, _ = parse_worker_key(message.worker_key)
+            if job_actor_name(job_id) in self.host.actors:
+                self.host.deliver(job_actor_name(job_id), message, sender)
+            else:  # placed after the job ended (or moved): release it
+                self.send(self.scheduler, CancelWorker(message.worker_key, message.agent_id, "job not running"))
+        elif isinstance(message, EntryPointChecked):
+            self.host.deliver(message.token[0], message, sender)
+        elif isinstance(message, DescribeActors):
+            self.send(message.reply_to or sender, Done(self.describe()))
+        elif isinstance(message, ActorExitRequest):
+            log.info("shard %d exiting", self.index)
+        elif isinstance(message, (Done, Rejected)):
+            if isinstance(message, Rejected):
+                log.warning("shard %d: %s", self.index, message.reason)
+        else:
+            self.send(sender, Rejected(400, f"ShardActor does not route {type(message).__name__}"))
+
+    def _to_cluster(self, cluster: str, message, sender) -> None:
+        actor = cluster_actor_name(cluster)
+        reply_to = getattr(message, "reply_to", None) or sender
+        if cluster in self.unavailable:
+            self.send(reply_to, Rejected(503, f"job cluster {cluster} is being reloaded from the store"))
+        elif actor not in self.host.actors:
+            self.send(reply_to, Rejected(404, f"job cluster {cluster} does not exist"))
+        else:
+            self.host.deliver(actor, message, sender)
+
+    def _route_job_request(self, message: JobRequest, sender) -> None:
+        try:
+            cluster, _ = parse_job_id(message.job_id)
+        except ValidationError as exc:
+            self.send(getattr(message, "reply_to", None) or sender, Rejected(400, str(exc)))
+            return
+        actor = job_actor_name(message.job_id)
+        if actor in self.host.actors:
+            self.host.deliver(actor, message, sender)
+        else:  # ended (archived) or unknown: the cluster knows which
+            self._to_cluster(cluster, message, sender)
+
+    def _route_statuses(self, batch: StatusBatch) -> None:
+        by_job: dict[tuple[str, str], list] = {}
+        for agent_id, status in batch.items:
+            job_id, _ = parse_worker_key(status.worker_key)
+            by_job.setdefault((job_id, agent_id), []).append(status)
+        for (job_id, agent_id), statuses in by_job.items():
+            actor = job_actor_name(job_id)
+            if actor in self.host.actors:
+                self.host.deliver(actor, WorkerStatusBatch(job_id, agent_id, statuses), self.myAddress)
+
+    # -- admin ------------------------------------------------------------------------------
+
+    def describe(self) -> dict:
+        """The shard and its hosted actors, for the admin view."""
+        actors = []
+        for name, actor in sorted(self.host.actors.items()):
+            entry = {"actor": type(actor).__name__, "name": name.partition(":")[2],
+                     "address": str(actor.myAddress), "state": getattr(actor, "phase", "?")}
+            describe = getattr(actor, "describe_actor", None)
+            if describe is not None:
+                entry.update(describe())
+            actors.append(entry)
+        return {"actor": "ShardActor", "index": self.index, "address": str(self.myAddress),
+                "pid": os.getpid(), "state": self.phase, "hosted": len(self.host.actors), "handled": self.host.handled,
+                "handlerFailures": self.host.failures, "timers": len(self.host.timers),
+                "unavailable": sorted(self.unavailable), "actors": actors}

@@ -1,0 +1,121 @@
+"""Clusters and jobs hosted in shard processes: isolation, restart, checks off the shards,
+and a store that fails.  Over both system bases (tests/actors/conftest.py)."""
+import os
+import signal
+import shutil
+import time
+
+import pytest
+
+from actors.messages import (CreateCluster, DescribeActors, Done, GetJob, GetShards, KillJob, ListJobs, Rejected,
+                             ScaleStage, SubmitJob)
+from actors.shard_actor import shard_of
+from mantis.definitions import JobClusterDefinition, JobDefinition
+from tests.support import wait_for
+
+SYNTH = {"name": "synth", "url": "mantis.examples.synthetic:job", "parameters": [{"name": "rate", "value": 20}],
+         "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1, "scalable": True,
+                                             "scalingPolicy": {"min": 1, "max": 3},
+                                             "machineDefinition": {"cpuCores": 0.5, "memoryMB": 128}}}}}
+HANGS = "tests.job_fixtures.hangs_on_import:job"
+
+
+def create(master, **patch):
+    reply = master.ask(CreateCluster(JobClusterDefinition.from_json({**SYNTH, **patch})))
+    assert isinstance(reply, Done), reply
+
+
+def submit(master, cluster="synth"):
+    reply = master.ask(SubmitJob(cluster, JobDefinition.from_json({"user": "t"})))
+    assert isinstance(reply, Done), reply
+    return reply.body["jobId"]
+
+
+def get(master, job_id):
+    reply = master.ask(GetJob(job_id))
+    assert isinstance(reply, Done), reply
+    return reply.body
+
+
+def started(master, job_id):
+    job = get(master, job_id)
+    return [w for w in job["workers"] if w["state"] == "Started"] if job["state"] == "Launched" else []
+
+
+def shards(master):
+    return master.ask(GetShards()).body["shards"]
+
+
+def test_clusters_live_in_the_shard_their_name_hashes_to(master):
+    names = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    for name in names:
+        create(master, name=name)
+    addresses = shards(master)
+    assert len(addresses) == master.config["master"]["shards"] > 1
+    for index, address in enumerate(addresses):
+        hosted = master.system.ask(address, DescribeActors(), 10).body
+        assert hosted["index"] == index
+        assert sorted(a["name"] for a in hosted["actors"]) == sorted(n for n in names if shard_of(n, 4) == index)
+
+
+def test_a_hosted_actors_failure_rejects_its_message_and_its_neighbours_keep_working(master):
+    create(master)
+    first, second = submit(master), submit(master)
+    # A malformed request that gets past the API's validation would make the handler raise.
+    broken = master.ask(ScaleStage(first, 1, "three"))
+    assert isinstance(broken, Rejected) and broken.status == 500 and "TypeError" in broken.reason
+    assert get(master, first)["jobId"] == first  # the same actor still answers
+    assert isinstance(master.ask(ScaleStage(second, 1, 2)), Done)  # and its neighbour acts
+    wait_for(lambda: len(started(master, second)) == 2, what="neighbour scaled to 2")
+    assert submit(master) == "synth-3"
+
+
+def test_a_shard_killed_with_kill_9_is_restarted_and_its_jobs_reattach_their_workers(master):
+    if master.base != "multiprocTCPBase":
+        pytest.skip("simpleSystemBase has no shard processes to kill")
+    create(master)
+    job_id = submit(master)
+    (worker,) = wait_for(lambda: started(master, job_id), what="worker Started")
+    index = shard_of("synth", len(shards(master)))
+    old = shards(master)[index]
+    pid = master.system.ask(old, DescribeActors(), 10).body["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: shards(master)[index] != old, what="shard started again")
+    assert master.ask(GetShards()).body["restarts"] == 1
+    (after,) = wait_for(lambda: started(master, job_id), timeout=30, what="job recovered with its worker")
+    assert after["workerNumber"] == worker["workerNumber"]  # reattached, not replaced
+    assert after["metrics"].get("pid") == worker["metrics"].get("pid")
+    assert submit(master) == "synth-2"  # the counter survived too
+
+
+def test_an_entry_point_that_hangs_on_import_is_refused_after_its_timeout_while_other_submits_go_through(master):
+    create(master)
+    create(master, name="hangs", url=HANGS, parameters=[])
+    started_at = time.monotonic()
+    master.system.tell(master.actors.manager, SubmitJob("hangs", JobDefinition.from_json({"user": "t"})))
+    assert [submit(master) for _ in range(3)] == ["synth-1", "synth-2", "synth-3"]
+    assert time.monotonic() - started_at < master.config["master"]["entry_point_check_timeout_s"]
+    refused = master.system.listen(30)
+    assert isinstance(refused, Rejected) and refused.status == 400 and "did not load within" in refused.reason
+    assert [j["jobId"] for j in master.ask(ListJobs(cluster="hangs")).body] == []
+
+
+def test_a_store_failure_is_answered_503_and_nothing_is_acknowledged_or_changed(master, tmp_path):
+    create(master)
+    job_id = submit(master)
+    wait_for(lambda: started(master, job_id), what="worker Started")
+    jobs_dir = tmp_path / "store" / "jobs" / "synth"
+    # Make every write of the cluster's job records fail, even as root.
+    shutil.move(jobs_dir, tmp_path / "aside")
+    jobs_dir.write_text("not a directory")
+    refused = master.ask(SubmitJob("synth", JobDefinition.from_json({"user": "t"})))
+    assert isinstance(refused, Rejected) and refused.status == 503, refused
+    kill = master.ask(KillJob(job_id, "Killed", "test", "t"))
+    assert isinstance(kill, Rejected) and kill.status == 503, kill
+    assert get(master, job_id)["state"] == "Launched"  # the kill was not applied
+    assert isinstance(master.ask(GetJob("synth-2")), Rejected)  # nor the submit
+    jobs_dir.unlink()
+    shutil.move(tmp_path / "aside", jobs_dir)
+    assert submit(master) == "synth-2"  # the failed submit used no job number
+    assert isinstance(master.ask(KillJob(job_id, "Killed", "test", "t")), Done)
+    wait_for(lambda: get(master, job_id)["state"] == "Completed", what="job killed")
