@@ -14,13 +14,15 @@ import logging
 import time
 
 from actors.base import MantisActor
-from actors.messages import (CancelWorker, DescribeActors, Done, GetArchivedWorkers, GetJob, JobFinished,
-                             JobKilled, JobSummary, KillJob, RegisterJob, Rejected, ResubmitWorker,
+from actors.messages import (CancelWorker, DescribeActors, Done, GetArchivedWorkers, GetJob, JobChanged,
+                             JobFinished, JobKilled, JobSummary, KillJob, RegisterJob, Rejected, ResubmitWorker,
                              ScaleStage, ScheduleWorker, StageScaled, StartJob, UnregisterJob,
-                             UpdateUpstream, WorkerLaunched, WorkerResubmitted, WorkerSpec,
+                             UpdateUpstream, WatchJob, WorkerLaunched, WorkerResubmitted, WorkerSpec,
                              WorkerStatusBatch)
+from actors.watchers import Watchers
 from mantis import job_state
 from mantis.job_state import Job, WorkerPolicy
+from mantis.job_views import watched_view
 from mantis.lifecycle import TransitionRejected
 
 log = logging.getLogger("mantis.job")
@@ -56,7 +58,7 @@ def worker_spec(job: Job, worker) -> WorkerSpec:
 class JobActor(MantisActor):
     """One job: its workers' lifecycle, kill, scale, resubmit."""
 
-    REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker)
+    REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
     ACCEPTS = {
         "new": (StartJob,),
         "running": (*REQUESTS, WorkerLaunched, WorkerStatusBatch, DescribeActors, Done, Rejected),
@@ -75,6 +77,7 @@ class JobActor(MantisActor):
                  self.job.state, len(self.job.workers))
         self.phase = "running"
         self._last_summary = None
+        self.watchers = Watchers()
         self._upstream_sent: dict[str, list] = {}  # worker key -> endpoints last sent
         self.send_batched(self.scheduler, RegisterJob(self.job.job_id))
         self._carry_out(effects)
@@ -134,8 +137,16 @@ class JobActor(MantisActor):
         # as active; requests meanwhile are still answered here.
 
     def _publish(self) -> None:
+        if len(self.watchers):
+            job = self.job.describe()
+            final = self.job.is_terminal
+            self.watchers.notify(watched_view(job), lambda w: self.send(w, JobChanged(self.job.job_id, job, final)))
+            if final:
+                self.watchers.clear()
         summary = self.summary()
         if summary != self._last_summary:
+            if self._last_summary is None or summary["state"] != self._last_summary["state"]:
+                self.send(self.cluster_actor, JobSummary(self.job.job_id, self.job.cluster, summary))
             self._last_summary = summary
             self.send(self.manager, JobSummary(self.job.job_id, self.job.cluster, summary,
                                                None if self.job.is_terminal else self.myAddress))
@@ -184,6 +195,12 @@ class JobActor(MantisActor):
 
     def receiveMsg_GetJob(self, msg: GetJob, sender):
         self.answer(msg, sender, Done(self.job.describe()))
+
+    def receiveMsg_WatchJob(self, msg: WatchJob, sender):
+        watcher = msg.reply_to or sender
+        self.answer(msg, sender, JobChanged(self.job.job_id, self.job.describe(), self.job.is_terminal))
+        if not self.job.is_terminal:
+            self.watchers.renew(watcher, msg.lease_s)
 
     def receiveMsg_GetArchivedWorkers(self, msg: GetArchivedWorkers, sender):
         self.answer(msg, sender, Done([w.describe() for w in self.job.archived_workers]))

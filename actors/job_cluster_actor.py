@@ -20,11 +20,13 @@ import time
 from thespian.actors import ActorExitRequest
 
 from actors.base import MantisActor
-from actors.messages import (CheckEntryPoint, ClusterSummary, DeleteCluster, DescribeActors, DisableCluster,
+from actors.messages import (CheckEntryPoint, ClusterChanged, ClusterSummary, DeleteCluster, DescribeActors,
+                             DisableCluster, JobChanged, JobSummary, WatchCluster, WatchJob,
                              Done, EnableCluster, EntryPointChecked, GetArchivedWorkers, GetCluster, GetJob,
                              JobFinished, JobSubmitted, KillJob, LoadCluster, Rejected, ReplaceCluster,
                              ResubmitWorker, ScaleStage, StartJob, SubmitJob, UpdateArtifact, UpdateJobSla,
                              UpdateLabels, UpdateSla)
+from actors.watchers import Watchers
 from mantis.cluster_state import JobCluster
 from mantis.codec import ValidationError
 from mantis.definitions import JobClusterDefinition
@@ -35,7 +37,7 @@ log = logging.getLogger("mantis.cluster")
 
 CLUSTER_CHANGES = (ReplaceCluster, UpdateArtifact, UpdateSla, UpdateLabels, UpdateJobSla, EnableCluster,
                    DisableCluster)
-ENDED_JOB_REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker)
+ENDED_JOB_REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
 
 
 class JobClusterActor(MantisActor):
@@ -44,7 +46,7 @@ class JobClusterActor(MantisActor):
     ACCEPTS = {
         "new": (LoadCluster,),
         "running": (GetCluster, *CLUSTER_CHANGES, DeleteCluster, SubmitJob, EntryPointChecked, JobFinished,
-                    *ENDED_JOB_REQUESTS, DescribeActors, Done, Rejected),
+                    *ENDED_JOB_REQUESTS, WatchCluster, JobSummary, DescribeActors, Done, Rejected),
     }
 
     def __init__(self, *args, **kwargs):
@@ -52,6 +54,8 @@ class JobClusterActor(MantisActor):
         self.jobs: dict[str, object] = {}  # active job id -> hosted JobActor address
         self.checking: dict[int, tuple[SubmitJob, object]] = {}  # check token -> (submit, asker)
         self._tokens = itertools.count(1)
+        self.watchers = Watchers()
+        self.job_states: dict[str, str] = {}  # active job id -> its state, as its actor reports it
 
     def receiveMsg_LoadCluster(self, msg: LoadCluster, sender):
         self.context = msg.context
@@ -99,6 +103,25 @@ class JobClusterActor(MantisActor):
 
     def _publish(self) -> None:
         self.send(self.context.manager, ClusterSummary(self.cluster.name, self.cluster.describe()))
+        latest = self.latest_active_job()
+        self.watchers.notify(latest, lambda w: self.send(w, ClusterChanged(self.cluster.name, latest)))
+
+    def latest_active_job(self) -> str | None:
+        """The newest job of this cluster that is still Accepted or Launched."""
+        from mantis.job_state import ACTIVE_JOB_STATES
+
+        active = [job_id for job_id, actor in self.jobs.items()
+                  if self.job_states.get(job_id, "Accepted") in ACTIVE_JOB_STATES]
+        return max(active, key=lambda j: int(j.rpartition("-")[2])) if active else None
+
+    def receiveMsg_JobSummary(self, msg: JobSummary, sender):
+        self.job_states[msg.job_id] = msg.summary["state"]
+        latest = self.latest_active_job()
+        self.watchers.notify(latest, lambda w: self.send(w, ClusterChanged(self.cluster.name, latest)))
+
+    def receiveMsg_WatchCluster(self, msg: WatchCluster, sender):
+        self.answer(msg, sender, ClusterChanged(self.cluster.name, self.latest_active_job()))
+        self.watchers.renew(msg.reply_to or sender, msg.lease_s)
 
     # -- cluster requests --------------------------------------------------------------
 
@@ -153,6 +176,7 @@ class JobClusterActor(MantisActor):
         log.info("job cluster %s deleted by %s", self.cluster.name, msg.user)
         self.answer(msg, sender, Done({"deleted": self.cluster.name}))
         self.send(self.context.manager, ClusterSummary(self.cluster.name, None))
+        self.watchers.notify(("deleted",), lambda w: self.send(w, ClusterChanged(self.cluster.name, None, True)))
         self.send(self.myAddress, ActorExitRequest())
 
     # -- submits ------------------------------------------------------------------------
@@ -203,6 +227,7 @@ class JobClusterActor(MantisActor):
 
     def receiveMsg_JobFinished(self, msg: JobFinished, sender):
         address = self.jobs.pop(msg.job_id, None)
+        self.job_states.pop(msg.job_id, None)
         if address is not None:
             self.send(address, ActorExitRequest())
         self.cluster.job_ended(msg.job_id)
@@ -226,6 +251,11 @@ class JobClusterActor(MantisActor):
         job = self._archived(msg, sender)
         if job is not None:
             self.answer(msg, sender, Done([w.describe() for w in job.archived_workers]))
+
+    def receiveMsg_WatchJob(self, msg: WatchJob, sender):
+        job = self._archived(msg, sender)
+        if job is not None:
+            self.answer(msg, sender, JobChanged(job.job_id, job.describe(), final=True))
 
     def _ended(self, msg, sender) -> None:
         job = self._archived(msg, sender)

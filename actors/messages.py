@@ -260,6 +260,46 @@ class ResubmitWorker(JobRequest):
             raise ValidationError("workerNumber must be an integer >= 1")
 
 
+@dataclass
+class WatchJob(JobRequest):
+    """Tell the sender about the job's changes for ``lease_s`` seconds (send again to
+    renew).  Answered at once with a JobChanged, then one on every change that a
+    watcher acts on (a state, a worker placed, started, replaced or gone); the last
+    has ``final`` set."""
+
+    job_id: str
+    lease_s: float = 15.0
+    reply_to: Any = None
+
+
+@dataclass
+class JobChanged:
+    """A watched job as ``GetJob`` describes it; ``final``: it has ended, no more follow."""
+
+    job_id: str
+    job: dict
+    final: bool = False
+
+
+@dataclass
+class WatchCluster(ClusterRequest):
+    """Tell the sender which of the cluster's jobs is the latest active one, at once and
+    whenever that changes, for ``lease_s`` seconds (send again to renew)."""
+
+    name: str
+    lease_s: float = 15.0
+    reply_to: Any = None
+
+
+@dataclass
+class ClusterChanged:
+    """A watched cluster's latest active job (None when it has none); ``final``: deleted."""
+
+    name: str
+    latest_job_id: str | None
+    final: bool = False
+
+
 # -- typed replies (each a Done, so a caller that wants the body has it) ----------------
 
 class JobSubmitted(Done):

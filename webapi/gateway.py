@@ -53,6 +53,7 @@ class Gateway:
         self._handles_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=askers if concurrent else 1, thread_name_prefix="actor-ask")
         self._private = concurrent
+        self._watcher = None
         self.shards: list = []
         self._shards_read_at = 0.0
         self._shards_lock = threading.Lock()
@@ -129,7 +130,23 @@ class Gateway:
             return reply.body
         raise ApiError(500, f"unexpected answer {type(reply).__name__}")
 
+    # -- watching -----------------------------------------------------------------------
+
+    def watch(self, message, callback):
+        """Have ``callback(change)`` called on this loop for every change the actors push
+        about ``message`` (a WatchJob or WatchCluster); returns the unsubscribe, or None
+        when this system base cannot push to the API (the caller polls instead)."""
+        if not self._private:
+            return None
+        if self._watcher is None:
+            from webapi.watcher import Watcher
+
+            self._watcher = Watcher(self.master.system, self.master.manager, asyncio.get_running_loop())
+        return self._watcher.subscribe(message, callback)
+
     def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._handles_lock:
             contexts, self._handles = self._handles, []

@@ -9,11 +9,15 @@ Three streams, each one JSON object per ``data:`` line (camelCase, as Mantis nam
 - ``GET /api/v1/lastSubmittedJobIdStream/{clusterName}``: the cluster's latest job that
   is still active (``{"clusterName", "jobId"}``, ``jobId`` null when there is none).
 
-The actors push nothing to the API, so each subscriber has its own loop that asks them
-through the gateway every ``POLL_INTERVAL_S`` and writes an event only when the
-snapshot differs from the last one written; the first snapshot is written at once.  A
-comment line every ``KEEPALIVE_S`` of silence keeps proxies (and clients detecting a
-dead master) from giving up on an idle stream.  The loop ends when the client goes.
+The first snapshot is asked for and written at once.  After that the actors push: the
+stream watches the job or cluster (``Gateway.watch``: a JobChanged or ClusterChanged
+from the actor whenever what the stream shows changes) and writes an event only when
+the snapshot differs from the last one written.  A slow poll (``SAFETY_POLL_S``) backs
+the push up (a watch lost with a restarted shard is renewed within seconds); where
+the actor system cannot push to the API (simpleSystemBase), the stream polls every
+``POLL_INTERVAL_S`` instead.  A comment line every ``KEEPALIVE_S`` of silence keeps
+proxies (and clients detecting a dead master) from giving up on an idle stream.  The
+loop ends when the client goes.
 
 An unknown job or cluster is a JSON 404 before the stream starts.  The job streams end
 after the snapshot showing a terminal job state; every stream that ends on the
@@ -28,75 +32,30 @@ import time
 
 import tornado.iostream
 
-from actors.messages import GetCluster, GetJob, ListJobs
+from actors.messages import GetCluster, GetJob, ListJobs, WatchCluster, WatchJob
 from mantis import codec
-from mantis.ids import parse_job_id
+from mantis.job_views import discovery_snapshot, latest_job_id, status_snapshot  # noqa: F401
 from mantis.job_state import ACTIVE_JOB_STATES
 from webapi.gateway import ApiError
 from webapi.handlers import ApiHandler, _check_job_id, _check_name
 
 log = logging.getLogger("mantis.job_streams")
 
-POLL_INTERVAL_S = 0.5
+POLL_INTERVAL_S = 0.5  # when changes cannot be pushed
+SAFETY_POLL_S = 5.0    # when they are: a slow poll behind the push
 KEEPALIVE_S = 10.0
 TERMINAL_JOB_STATES = frozenset({"Completed", "Failed"})
 
 
-def _worker_port(worker: dict) -> int | None:
-    # The port the worker reports serving on wins over the one it was offered: a worker
-    # whose offered port was taken serves on another and says so in its metrics.
-    port = worker["metrics"].get("port") or (worker["ports"] or [None])[0]
-    return int(port) if port else None
-
-
-def discovery_snapshot(job: dict) -> dict:
-    """Where ``job``'s workers are (``job`` as ``GET /api/v1/jobs/{id}`` shows it).
-
-    ``{"jobId", "state", "stages": {"<n>": [{"workerIndex", "workerNumber", "host",
-    "port", "state"}, ...]}}``: every stage of the job is present (an empty list while
-    it has no worker), its workers ordered by index.  ``host``/``port`` are null until
-    the worker is placed.  Metrics that change with every heartbeat are left out, so
-    equal snapshots mean nothing a consumer connects to has changed.
-    """
-    stages: dict[str, list] = {str(n): [] for n in sorted(int(k) for k in job.get("stageSizes") or {})}
-    for w in job["workers"]:
-        stages.setdefault(str(w["stageNum"]), []).append({
-            "workerIndex": w["workerIndex"], "workerNumber": w["workerNumber"],
-            "host": w["host"] or w["metrics"].get("host"), "port": _worker_port(w), "state": w["state"],
-        })
-    for workers in stages.values():
-        workers.sort(key=lambda w: (w["workerIndex"], w["workerNumber"]))
-    return {"jobId": job["jobId"], "state": job["state"], "stages": stages}
-
-
-def status_snapshot(job: dict) -> dict:
-    """The job's state and each worker's (``job`` as ``GET /api/v1/jobs/{id}`` shows it).
-
-    ``{"jobId", "state", "killReason", "killMessage", "workers": [{"stageNum",
-    "workerIndex", "workerNumber", "state", "reason"}, ...]}``, workers ordered by stage
-    and index.  A terminal job lists no workers (they are archived by then).
-    """
-    workers = [{"stageNum": w["stageNum"], "workerIndex": w["workerIndex"], "workerNumber": w["workerNumber"],
-                "state": w["state"], "reason": w["reason"]} for w in job["workers"]]
-    workers.sort(key=lambda w: (w["stageNum"], w["workerIndex"], w["workerNumber"]))
-    return {"jobId": job["jobId"], "state": job["state"], "killReason": job.get("killReason"),
-            "killMessage": job.get("killMessage"), "workers": workers}
-
-
-def latest_job_id(jobs: list[dict]) -> str | None:
-    """The id with the highest job number among ``jobs`` (summaries with ``jobId``), None if empty."""
-    ids = [j["jobId"] for j in jobs]
-    return max(ids, key=lambda job_id: parse_job_id(job_id)[1]) if ids else None
-
-
-class PollingSseHandler(ApiHandler):
+class ChangeStreamHandler(ApiHandler):
     """Base of the streams: validate, first snapshot (4xx JSON on failure), then events on change.
 
-    A subclass names its stream (``stream``), validates the path argument (``check``)
-    and returns ``(snapshot, final)`` from ``snapshot``; ``final`` True ends the stream
-    after that snapshot is sent.  ``snapshot`` raises ApiError like any handler: a 404
-    once streaming ends the stream (the job or cluster is gone), other errors (a busy
-    master's 503) are tried again at the next poll.
+    A subclass names its stream (``stream``), validates the path argument (``check``),
+    asks for ``(snapshot, final)`` (``snapshot``), names what to watch (``watch``) and
+    turns a pushed change into ``(snapshot, final)`` (``from_change``); ``final`` True
+    ends the stream after that snapshot is sent.  ``snapshot`` raises ApiError like any
+    handler: a 404 once streaming ends the stream (the job or cluster is gone), other
+    errors (a busy master's 503) are tried again at the next poll.
     """
 
     stream = "stream"
@@ -111,21 +70,31 @@ class PollingSseHandler(ApiHandler):
     async def snapshot(self, key: str) -> tuple[dict, bool]:
         raise NotImplementedError
 
+    def watch(self, key: str):
+        raise NotImplementedError
+
+    def from_change(self, key: str, change) -> tuple[dict, bool]:
+        raise NotImplementedError
+
     async def get(self, key):
         key = self.check(key)
         current, final = await self.snapshot(key)
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         log.info("%s subscriber for %s connected from %s", self.stream, key, self.request.remote_ip)
+        pushed: asyncio.Queue = asyncio.Queue()
+        unwatch = None if final else self.gateway.watch(self.watch(key), pushed.put_nowait)
+        poll_s = POLL_INTERVAL_S if unwatch is None else SAFETY_POLL_S
         why = "client disconnected"
         try:
             await self._send(f"data: {codec.dumps(current)}\n\n")
             last = current
             while not final:
-                if await self._client_gone_within(POLL_INTERVAL_S):
+                change = await self._next(pushed, poll_s)
+                if change is _GONE:
                     break
                 try:
-                    current, final = await self.snapshot(key)
+                    current, final = (await self.snapshot(key)) if change is None else self.from_change(key, change)
                 except ApiError as exc:
                     if exc.status == 404:
                         why = exc.message
@@ -145,6 +114,9 @@ class PollingSseHandler(ApiHandler):
         except Exception as exc:  # noqa: BLE001  headers are out: end the stream, an error page is impossible
             why = f"{type(exc).__name__}: {exc}"
             log.warning("%s for %s failed: %s", self.stream, key, why)
+        finally:
+            if unwatch is not None:
+                unwatch()
         log.info("%s subscriber for %s from %s disconnected: %s", self.stream, key, self.request.remote_ip, why)
         if not self.request.connection.stream.closed():
             self.finish()
@@ -154,18 +126,33 @@ class PollingSseHandler(ApiHandler):
         await self.flush()
         self._last_write = time.monotonic()
 
-    async def _client_gone_within(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self._gone.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
+    async def _next(self, pushed: asyncio.Queue, poll_s: float):
+        """The next pushed change; None when it is time to poll (or to keep alive); _GONE
+        when the client went away."""
+        wait = min(poll_s, max(0.05, KEEPALIVE_S - (time.monotonic() - self._last_write)))
+        got = asyncio.ensure_future(pushed.get())
+        gone = asyncio.ensure_future(self._gone.wait())
+        done, _ = await asyncio.wait({got, gone}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        for future in (got, gone):
+            if future not in done:
+                future.cancel()
+        if gone in done:
+            return _GONE
+        if got in done:
+            change = got.result()
+            while not pushed.empty():  # only the latest matters
+                change = pushed.get_nowait()
+            return change
+        return None
 
     def on_connection_close(self):
         self._gone.set()
 
 
-class JobDiscoveryStreamHandler(PollingSseHandler):
+_GONE = object()
+
+
+class JobDiscoveryStreamHandler(ChangeStreamHandler):
     """``GET /api/v1/jobDiscoveryStream/{jobId}``: ``discovery_snapshot`` on every change."""
 
     stream = "jobDiscoveryStream"
@@ -177,8 +164,14 @@ class JobDiscoveryStreamHandler(PollingSseHandler):
         job = await self.gateway.ask(GetJob(key))
         return discovery_snapshot(job), job["state"] in TERMINAL_JOB_STATES
 
+    def watch(self, key):
+        return WatchJob(key)
 
-class JobStatusStreamHandler(PollingSseHandler):
+    def from_change(self, key, change):
+        return discovery_snapshot(change.job), change.job["state"] in TERMINAL_JOB_STATES
+
+
+class JobStatusStreamHandler(ChangeStreamHandler):
     """``GET /api/v1/jobStatusStream/{jobId}``: ``status_snapshot`` on every change."""
 
     stream = "jobStatusStream"
@@ -190,8 +183,14 @@ class JobStatusStreamHandler(PollingSseHandler):
         job = await self.gateway.ask(GetJob(key))
         return status_snapshot(job), job["state"] in TERMINAL_JOB_STATES
 
+    def watch(self, key):
+        return WatchJob(key)
 
-class LastSubmittedJobIdStreamHandler(PollingSseHandler):
+    def from_change(self, key, change):
+        return status_snapshot(change.job), change.job["state"] in TERMINAL_JOB_STATES
+
+
+class LastSubmittedJobIdStreamHandler(ChangeStreamHandler):
     """``GET /api/v1/lastSubmittedJobIdStream/{clusterName}``: the latest active job's id on every change.
 
     Active means Accepted or Launched: a job being killed is no longer the one to
@@ -207,6 +206,14 @@ class LastSubmittedJobIdStreamHandler(PollingSseHandler):
         await self.gateway.ask(GetCluster(key))  # a 404 for a cluster that does not exist
         jobs = await self.gateway.ask(ListJobs(cluster=key, states=sorted(ACTIVE_JOB_STATES)))
         return {"clusterName": key, "jobId": latest_job_id(jobs)}, False
+
+    def watch(self, key):
+        return WatchCluster(key)
+
+    def from_change(self, key, change):
+        if change.final:
+            raise ApiError(404, f"job cluster {key} was deleted")
+        return {"clusterName": key, "jobId": change.latest_job_id}, False
 
 
 class LatestJobDiscoveryInfoHandler(ApiHandler):
