@@ -214,6 +214,12 @@ class LocalCluster:
         self.agent.stop()
         self.master.stop()
 
+    def kill9(self) -> None:
+        """SIGKILL the agent (its workers with it) and the master (every actor): no grace,
+        for when stopping must be quick rather than tidy."""
+        self.agent.kill9()
+        self.master.kill9()
+
     def call(self, method: str, path: str, body=None):
         return api(self.url, method, path, body)
 
@@ -296,6 +302,12 @@ class HaCluster:
         for m in self.masters:
             m.stop()
 
+    def kill9(self) -> None:
+        """SIGKILL the agent (its workers with it) and every master: no grace."""
+        self.agent.kill9()
+        for m in self.masters:
+            m.kill9()
+
 
 class StopOnExit:
     """Whatever way a script ends, stop every service it started and remove its temp dir.
@@ -314,6 +326,10 @@ class StopOnExit:
     of SIGTERM without running any of that, leaving the services orphaned: they run in
     sessions of their own (the master's actors even daemonize), so nothing else stops them.
 
+    After a signal, whoever sent it wants the script gone now: ``add(x, on_signal=x.kill9)``
+    makes that exit call ``x.kill9()`` instead of the graceful ``x.stop()`` (an agent
+    asked to stop while it starts workers can take over ten seconds to give up).
+
     Only the first signal interrupts; later ones are recorded and otherwise ignored, so
     a second Ctrl-C cannot cut the (bounded) stopping short and leave processes behind.
     ``tmp`` is kept when the block ends in an ordinary exception or ``keep_tmp`` is set
@@ -329,14 +345,17 @@ class StopOnExit:
         self._stoppables: list = []
         self._previous: dict = {}
 
-    def add(self, stoppable):
-        """Register something with a ``stop()`` method (Service, LocalCluster, ...); returns it."""
-        self._stoppables.append(stoppable)
+    def add(self, stoppable, on_signal=None):
+        """Register something with a ``stop()`` method (Service, LocalCluster, ...); returns it.
+
+        ``on_signal``, if given, is called instead of ``stop()`` when a signal ended the block.
+        """
+        self._stoppables.append((stoppable.stop, on_signal or stoppable.stop, stoppable))
         return stoppable
 
     def on_exit(self, callback):
         """Register a callable to run at exit, with the services (last registered first)."""
-        self._stoppables.append(callback)
+        self._stoppables.append((callback, callback, callback))
         return callback
 
     def _on_signal(self, signum, frame) -> None:
@@ -358,11 +377,11 @@ class StopOnExit:
         if self.signalled is None:
             self.signalled = 0
         try:
-            for stoppable in reversed(self._stoppables):
+            for stop, on_signal, what in reversed(self._stoppables):
                 try:
-                    stoppable() if callable(stoppable) else stoppable.stop()
+                    (on_signal if self.signalled else stop)()
                 except Exception as error:  # stop the others all the same
-                    print(f"stopping {stoppable!r} failed: {error!r}", file=sys.stderr)
+                    print(f"stopping {what!r} failed: {error!r}", file=sys.stderr)
             failed = exc_type is not None and not issubclass(exc_type, (SystemExit, KeyboardInterrupt))
             if self.tmp is not None and not (self.signalled == 0 and (self.keep_tmp or failed)):
                 shutil.rmtree(self.tmp, ignore_errors=True)

@@ -194,7 +194,9 @@ def start_cluster(args, tmp: Path, guard: StopOnExit) -> LocalCluster:
         config = config_module.load(None, overrides)
     except config_module.ConfigError as error:
         raise BenchFailed(f"config: {error}" + (" (does this master have shards yet?)" if args.shards else ""))
-    cluster = guard.add(LocalCluster(config, tmp, agent_args=agent_args, agents=args.agents or 1))
+    cluster = LocalCluster(config, tmp, agent_args=agent_args, agents=args.agents or 1)
+    # Interrupted, the run is of no use: kill it all at once rather than wait for grace.
+    guard.add(cluster, on_signal=cluster.kill9)
     log(f"starting the master{f' ({args.shards} shards)' if args.shards else ''} and "
         f"{f'{args.agents} simulated agents' if args.agents else 'one local agent'} (logs in {tmp})")
     start_master(cluster, args.timeout)
@@ -234,7 +236,7 @@ def wait(predicate, timeout: float, what: str, cluster: LocalCluster, interval: 
         if value:
             return value
         time.sleep(interval)
-    raise BenchFailed(f"timed out after {timeout:.0f}s waiting for {what}")
+    raise BenchFailed(f"timed out after {timeout:g}s waiting for {what}")
 
 
 # -- load and sampling -----------------------------------------------------------------
@@ -360,7 +362,7 @@ def wait_all_started(cluster: LocalCluster, job_ids: list[str], workers: int, ti
             last_shown = time.time()
             log(f"  {what}: {count}/{len(job_ids)} jobs with all workers Started")
         time.sleep(0.5)
-    raise BenchFailed(f"timed out after {timeout:.0f}s: {what}: {count}/{len(job_ids)} jobs with all workers Started")
+    raise BenchFailed(f"timed out after {timeout:g}s: {what}: {count}/{len(job_ids)} jobs with all workers Started")
 
 
 def worker_numbers(jobs: dict[str, dict]) -> dict[tuple, int]:
@@ -399,7 +401,7 @@ def run(args, tmp: Path, guard: StopOnExit, result: dict) -> None:
         result["jobs_submitted"] = len(job_ids)
         log(f"submitted {len(job_ids)} jobs in {submit_s:.1f}s ({result['submits_per_s']}/s, {retries} retries)")
         if len(job_ids) < args.jobs:
-            raise BenchFailed(f"timed out after {args.timeout:.0f}s submitting: {len(job_ids)}/{args.jobs} accepted")
+            raise BenchFailed(f"timed out after {args.timeout:g}s submitting: {len(job_ids)}/{args.jobs} accepted")
         wait_all_started(cluster, job_ids, args.workers, args.timeout, "starting")
     finally:
         sampler.stopping.set()
@@ -448,7 +450,7 @@ def run(args, tmp: Path, guard: StopOnExit, result: dict) -> None:
     while pending:
         check_alive(cluster)
         if time.time() >= deadline:
-            raise BenchFailed(f"timed out after {args.timeout:.0f}s: {len(pending)} jobs not heard from "
+            raise BenchFailed(f"timed out after {args.timeout:g}s: {len(pending)} jobs not heard from "
                               f"after the restart")
         bodies = get_many(cluster.url, [f"/api/v1/jobs/{j}" for j in pending], args.clients, deadline)
         for body in bodies.values():

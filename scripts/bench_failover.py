@@ -121,7 +121,8 @@ def main() -> int:
             "agent.mem_mb=8192", "master.local_agent=false", "agent.ports=\"24000-24099\"",
             f"leader_election.session_timeout_s={args.session_timeout}",
             "workers.heartbeat_interval_s=1.0", f"workers.heartbeat_timeout_s={HEARTBEAT_TIMEOUT_S}"])
-        ha = guard.add(HaCluster(config, tmp, zookeeper.hosts, masters=2))
+        ha = HaCluster(config, tmp, zookeeper.hosts, masters=2)
+        guard.add(ha, on_signal=ha.kill9)  # interrupted: no need to wait for graceful stops
         print(f"starting ZooKeeper {zookeeper.hosts}, 2 masters and an agent (logs in {tmp})", flush=True)
         ha.start()
         assert ha.call("POST", "/api/v1/jobClusters", JOB)[0] == 201
