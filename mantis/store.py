@@ -7,27 +7,131 @@ the directory fsynced), so a kill -9 at any moment leaves either the old or the 
 record, never a torn one.  Ended jobs move to the archive; nothing is deleted but a
 deleted cluster's record.
 
+Batches: ``write_batch(ops)`` applies a list of operations with the same effect as the
+single-record calls in that order, and returns once all of them are durable::
+
+    ("put_cluster", name, record)          ("delete_cluster", name)
+    ("put_job", cluster, job_id, record)   ("archive_job", cluster, job_id, record)
+
+A failed batch raises ``StoreError`` (never a bare OSError), with ``committed`` = the
+number of its leading ops that are durable all the same (0 with a write-ahead log).
+
+Write-ahead log (``FileStore(root, writer="shard-1")``): one fsync per batch instead of
+two per record.  write_batch first replaces every record file (temp file + rename, no
+fsync: readers see it at once, and a kill -9 cannot lose it), then appends the whole
+batch as one line of JSON to ``wal/<writer>.log`` and fsyncs that file once: that
+fsync is the commit point, after which a power loss cannot lose the batch.  When the
+log grows past ``checkpoint_bytes``, the record files and directories written since
+the last checkpoint are fsynced and the log is emptied.  Opening a store with a
+writer replays that writer's log first (complete lines only: a torn last line was
+never committed), so the record files are whole again after a power loss.
+``FileStore.replay_all(root)`` does it for every log under ``root``; the master calls
+it once at start, before any shard opens the store, so logs of writers that no longer
+exist (fewer shards than last time) are not forgotten.
+
+Rules of the log:
+
+- One writer name is open in one store at a time (an exclusive ``flock`` on its log:
+  a second open fails with StoreError).
+- A record (cluster or job) is written by one writer between two replays (and not
+  also by a store without a writer).  Replay re-applies each log's records in that
+  log's order, and logs are replayed one after the other, so a record that moved from
+  one writer to another while the first log still held it could come back old.
+  Shards own disjoint clusters and jobs; keep it so.
+- All of a batch's temp files are written before the first rename, so a batch that
+  fails there (disk full, a directory that is not one) leaves no trace.  One whose
+  renames or log append fail may leave some of its records visible on disk, like a
+  ZooKeeper write that timed out: their outcome is unknown until they are written
+  again.  Nothing is rolled back.
+- After a failed fsync the store refuses every later write (the kernel may have dropped
+  the pages it could not write, and a later fsync would not say so): close it and open
+  it again, which replays the log.
+
 Layout under ``root``::
 
     clusters/<cluster>.json          one JobCluster record
     jobs/<cluster>/<jobId>.json      one active Job record (with its workers)
     archive/<cluster>/<jobId>.json   one ended Job record
+    wal/<writer>.log                 a writer's batches since its last checkpoint
 """
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import ujson
 
 if TYPE_CHECKING:
     from mantis.zk_store import ZooKeeperStore
 
+log = logging.getLogger(__name__)
+
+# Past this many bytes of log, the next batch checkpoints (fsyncs the record files it
+# has written and empties the log).  Bigger: fewer checkpoints, longer replays.
+WAL_CHECKPOINT_BYTES = 8 * 1024 * 1024
+
+# The number of names (after the op's own name) each operation takes, record included.
+OP_ARITY = {"put_cluster": 2, "delete_cluster": 1, "put_job": 3, "archive_job": 3}
+
 
 class StoreError(Exception):
-    """A record could not be read or written; the message names the file."""
+    """A record could not be read or written; the message names the file.
+
+    A failed ``write_batch`` sets ``committed``: how many of the batch's leading ops
+    are durable all the same (the ZooKeeper store splits a batch over 1 MB into several
+    transactions).  ``GroupCommitStore.flush`` sets ``keys``: the record keys of the
+    ops that failed.
+    """
+
+    committed: int = 0
+    keys: tuple = ()
+
+
+def op_key(op: tuple) -> tuple:
+    """The record an operation writes: ``("cluster", name)`` or ``("job", cluster, job_id)``."""
+    kind = op[0]
+    if kind in ("put_cluster", "delete_cluster"):
+        return ("cluster", op[1])
+    return ("job", op[1], op[2])
+
+
+def check_op(op: Any) -> None:
+    """Raise StoreError unless ``op`` is one of the four operations, fully named."""
+    if not isinstance(op, tuple) or not op or op[0] not in OP_ARITY:
+        raise StoreError(f"unknown store operation {op!r:.80} (known: {', '.join(OP_ARITY)})")
+    if len(op) != 1 + OP_ARITY[op[0]]:
+        raise StoreError(f"{op[0]} takes {OP_ARITY[op[0]]} arguments, got {len(op) - 1}")
+    has_record = op[0] != "delete_cluster"
+    for name in op[1:len(op) - 1] if has_record else op[1:]:
+        check_name(name)
+    if has_record and not isinstance(op[-1], dict):
+        raise StoreError(f"{op[0]} {op_key(op)[1:]}: the record must be a dict, "
+                         f"not {type(op[-1]).__name__}")
+
+
+def check_name(name: Any) -> None:
+    """Raise StoreError unless ``name`` can name one record file or znode."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise StoreError(f"{name!r} cannot name a record (empty, '.', '..', '/' or NUL)")
+
+
+def job_order(job_id: str) -> tuple[int, str]:
+    """Sort key of job ids: by the number after the last '-' (none: 0), then by name."""
+    tail = job_id.rpartition("-")[2]
+    return (int(tail) if tail.isdigit() else 0, job_id)
+
+
+def encode(record: Any, what: str) -> str:
+    """``record`` as compact JSON text, or StoreError naming ``what`` was being written."""
+    try:
+        return ujson.dumps(record, ensure_ascii=False, escape_forward_slashes=False)
+    except (TypeError, OverflowError, ValueError) as exc:
+        raise StoreError(f"write {what}: record is not JSON: {exc}") from None
 
 
 def write_atomically(path: Path, data: Any) -> None:
@@ -62,24 +166,88 @@ def _read(path: Path) -> Any:
         raise StoreError(f"cannot read {path}: {exc}") from None
 
 
-class FileStore:
-    """Clusters and jobs as one JSON file each under a root directory."""
+def _oneline(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")
 
-    def __init__(self, root: str | os.PathLike):
+
+class FileStore:
+    """Clusters and jobs as one JSON file each under a root directory.
+
+    ``writer``: this process's name for its write-ahead log (see the module doc); None
+    (the default) fsyncs every record as it is written.  ``checkpoint_bytes``: the log
+    size past which a batch checkpoints.  With a writer, the single-record calls are
+    batches of one (so they keep their place in the log), and ``close()`` releases the
+    log for another process.
+    """
+
+    def __init__(self, root: str | os.PathLike, writer: str | None = None,
+                 checkpoint_bytes: int = WAL_CHECKPOINT_BYTES):
         self.root = Path(root)
+        self.writer = writer
+        self.checkpoint_bytes = checkpoint_bytes
+        self.replayed = 0  # batches replayed from the log when this store was opened
+        self._wal_fd: int | None = None
+        self._wal_size = 0
+        self._lock = threading.Lock()  # one batch (and checkpoint) at a time
+        self._dirty_files: set[Path] = set()  # written since the last checkpoint, unsynced
+        self._dirty_dirs: set[Path] = set()
+        self._broken: str | None = None  # why writes are refused (a failed fsync)
         for sub in ("clusters", "jobs", "archive"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        if writer is not None:
+            self._open_wal(writer)
 
     def describe(self) -> dict:
         """Which store this is and where, for masterInfo."""
-        return {"type": "file", "root": str(self.root)}
+        if self.writer is None:
+            return {"type": "file", "root": str(self.root)}
+        return {"type": "file", "root": str(self.root), "writer": self.writer}
+
+    def close(self) -> None:
+        """Release this writer's log (a no-op without a writer).  Committed batches stay."""
+        with self._lock:
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)  # also drops the flock
+                self._wal_fd = None
+
+    def __enter__(self) -> "FileStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @classmethod
+    def replay_all(cls, root: str | os.PathLike) -> int:
+        """Replay and empty every writer's log under ``root``; the number of batches replayed.
+
+        Call it before any writer opens the store (a log still open elsewhere makes it
+        raise StoreError).  Emptied logs are removed: writers that still exist create
+        theirs again when they open.
+        """
+        total = 0
+        for path in sorted((Path(root) / "wal").glob("*.log")):
+            store = cls(root, writer=path.stem)
+            try:
+                total += store.replayed
+                path.unlink()  # still under our flock, and empty: nothing is lost
+            except OSError as exc:
+                raise StoreError(f"remove {path}: {_oneline(exc)}") from None
+            finally:
+                store.close()
+        return total
 
     # -- clusters ------------------------------------------------------------------
 
     def put_cluster(self, name: str, record: dict) -> None:
+        """Replace the cluster record ``name``; returns once it is durable."""
+        if self.writer is not None:
+            return self.write_batch([("put_cluster", name, record)])
         write_atomically(self.root / "clusters" / f"{name}.json", record)
 
     def delete_cluster(self, name: str) -> None:
+        """Delete the cluster record ``name`` if there is one (its jobs stay)."""
+        if self.writer is not None:
+            return self.write_batch([("delete_cluster", name)])
         path = self.root / "clusters" / f"{name}.json"
         if path.exists():
             path.unlink()
@@ -87,19 +255,33 @@ class FileStore:
 
     def clusters(self) -> list[dict]:
         """Every stored cluster record, ordered by name."""
-        return [_read(p) for p in sorted((self.root / "clusters").glob("*.json"))]
+        return [record for _, record in self.named_clusters()]
+
+    def named_clusters(self) -> list[tuple[str, dict]]:
+        """``(name, record)`` of every stored cluster, ordered by name."""
+        paths = sorted((self.root / "clusters").glob("*.json"))
+        return [(p.stem, _read(p)) for p in paths]
 
     # -- jobs ----------------------------------------------------------------------
 
     def put_job(self, cluster: str, job_id: str, record: dict) -> None:
+        """Replace the active job record ``job_id`` of ``cluster``; returns once it is durable."""
+        if self.writer is not None:
+            return self.write_batch([("put_job", cluster, job_id, record)])
         write_atomically(self.root / "jobs" / cluster / f"{job_id}.json", record)
 
     def jobs(self, cluster: str) -> list[dict]:
         """The active job records of ``cluster``, in job-number order."""
-        return [_read(p) for p in _by_job_number((self.root / "jobs" / cluster).glob("*.json"))]
+        return [record for _, record in self.named_jobs(cluster)]
+
+    def named_jobs(self, cluster: str) -> list[tuple[str, dict]]:
+        """``(job_id, record)`` of the active jobs of ``cluster``, in job-number order."""
+        return _named_jobs(self.root / "jobs" / cluster)
 
     def archive_job(self, cluster: str, job_id: str, record: dict) -> None:
         """Write the ended job to the archive, then drop its active record."""
+        if self.writer is not None:
+            return self.write_batch([("archive_job", cluster, job_id, record)])
         write_atomically(self.root / "archive" / cluster / f"{job_id}.json", record)
         active = self.root / "jobs" / cluster / f"{job_id}.json"
         if active.exists():
@@ -108,25 +290,295 @@ class FileStore:
 
     def archived_jobs(self, cluster: str) -> list[dict]:
         """The ended job records of ``cluster``, in job-number order."""
-        return [_read(p) for p in _by_job_number((self.root / "archive" / cluster).glob("*.json"))]
+        return [record for _, record in self.named_archived_jobs(cluster)]
+
+    def named_archived_jobs(self, cluster: str) -> list[tuple[str, dict]]:
+        """``(job_id, record)`` of the ended jobs of ``cluster``, in job-number order."""
+        return _named_jobs(self.root / "archive" / cluster)
 
     def archived_job(self, cluster: str, job_id: str) -> dict | None:
+        """The ended job record ``job_id`` of ``cluster``, or None."""
         path = self.root / "archive" / cluster / f"{job_id}.json"
         return _read(path) if path.exists() else None
 
+    # -- batches ---------------------------------------------------------------------
 
-def _by_job_number(paths) -> list[Path]:
-    def number(p: Path) -> int:
-        tail = p.stem.rpartition("-")[2]
-        return int(tail) if tail.isdigit() else 0
-    return sorted(paths, key=number)
+    def write_batch(self, ops: Iterable[tuple]) -> None:
+        """Apply ``ops`` (see the module doc) in order; returns once all are durable.
+
+        With a writer: one fsync of the log (plus, now and then, a checkpoint).  Without:
+        each record fsynced as the single-record calls do.  Every op is checked and
+        every record encoded before anything is written, so a malformed batch changes
+        nothing.  Raises StoreError if the batch did not commit, with ``committed``: 0
+        with a writer, else the number of ops written before the one that failed.
+        """
+        ops = list(ops)
+        encoded = []
+        for op in ops:
+            check_op(op)
+            text = None if op[0] == "delete_cluster" else encode(op[-1], f"{op[0]} {op_key(op)[1:]}")
+            encoded.append((op, text))
+        if not ops:
+            return
+        if self.writer is None:
+            self._write_each(ops)
+            return
+        with self._lock:
+            if self._broken is not None:
+                raise StoreError(f"store {self.root} (writer {self.writer}) refuses writes: "
+                                 f"{self._broken}; close and reopen it to replay its log")
+            if self._wal_fd is None:
+                raise StoreError(f"store {self.root} (writer {self.writer}) is closed")
+            self._apply(encoded)
+            self._append(_wal_line(encoded))
+            if self._wal_size >= self.checkpoint_bytes:
+                try:
+                    self._checkpoint()
+                except StoreError as exc:
+                    # The batch is committed (in the log) whatever happens here; the
+                    # store now refuses writes until reopened, which replays the log.
+                    log.error("checkpoint failed after a committed batch: %s", exc)
+
+    def checkpoint(self) -> None:
+        """Make every record written so far durable on its own and empty the log."""
+        if self.writer is None:
+            return
+        with self._lock:
+            if self._wal_fd is None:
+                raise StoreError(f"store {self.root} (writer {self.writer}) is closed")
+            self._checkpoint()
+
+    def _write_each(self, ops: list[tuple]) -> None:
+        # The unlogged path: each op exactly as its single-record call, errors as StoreError.
+        for done, op in enumerate(ops):
+            try:
+                getattr(self, op[0])(*op[1:])
+            except OSError as exc:
+                error = StoreError(f"{op[0]} {op_key(op)[1:]}: {_oneline(exc)}")
+                error.committed = done  # each op before it was fsynced on its own
+                raise error from None
+
+    # -- the log ---------------------------------------------------------------------
+
+    def _open_wal(self, writer: str) -> None:
+        check_name(writer)
+        path = self.root / "wal" / f"{writer}.log"
+        try:
+            path.parent.mkdir(exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise StoreError(f"open {path}: {_oneline(exc)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(f"{path} is already open (one open store per writer name)") from None
+        self._wal_fd, self._wal_path = fd, path
+        try:
+            self.replayed = self._replay()
+            # The directories and the log itself may be new: make their names durable too.
+            self._dirty_dirs.update({self.root, path.parent, *(self.root / s for s in
+                                                              ("clusters", "jobs", "archive"))})
+            self._checkpoint()
+        except BaseException:
+            os.close(fd)
+            self._wal_fd = None
+            raise
+
+    def _replay(self) -> int:
+        """Re-apply every committed batch of the log (no fsync: the checkpoint follows)."""
+        try:
+            data = self._wal_path.read_bytes()
+        except OSError as exc:
+            raise StoreError(f"read {self._wal_path}: {_oneline(exc)}") from None
+        batches = 0
+        for ops in committed_batches(data):
+            self._apply([(op, None if op[0] == "delete_cluster" else encode(op[-1], str(self._wal_path)))
+                         for op in ops])
+            batches += 1
+        if batches:
+            log.info("replayed %d batches from %s", batches, self._wal_path)
+        return batches
+
+    def _append(self, line: bytes) -> None:
+        """Append one batch to the log and fsync it: the commit point."""
+        fd, start = self._wal_fd, self._wal_size
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError as exc:
+            # Not committed (disk full, file too big...): cut the log back so that no
+            # later fsync makes this part of a line durable.
+            try:
+                os.ftruncate(fd, start)
+            except OSError as cut:
+                self._broken = f"could not cut {self._wal_path} back after a failed append: {_oneline(cut)}"
+            raise StoreError(f"commit to {self._wal_path}: {_oneline(exc)}") from None
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            # The kernel may have dropped pages it could not write, and a later fsync
+            # would not say so: trust nothing unsynced, refuse writes until reopened.
+            self._broken = f"fsync of {self._wal_path} failed: {_oneline(exc)}"
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            raise StoreError(f"commit to {self._wal_path}: {_oneline(exc)}") from None
+        self._wal_size = start + len(line)
+
+    def _checkpoint(self) -> None:
+        """fsync what was written since the last checkpoint, then empty the log."""
+        try:
+            for path in sorted(self._dirty_files):
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue  # archived or deleted since: its directory's fsync covers it
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            for directory in sorted(self._dirty_dirs, key=lambda d: len(d.parts), reverse=True):
+                _fsync_dir(directory)
+            os.ftruncate(self._wal_fd, 0)
+            os.fsync(self._wal_fd)
+        except OSError as exc:
+            self._broken = f"checkpoint failed: {_oneline(exc)}"
+            raise StoreError(f"checkpoint of {self._wal_path}: {_oneline(exc)}") from None
+        self._wal_size = 0
+        self._dirty_files.clear()
+        self._dirty_dirs.clear()
+
+    # -- applying records (no fsync: the log makes them durable) -------------------
+
+    def _apply(self, encoded: list[tuple[tuple, str | None]]) -> None:
+        """Write the batch's record files: all temp files first, then the renames.
+
+        Most failures (disk full, a directory that is not one) happen while the temp
+        files are written: then they are removed and no reader sees any of the batch.
+        """
+        actions: list[tuple[str, Path, Path | None]] = []  # (what, path, temp file)
+        try:
+            for op, text in encoded:
+                for what, path in self._targets(op):
+                    actions.append((what, path, self._write_temp(path, text) if what == "replace" else None))
+        except BaseException:
+            for _, _, tmp in actions:
+                if tmp is not None and os.path.exists(tmp):
+                    os.unlink(tmp)
+            raise
+        for i, (what, path, tmp) in enumerate(actions):
+            try:
+                if what == "replace":
+                    os.replace(tmp, path)
+                    self._dirty_files.add(path)
+                    self._dirty_dirs.add(path.parent)
+                else:
+                    self._unlink(path)
+            except OSError as exc:
+                for _, _, later in actions[i:]:
+                    if later is not None and os.path.exists(later):
+                        os.unlink(later)
+                raise StoreError(f"write {path}: {_oneline(exc)}") from None
+
+    def _targets(self, op: tuple) -> list[tuple[str, Path]]:
+        """What an op does to the files: ``("replace", path)`` and ``("unlink", path)``, in order."""
+        kind = op[0]
+        if kind == "put_cluster":
+            return [("replace", self.root / "clusters" / f"{op[1]}.json")]
+        if kind == "delete_cluster":
+            return [("unlink", self.root / "clusters" / f"{op[1]}.json")]
+        if kind == "put_job":
+            return [("replace", self.root / "jobs" / op[1] / f"{op[2]}.json")]
+        # archive_job: the archive record first, so that the job is never in neither place
+        return [("replace", self.root / "archive" / op[1] / f"{op[2]}.json"),
+                ("unlink", self.root / "jobs" / op[1] / f"{op[2]}.json")]
+
+    def _write_temp(self, path: Path, text: str) -> Path:
+        """A temp file beside ``path`` holding ``text`` (unsynced), to be renamed over it."""
+        parent = path.parent
+        tmp = None
+        try:
+            if not parent.is_dir():
+                parent.mkdir(parents=True, exist_ok=True)
+                self._dirty_ancestors(parent)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+            raise StoreError(f"write {path}: {_oneline(exc)}") from None
+        return Path(tmp)
+
+    def _unlink(self, path: Path) -> None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        self._dirty_dirs.add(path.parent)
+
+    def _dirty_ancestors(self, created: Path) -> None:
+        # A new directory's name lives in its parent, and so on up to the root.
+        directory = created.parent
+        while True:
+            self._dirty_dirs.add(directory)
+            if directory == self.root or directory == directory.parent:
+                return
+            directory = directory.parent
 
 
-def open_store(config: dict) -> FileStore | ZooKeeperStore:
-    """The store a master config names (``store.type``: file, the default, or zookeeper)."""
+def _wal_line(encoded: list[tuple[tuple, str | None]]) -> bytes:
+    """One batch as one line of JSON: ``{"ops": [[name, args..., record], ...]}``.
+
+    Records are spliced in as the text already written to their files, so each is
+    encoded once.  ujson escapes newlines inside strings: the line has none.
+    """
+    parts = []
+    for op, text in encoded:
+        names = ",".join(ujson.dumps(name, ensure_ascii=False, escape_forward_slashes=False)
+                         for name in (op if text is None else op[:-1]))
+        parts.append(f"[{names}]" if text is None else f"[{names},{text}]")
+    return ('{"ops":[' + ",".join(parts) + "]}\n").encode("utf-8")
+
+
+def committed_batches(data: bytes) -> list[list[tuple]]:
+    """The batches of a log's bytes that were committed, in order.
+
+    A batch is committed once its whole line, newline included, was fsynced; each
+    commit fsyncs every line before it, so the first line that is torn (no newline)
+    or unreadable ends the committed part, and nothing after it counts.
+    """
+    batches = []
+    for line in data.split(b"\n")[:-1]:  # the part after the last newline is torn
+        try:
+            ops = ujson.loads(line)["ops"]
+            batch = [tuple(op) for op in ops]
+            for op in batch:
+                check_op(op)
+        except (ValueError, KeyError, TypeError, StoreError):
+            log.warning("write-ahead log: an unreadable line ends the committed batches")
+            break
+        batches.append(batch)
+    return batches
+
+
+def _named_jobs(directory: Path) -> list[tuple[str, dict]]:
+    paths = sorted(directory.glob("*.json"), key=lambda p: job_order(p.stem))
+    return [(p.stem, _read(p)) for p in paths]
+
+
+def open_store(config: dict, writer: str | None = None) -> FileStore | ZooKeeperStore:
+    """The store a master config names (``store.type``: file, the default, or zookeeper).
+
+    ``writer`` names the file store's write-ahead log (one per process that batches,
+    e.g. a shard); the ZooKeeper store needs none and ignores it.
+    """
     kind = config.get("type", "file")
     if kind == "file":
-        return FileStore(config.get("path", "./mantis-data"))
+        return FileStore(config.get("path", "./mantis-data"), writer=writer)
     if kind == "zookeeper":
         # Imported here: zk_store builds on this module, and the file store needs no kazoo.
         from mantis.zk_store import open_zookeeper_store

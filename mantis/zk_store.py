@@ -26,10 +26,17 @@ without a lease writes unconditionally (tools, tests, a single master).
 A record is limited to ``max_record_bytes`` of JSON (default 1,000,000): ZooKeeper
 refuses requests over its ``jute.maxbuffer`` (1 MiB by default) by dropping the
 connection, so the store refuses bigger records itself, with a StoreError that says so.
+
+Batches: ``write_batch(ops)`` (the operations of ``mantis/store.py``) writes every op
+in ONE transaction, fenced like the single writes: all of it or none of it.  Only a
+batch whose records add up to more than ``max_batch_bytes`` (default 1,000,000, under
+the same 1 MiB request limit) is split, in order, into several transactions, each of
+them whole; if one fails, the StoreError's ``committed`` says how many leading ops the
+transactions before it made durable.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import ujson
 from kazoo.client import KazooClient
@@ -38,9 +45,13 @@ from kazoo.exceptions import (BadVersionError, KazooException, NodeExistsError, 
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
-from mantis.store import StoreError
+from mantis.store import StoreError, check_op, job_order
 
 MAX_RECORD_BYTES = 1_000_000
+# The records (and paths) one batch transaction may carry before the batch is split.
+MAX_BATCH_BYTES = 1_000_000
+# What each op adds to a transaction besides its record and paths (headers, stat...).
+_OP_OVERHEAD_BYTES = 64
 
 # A put or archive finds the record's current existence, then writes in a transaction
 # that assumes it; only a concurrent writer (which a lease excludes) makes it retry.
@@ -64,12 +75,15 @@ class ZooKeeperStore:
     call waits for ZooKeeper's answer; a call that gets none raises StoreError (the
     write may still have happened: read back before relying on either outcome).
     ``lease``: see the module doc; ``use_lease`` changes it, e.g. on a new term.
+    ``max_record_bytes`` and ``max_batch_bytes``: see the module doc.
     """
 
     def __init__(self, hosts: str, root: str = "/mantis", timeout: float = 10.0,
-                 lease: Any = None, max_record_bytes: int = MAX_RECORD_BYTES):
+                 lease: Any = None, max_record_bytes: int = MAX_RECORD_BYTES,
+                 max_batch_bytes: int = MAX_BATCH_BYTES):
         self.hosts, self.root, self.timeout = hosts, "/" + root.strip("/"), timeout
         self.max_record_bytes = max_record_bytes
+        self.max_batch_bytes = max_batch_bytes
         self.lease = lease
         self._client = KazooClient(hosts, timeout=timeout,
                                    connection_retry=KazooRetry(max_tries=-1, max_delay=1.0))
@@ -121,6 +135,10 @@ class ZooKeeperStore:
 
     def clusters(self) -> list[dict]:
         """Every stored cluster record, ordered by name."""
+        return [record for _, record in self.named_clusters()]
+
+    def named_clusters(self) -> list[tuple[str, dict]]:
+        """``(name, record)`` of every stored cluster, ordered by name."""
         return self._read_children(f"{self.root}/clusters", key=lambda name: name)
 
     # -- jobs ----------------------------------------------------------------------
@@ -131,7 +149,11 @@ class ZooKeeperStore:
 
     def jobs(self, cluster: str) -> list[dict]:
         """The active job records of ``cluster``, in job-number order."""
-        return self._read_children(self._path("jobs", cluster), key=_job_number_order)
+        return [record for _, record in self.named_jobs(cluster)]
+
+    def named_jobs(self, cluster: str) -> list[tuple[str, dict]]:
+        """``(job_id, record)`` of the active jobs of ``cluster``, in job-number order."""
+        return self._read_children(self._path("jobs", cluster), key=job_order)
 
     def archive_job(self, cluster: str, job_id: str, record: dict) -> None:
         """Write the ended job to the archive and drop its active record, atomically."""
@@ -153,13 +175,101 @@ class ZooKeeperStore:
 
     def archived_jobs(self, cluster: str) -> list[dict]:
         """The ended job records of ``cluster``, in job-number order."""
-        return self._read_children(self._path("archive", cluster), key=_job_number_order)
+        return [record for _, record in self.named_archived_jobs(cluster)]
+
+    def named_archived_jobs(self, cluster: str) -> list[tuple[str, dict]]:
+        """``(job_id, record)`` of the ended jobs of ``cluster``, in job-number order."""
+        return self._read_children(self._path("archive", cluster), key=job_order)
 
     def archived_job(self, cluster: str, job_id: str) -> dict | None:
         """The ended job record ``job_id`` of ``cluster``, or None."""
         path = self._path("archive", cluster, job_id)
         data = self._wait(self._client.get_async(path), f"read {path}", missing=None)
         return None if data is None else self._decode(path, data[0])
+
+    # -- batches ---------------------------------------------------------------------
+
+    def write_batch(self, ops: Iterable[tuple]) -> None:
+        """Apply ``ops`` in order in one fenced transaction; returns once ZooKeeper has it.
+
+        Same effect as the single-record calls in that order.  Every op is checked and
+        every record encoded before anything is sent.  A batch over ``max_batch_bytes``
+        is split into several transactions (ZooKeeper refuses a request over its ~1 MB
+        ``jute.maxbuffer``); an op's znodes (an archive's create and delete) always
+        share one.  Raises StoreError (NotLeaderError once the lease is lost) with
+        ``committed`` = the number of leading ops that earlier transactions wrote.
+        """
+        prepared = [self._prepare(op) for op in ops]
+        if not prepared:
+            return
+        what = f"write batch of {len(prepared)} ops ({prepared[0][1]}...)"
+        self._check_lease_locally(what)
+        # Parents are structure, not records: creating an empty one needs no lease.
+        parents = {path.rsplit("/", 1)[0] for _, path, _, _ in prepared}
+        pending = [(p, self._client.ensure_path_async(p)) for p in sorted(parents)]
+        for parent, result in pending:
+            self._wait(result, f"create {parent}")
+        committed = 0
+        try:
+            for start, end in self._chunks(prepared):
+                self._commit_chunk(prepared[start:end], what)
+                committed = end
+        except StoreError as exc:
+            exc.committed = committed
+            raise
+
+    def _prepare(self, op: tuple) -> tuple[str, str, bytes | None, str | None]:
+        """``(kind, path, data, active)``: what an op writes, checked and encoded."""
+        check_op(op)
+        kind = op[0]
+        if kind == "put_cluster":
+            path = self._path("clusters", op[1])
+            return ("put", path, self._encode(path, op[2]), None)
+        if kind == "delete_cluster":
+            return ("delete", self._path("clusters", op[1]), None, None)
+        if kind == "put_job":
+            path = self._path("jobs", op[1], op[2])
+            return ("put", path, self._encode(path, op[3]), None)
+        path = self._path("archive", op[1], op[2])
+        return ("archive", path, self._encode(path, op[3]), self._path("jobs", op[1], op[2]))
+
+    def _chunks(self, prepared: list[tuple]) -> Iterable[tuple[int, int]]:
+        """``(start, end)`` slices of ``prepared`` that each fit in one request."""
+        start, size = 0, 0
+        for i, (_, path, data, active) in enumerate(prepared):
+            cost = len(data or b"") + len(path) + len(active or "") + _OP_OVERHEAD_BYTES
+            if i > start and size + cost > self.max_batch_bytes:
+                yield start, i
+                start, size = i, 0
+            size += cost
+        yield start, len(prepared)
+
+    def _commit_chunk(self, chunk: list[tuple], what: str) -> None:
+        for attempt in range(_ATTEMPTS):
+            # Ask whether every znode exists before waiting for any: one round trip.
+            paths = {p for _, path, _, active in chunk for p in (path, active) if p}
+            asked = [(p, self._client.exists_async(p)) for p in sorted(paths)]
+            exists = {p: self._wait(r, f"read {p}") is not None for p, r in asked}
+            transaction, changes = self._transaction(), 0
+            for kind, path, data, active in chunk:
+                # Existence as it will be at this point of the transaction: an op may
+                # follow another on the same znode (a job put, then archived).
+                if kind in ("put", "archive"):
+                    (transaction.set_data if exists[path] else transaction.create)(path, data)
+                    exists[path], changes = True, changes + 1
+                if kind == "delete" and exists[path]:
+                    transaction.delete(path)
+                    exists[path], changes = False, changes + 1
+                if kind == "archive" and exists[active]:
+                    transaction.delete(active)
+                    exists[active], changes = False, changes + 1
+            if changes == 0:
+                return  # only deletes of records that are not there: nothing to write
+            try:
+                return self._commit(transaction, what)
+            except _Raced:
+                continue
+        raise StoreError(f"{what}: changed by another writer {_ATTEMPTS} times in a row")
 
     # -- writing ---------------------------------------------------------------------
 
@@ -230,16 +340,16 @@ class ZooKeeperStore:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _read_children(self, parent: str, key: Callable[[str], Any]) -> list[dict]:
+    def _read_children(self, parent: str, key: Callable[[str], Any]) -> list[tuple[str, dict]]:
         names = self._wait(self._client.get_children_async(parent), f"list {parent}", missing=[])
         # Ask for every record before waiting for any: one round trip, not one per record.
-        pending = [(f"{parent}/{n}", self._client.get_async(f"{parent}/{n}"))
+        pending = [(n, f"{parent}/{n}", self._client.get_async(f"{parent}/{n}"))
                    for n in sorted(names, key=key)]
         records = []
-        for path, result in pending:
+        for name, path, result in pending:
             data = self._wait(result, f"read {path}", missing=None)
             if data is not None:  # archived or deleted since the listing
-                records.append(self._decode(path, data[0]))
+                records.append((name, self._decode(path, data[0])))
         return records
 
     def _decode(self, path: str, data: bytes) -> Any:
@@ -291,12 +401,6 @@ class _FencingToken:
 
     def __init__(self, node_path: str, node_version: int):
         self.node_path, self.node_version = node_path, node_version
-
-
-def _job_number_order(name: str) -> tuple[int, str]:
-    # As FileStore: by the number after the last '-', names without one first.
-    tail = name.rpartition("-")[2]
-    return (int(tail) if tail.isdigit() else 0, name)
 
 
 def _describe(exc: BaseException) -> str:

@@ -2,8 +2,11 @@
 import pytest
 from kazoo.client import KazooClient
 
+from mantis.group_commit import GroupCommitStore
+from mantis.leader_election import LeaderElection
 from mantis.store import FileStore, StoreError, open_store
-from mantis.zk_store import ZooKeeperStore
+from mantis.zk_store import NotLeaderError, ZooKeeperStore
+from tests.support import wait_for
 
 
 @pytest.fixture
@@ -22,11 +25,17 @@ def kazoo(zookeeper):
     client.close()
 
 
-@pytest.fixture(params=["file", "zookeeper"])
+@pytest.fixture(params=["file", "file-wal", "zookeeper"])
 def any_store(request, tmp_path, zk_path):
-    """Each store, opened the way a master opens it: through open_store(config)."""
-    if request.param == "file":
-        yield open_store({"type": "file", "path": str(tmp_path / "store")})
+    """Each store, opened the way a master opens it: through open_store(config).
+
+    "file-wal" is the file store as a shard opens it, with a write-ahead log.
+    """
+    if request.param.startswith("file"):
+        store = open_store({"type": "file", "path": str(tmp_path / "store")},
+                           writer="shard-1" if request.param == "file-wal" else None)
+        yield store
+        store.close()
         return
     zookeeper = request.getfixturevalue("zookeeper")
     store = open_store({"type": "zookeeper", "hosts": zookeeper.hosts, "root": zk_path, "timeout_s": 5})
@@ -126,3 +135,125 @@ def test_the_file_store_stays_the_default(tmp_path, monkeypatch):
     assert isinstance(open_store({}), FileStore)
     with pytest.raises(StoreError, match="known: file, zookeeper"):
         open_store({"type": "etcd"})
+
+
+# -- batches -------------------------------------------------------------------------
+
+def test_a_batch_has_the_same_effect_as_the_single_calls_in_order(any_store):
+    record = {"text": "naïve / ünïcode", "nested": {"list": [1, "two"]}}
+    any_store.put_job("beta", "beta-3", {"jobId": "beta-3", "state": "Launched"})
+    any_store.write_batch([
+        ("put_cluster", "gamma", {"name": "gamma"}),
+        ("put_cluster", "alpha", {"name": "alpha", "old": "field"}),
+        ("put_cluster", "beta", record),
+        ("put_cluster", "alpha", {"name": "alpha"}),  # the same record twice in one batch
+        ("delete_cluster", "gamma"),
+        ("delete_cluster", "never-there"),
+        ("put_job", "beta", "beta-2", {"jobId": "beta-2", "state": "Accepted"}),
+        ("put_job", "beta", "beta-2", {"jobId": "beta-2", "state": "Launched"}),
+        ("put_job", "beta", "beta-10", {"jobId": "beta-10", "state": "Launched"}),
+        ("archive_job", "beta", "beta-10", {"jobId": "beta-10", "state": "Completed"}),  # put, then archived
+        ("archive_job", "beta", "beta-3", {"jobId": "beta-3", "state": "Failed"}),  # stored before
+        ("archive_job", "beta", "beta-7", {"jobId": "beta-7", "state": "Failed"}),  # never active
+        ("archive_job", "beta", "beta-7", {"jobId": "beta-7", "state": "Failed", "again": 1}),
+        ("put_job", "beta", "beta-1", {"jobId": "beta-1", "state": "Launched"}),
+    ])
+    assert any_store.clusters() == [{"name": "alpha"}, record]
+    assert any_store.jobs("beta") == [{"jobId": "beta-1", "state": "Launched"},
+                                      {"jobId": "beta-2", "state": "Launched"}]
+    assert [j["jobId"] for j in any_store.archived_jobs("beta")] == ["beta-3", "beta-7", "beta-10"]
+    assert any_store.archived_job("beta", "beta-7") == {"jobId": "beta-7", "state": "Failed", "again": 1}
+    any_store.write_batch([])  # nothing to do
+    any_store.write_batch([("delete_cluster", "never-there")])
+    with pytest.raises(StoreError, match="cannot name a record"):
+        any_store.write_batch([("put_cluster", "ok", {}), ("put_cluster", "a/b", {})])
+    assert any_store.clusters() == [{"name": "alpha"}, record]  # checked before writing any
+
+
+def test_a_batch_is_one_transaction(zk_store, kazoo, zk_path):
+    zk_store.put_job("c", "c-1", {"v": 1})
+    zk_store.put_job("c", "c-2", {"v": 1})
+    zk_store.write_batch([("put_cluster", "c", {"v": 2}), ("put_job", "c", "c-1", {"v": 2}),
+                          ("put_job", "c", "c-3", {"v": 2}),
+                          ("archive_job", "c", "c-2", {"v": 2})])
+    stats = [kazoo.exists(f"{zk_path}/{p}") for p in ("clusters/c", "jobs/c/c-3", "archive/c/c-2")]
+    changed = kazoo.exists(f"{zk_path}/jobs/c/c-1")
+    # One transaction, one zxid: every creation, change and removal carries the same one.
+    zxids = {s.czxid for s in stats} | {changed.mzxid, kazoo.exists(f"{zk_path}/jobs/c").pzxid}
+    assert len(zxids) == 1
+    assert kazoo.exists(f"{zk_path}/jobs/c/c-2") is None
+
+
+@pytest.fixture
+def ephemeral_cluster(zk_store, zk_path):
+    """A cluster "e" whose archive znode is ephemeral, so nothing can be archived under it."""
+    client = KazooClient(zk_store.hosts)
+    client.start(timeout=5)
+    client.ensure_path(f"{zk_path}/archive")
+    client.create(f"{zk_path}/archive/e", b"", ephemeral=True)
+    yield "e"
+    client.stop()
+    client.close()
+
+
+def test_a_batch_that_fails_writes_none_of_its_ops(zk_store, ephemeral_cluster):
+    zk_store.put_job("e", "e-1", {"v": 1})
+    with pytest.raises(StoreError, match="NoChildrenForEphemerals") as failed:
+        zk_store.write_batch([("put_cluster", "e", {"v": 2}), ("put_job", "e", "e-1", {"v": 2}),
+                              ("archive_job", "e", "e-1", {"v": 2})])
+    assert failed.value.committed == 0
+    assert zk_store.clusters() == [] and zk_store.jobs("e") == [{"v": 1}]
+
+
+def test_a_batch_over_the_request_limit_is_split_and_says_what_it_committed(zk_store, kazoo, zk_path,
+                                                                            ephemeral_cluster):
+    pad = "x" * 400_000
+    zk_store.write_batch([("put_job", "c", f"c-{n}", {"n": n, "pad": pad}) for n in range(5)])
+    zxids = {kazoo.exists(f"{zk_path}/jobs/c/c-{n}").czxid for n in range(5)}
+    assert len(zxids) == 3  # 2 + 2 + 1 records of 400 KB under a 1 MB request
+    assert [j["n"] for j in zk_store.jobs("c")] == list(range(5))
+
+    group = GroupCommitStore(zk_store)
+    group.jobs("c")
+    for n in range(3):
+        group.put_job("c", f"c-{n}", {"n": n, "v": 2, "pad": pad})
+    group.archive_job("e", "e-1", {"v": 2})  # in the second transaction: fails
+    with pytest.raises(StoreError) as failed:
+        group.flush()
+    assert failed.value.committed == 2
+    assert failed.value.keys == (("job", "c", "c-2"), ("job", "e", "e-1"))
+    assert [group.durable(("job", "c", f"c-{n}"))["v"] for n in range(2)] == [2, 2]
+    assert "v" not in group.durable(("job", "c", "c-2"))
+    assert [j.get("v") for j in zk_store.jobs("c")] == [2, 2, None, None, None]
+
+
+def test_a_batch_under_a_lost_lease_writes_nothing(zookeeper, zk_path):
+    election = LeaderElection(zookeeper.hosts, f"{zk_path}/leader", {"host": "a"}, session_timeout=4.0)
+    election.start()
+    wait_for(election.is_leader, timeout=5, interval=0.02, what="the master to lead")
+    lease = election.lease
+    # As a shard in another process knows the term: by its znode only.
+    store = open_store({"type": "zookeeper", "hosts": zookeeper.hosts, "root": zk_path,
+                        "lease_node": lease.node_path, "lease_version": lease.node_version})
+    try:
+        group = GroupCommitStore(store)
+        group.put_cluster("c", {"term": 1})
+        group.put_job("c", "c-1", {"term": 1})
+        group.flush()
+        election.stop()
+        group.put_cluster("c", {"term": 1, "stale": True})
+        group.put_job("c", "c-1", {"term": 1, "stale": True})
+        group.put_job("c", "c-2", {"term": 1, "stale": True})
+        group.archive_job("c", "c-1", {"term": 1, "stale": True})
+        with pytest.raises(NotLeaderError, match="no longer held") as refused:
+            group.flush()
+        assert set(refused.value.keys) == {("cluster", "c"), ("job", "c", "c-1"), ("job", "c", "c-2")}
+        assert refused.value.committed == 0
+        assert group.durable(("cluster", "c")) == {"term": 1}
+        assert group.durable(("job", "c", "c-1")) == {"term": 1}
+        assert group.durable(("job", "c", "c-2")) is None
+        assert store.clusters() == [{"term": 1}]
+        assert store.jobs("c") == [{"term": 1}] and store.archived_jobs("c") == []
+    finally:
+        store.close()
+        election.stop()
