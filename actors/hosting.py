@@ -44,6 +44,7 @@ from actors.messages import Done, Rejected
 log = logging.getLogger("mantis.hosting")
 
 TURN_BUDGET = 200  # messages one hosted actor may handle in one turn before yielding
+TIMER_SLACK_S = 0.02  # timers due this close together fire in one turn (ticks need no more precision)
 
 
 class LogicalAddress(ActorAddress):
@@ -197,7 +198,7 @@ class Host:
 
     def run_timers(self) -> None:
         """Queue a WakeupMessage for every hosted timer that is due."""
-        for name, seconds, payload in self.timers.pop_due(time.monotonic()):
+        for name, seconds, payload in self.timers.pop_due(time.monotonic() + TIMER_SLACK_S):
             if name in self.actors:
                 self.queue.append((name, WakeupMessage(seconds, payload), self.actors[name].myAddress))
 

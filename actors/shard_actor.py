@@ -258,6 +258,7 @@ class ShardActor(MantisActor):
             self.send(message.reply_to or sender, Done(self.describe()))
         elif isinstance(message, ActorExitRequest):
             log.info("shard %d exiting", self.index)
+            self.store.close()  # its session or log lock, at once rather than at process exit
         elif isinstance(message, (Done, Rejected)):
             if isinstance(message, Rejected):
                 log.warning("shard %d: %s", self.index, message.reason)

@@ -133,13 +133,34 @@ def test_a_torn_last_line_was_never_committed_and_is_not_replayed(tmp_path):
     store.close()
 
 
+def test_on_linux_a_checkpoint_syncs_the_filesystem_once_instead_of_every_file(tmp_path, fsyncs, monkeypatch):
+    import mantis.store
+
+    synced = []
+    real = mantis.store._syncfs
+    monkeypatch.setattr(mantis.store, "_syncfs", lambda fd: synced.append(fd) or real(fd))
+    store = FileStore(tmp_path, writer="w", checkpoint_bytes=5_000)
+    wal = tmp_path / "wal" / "w.log"
+    store.write_batch([("put_job", "c", "c-1", {"pad": "x" * 3_000})])
+    at_open = len(synced)
+    assert wal.stat().st_size > 3_000
+    before = fsyncs[0]
+    store.write_batch([("put_job", "c", "c-2", {"pad": "y" * 3_000})])
+    assert wal.stat().st_size == 0 and len(synced) == at_open + 1
+    assert fsyncs[0] - before == 1 + 1  # the commit and the log cut; no file by file
+    store.close()
+
+
 def test_an_unreadable_line_ends_the_committed_part_of_a_log():
     data = (b'{"ops":[["put_cluster","a",{}]]}\n' b'\x00\x00\x00\n'
             b'{"ops":[["put_cluster","b",{}]]}\n')
     assert committed_batches(data) == [[("put_cluster", "a", {})]]
 
 
-def test_a_checkpoint_empties_the_log_once_it_grows_past_its_threshold(tmp_path, fsyncs):
+def test_a_checkpoint_empties_the_log_once_it_grows_past_its_threshold(tmp_path, fsyncs, monkeypatch):
+    import mantis.store
+
+    monkeypatch.setattr(mantis.store, "_syncfs", lambda fd: False)  # file by file, as without Linux
     store = FileStore(tmp_path, writer="w", checkpoint_bytes=5_000)
     wal = tmp_path / "wal" / "w.log"
     store.write_batch([("put_job", "c", "c-1", {"pad": "x" * 3_000})])
