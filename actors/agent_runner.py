@@ -116,6 +116,43 @@ class MasterLocator:
             self.follower.stop()
 
 
+def stop_on_sigterm(stop: threading.Event | None = None) -> threading.Event:
+    """``stop``, or a new Event, set by SIGTERM when called from the main thread."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def follow_master(asys, agent, config: dict, master_url: str, stop: threading.Event, name: str,
+                  every_poll=None) -> None:
+    """Until ``stop`` is set: every second, find the master's scheduler (``master_url``, or
+    the leader published in ZooKeeper) and tell ``agent`` with ConnectMaster whenever its
+    address changes or the master stops answering.  ``name`` is for the logs;
+    ``every_poll``, if given, is called after each poll."""
+    locator = MasterLocator(config, master_url)
+    current = None
+    try:
+        while not stop.is_set():
+            url = locator.url()
+            text = master_scheduler_address(url) if url else None
+            if text != current:
+                log.info("agent %s: master scheduler now %s (%s)", name, text or "unreachable", url or "no leader")
+                target = address_from_text(text) if text else None
+                try:
+                    ask(asys, agent, ConnectMaster(target))
+                    current = text
+                except Exception as exc:  # keep following; the next poll retries
+                    log.warning("agent %s: could not hand over the master address: %s", name, exc)
+            if every_poll is not None:
+                every_poll()
+            stop.wait(1.0)
+    finally:
+        locator.close()
+
+
 def run_agent(config: dict, master_url: str, stop: threading.Event | None = None) -> None:
     """Run an agent until ``stop`` is set (or forever): own actor system, follow the master.
 
@@ -123,38 +160,20 @@ def run_agent(config: dict, master_url: str, stop: threading.Event | None = None
     leader published in ZooKeeper: after a failover the agent registers, with the workers
     it runs, at the new leader's scheduler.
     """
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        import signal
-
-        # A stopped agent takes its workers with it (its actor system shuts down below).
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # A stopped agent takes its workers with it (its actor system shuts down below).
+    stop = stop_on_sigterm(stop)
     a, e = config["agent"], config["leader_election"]
     # Workers fork from this process and inherit these: how a job's code finds the master.
     os.environ[master_address.URL_VAR] = master_url
     if e["hosts"]:
         os.environ[master_address.ZOOKEEPER_VAR] = e["hosts"]
         os.environ[master_address.LEADER_PATH_VAR] = e["path"]
-    locator = MasterLocator(config, master_url)
     asys = start_actor_system(config["master"]["actor_system_base"], int(a["admin_port"]),
                               config["master"]["host"])
-    agent = start_agent_actor(asys, config)
-    log.info("agent %s up (admin port %s), following %s", a["id"], a["admin_port"],
-             f"the leader in ZooKeeper {e['hosts']}{e['path']}" if e["hosts"] else f"master at {master_url}")
-    current = None
     try:
-        while not stop.is_set():
-            url = locator.url()
-            text = master_scheduler_address(url) if url else None
-            if text != current:
-                log.info("agent %s: master scheduler now %s (%s)", a["id"], text or "unreachable", url or "no leader")
-                target = address_from_text(text) if text else None
-                try:
-                    ask(asys, agent, ConnectMaster(target))
-                    current = text
-                except Exception as exc:  # keep following; the next poll retries
-                    log.warning("agent %s: could not hand over the master address: %s", a["id"], exc)
-            stop.wait(1.0)
+        agent = start_agent_actor(asys, config)
+        log.info("agent %s up (admin port %s), following %s", a["id"], a["admin_port"],
+                 f"the leader in ZooKeeper {e['hosts']}{e['path']}" if e["hosts"] else f"master at {master_url}")
+        follow_master(asys, agent, config, master_url, stop, a["id"])
     finally:
-        locator.close()
         asys.shutdown()

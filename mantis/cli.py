@@ -156,6 +156,18 @@ def cmd_agent(args) -> int:
     args.set = overrides
     config, _ = _load_config(args)
     master = args.master if args.master.startswith("http") else f"http://{args.master}"
+    if args.simulate is not None:
+        from actors.simulated_agents import run_simulated_agents
+
+        if args.simulate < 1:
+            raise CliError("--simulate needs at least 1 agent")
+        if not (0 <= args.fail_rate <= 1 and 0 <= args.silence_rate <= 1):
+            raise CliError("--fail-rate and --silence-rate are probabilities between 0 and 1")
+
+        # --id names the agents (<id>-0..), so several simulating processes can share a master.
+        run_simulated_agents(config, master, args.simulate, seed=args.seed, fail_rate=args.fail_rate,
+                             silence_rate=args.silence_rate, prefix=args.id or "sim")
+        return 0
     run_agent(config, master)
     return 0
 
@@ -331,6 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--ports", help="port ranges, e.g. 31000-31999")
     agent.add_argument("--hostname")
     agent.add_argument("--attribute", action="append", metavar="NAME=VALUE")
+    agent.add_argument("--simulate", type=int, metavar="N",
+                       help="run N simulated agents (no worker processes) in this process, for scale tests; "
+                            "--cpus/--mem/--ports/--attribute apply to each, --id is their name prefix")
+    agent.add_argument("--seed", type=int, default=0, help="with --simulate: seed of every random choice")
+    agent.add_argument("--fail-rate", type=float, default=0.0,
+                       help="with --simulate: chance per heartbeat that a Started worker fails")
+    agent.add_argument("--silence-rate", type=float, default=0.0,
+                       help="with --simulate: chance per heartbeat that an agent goes silent for 3-15 s")
 
     # Client options go on every leaf command, so they may follow the command's own words.
     common = argparse.ArgumentParser(add_help=False)
