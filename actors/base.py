@@ -6,9 +6,14 @@ answered with ``Rejected(409, reason)`` naming the actor, its phase and the mess
 and logged; Thespian's own system messages always pass to their handlers.
 
 Messages travel between master actors in batches where many go to one place
-(``send_batched``: one ``MessageBatch`` per target per handled message), because
-Thespian's send path slows with every queued send and drops past about a thousand.
+(``send_batched``: one ``MessageBatch`` per target per handled message, or per
+``BATCH_WINDOW_S`` for an actor that sets one), because Thespian's send path scans its
+queue of pending sends on every send and drops sends past about a thousand queued.
 A hosted actor's address (``LogicalAddress``) is reached through its shard.
+
+Thespian also drops timers that fall due while a process has that many sends queued,
+so an actor never relies on one wakeup arriving: ``wake_within`` re-arms a wakeup that
+is overdue, and ticks are checked after every message.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from actors.messages import Done, Rejected, Tick
 
 log = logging.getLogger("mantis.actors")
 
+_WINDOW = "mantis-window"  # the payload of a wake_within wakeup
+
 
 class MantisActor(ActorTypeDispatcher):
     """Base actor: phase-gated type dispatch and reply helpers."""
@@ -33,7 +40,14 @@ class MantisActor(ActorTypeDispatcher):
         self.phase = "new"
         self.exiting = False
         self._tick_generation = 0
-        self._batches: dict[str, tuple] | None = None
+        self._tick_interval: float | None = None
+        self._last_tick = 0.0          # monotonic time of the last tick handled
+        self._depth = 0                # > 0 while a message is being handled
+        self._batches: dict[str, tuple] = {}
+        self._batch_opened = 0.0       # monotonic time the oldest unsent batched message was queued
+        self._wake_due: float | None = None  # monotonic time a window wakeup is set for
+
+    BATCH_WINDOW_S = 0.0  # keep batched messages this long to put more in one batch
 
     def send(self, target, message) -> None:
         """Send ``message``; a hosted target is reached in an Envelope through its shard."""
@@ -42,27 +56,54 @@ class MantisActor(ActorTypeDispatcher):
         super().send(target, message)
 
     def send_batched(self, target, message) -> None:
-        """Send ``message`` together with the others this handler sends to ``target``
-        (one MessageBatch when the handler returns).  Only for targets that are Mantis
-        actors: a plain ActorSystem asker does not understand a batch."""
-        if self._batches is None:
-            self.send(target, message)
-            return
+        """Send ``message`` together with the others sent to ``target`` within this
+        handler (or this actor's ``BATCH_WINDOW_S``), as one MessageBatch.  Only for
+        targets that are Mantis actors: a plain ActorSystem asker does not understand a batch."""
+        if not self._batches:
+            self._batch_opened = time.monotonic()
         self._batches.setdefault(str(target), (target, []))[1].append(message)
+        if self._depth == 0:
+            self._flush_batches()
+
+    def _flush_batches(self) -> None:
+        batches, self._batches = self._batches, {}
+        for target, messages in batches.values():
+            self.send(target, messages[0] if len(messages) == 1 else MessageBatch(messages))
 
     def receiveMessage(self, message, sender):
-        if self._batches is not None:
-            return self._dispatch(message, sender)
-        self._batches = {}
+        self._depth += 1
         try:
             return self._dispatch(message, sender)
         finally:
-            try:
-                self.after_message()
-            finally:
-                batches, self._batches = self._batches, None
-            for target, messages in batches.values():
-                self.send(target, messages[0] if len(messages) == 1 else MessageBatch(messages))
+            self._depth -= 1
+            if self._depth == 0:
+                self._after_each()
+
+    def _after_each(self) -> None:
+        now = time.monotonic()
+        if self._tick_interval is not None and now - self._last_tick > max(3 * self._tick_interval, 1.0):
+            # The tick's wakeup was dropped (Thespian under load): tick now and re-arm.
+            self.start_ticking(self._tick_interval)
+            self._tick(now)
+        try:
+            self.after_message()
+        finally:
+            if self._batches:
+                waited = now - self._batch_opened
+                if waited >= self.BATCH_WINDOW_S:
+                    self._flush_batches()
+                else:
+                    self.wake_within(self.BATCH_WINDOW_S - waited)
+
+    def wake_within(self, seconds: float) -> None:
+        """Make sure a message arrives within ``seconds`` (a wakeup, unless one is already
+        due sooner and not overdue), so that windowed work gets done when all is quiet."""
+        now = time.monotonic()
+        due = now + seconds
+        if self._wake_due is not None and now - 1.0 < self._wake_due <= due:
+            return
+        self._wake_due = due
+        self.wakeupAfter(max(0.0, seconds), payload=_WINDOW)
 
     def after_message(self) -> None:
         """Called once after every message (a batch counts as one); subclasses override to
@@ -123,13 +164,25 @@ class MantisActor(ActorTypeDispatcher):
         """Wake this actor every ``interval_s`` with a Tick; a newer call supersedes older timers."""
         self._tick_generation += 1
         self._tick_interval = interval_s
+        self._last_tick = time.monotonic()
         self.wakeupAfter(interval_s, payload=Tick(self._tick_generation))
+
+    def stop_ticking(self) -> None:
+        """No more ticks (stale timers are ignored)."""
+        self._tick_generation += 1
+        self._tick_interval = None
+
+    def _tick(self, now: float) -> None:
+        self._last_tick = now
+        self.on_tick(time.time())
 
     def receiveMsg_WakeupMessage(self, message, sender):
         payload = message.payload
-        if isinstance(payload, Tick) and payload.generation == self._tick_generation:
+        if payload == _WINDOW:
+            self._wake_due = None  # the window's work is done after this message
+        elif isinstance(payload, Tick) and payload.generation == self._tick_generation:
             self.wakeupAfter(self._tick_interval, payload=payload)
-            self.on_tick(time.time())
+            self._tick(time.monotonic())
 
     def on_tick(self, now: float) -> None:
         """Called on every tick; subclasses override."""

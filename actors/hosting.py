@@ -65,7 +65,7 @@ class LogicalAddress(ActorAddress):
         self.__dict__.update(state)
 
 
-@dataclass
+@dataclass(repr=False)
 class Envelope:
     """A message for the hosted actor ``to``, sent to the process that hosts it.
 
@@ -77,12 +77,19 @@ class Envelope:
     message: Any
     sender: Any = None
 
+    def __repr__(self) -> str:
+        return f"Envelope(to={self.to}, message={self.message!r})"
 
-@dataclass
+
+@dataclass(repr=False)
 class MessageBatch:
     """Several messages from one sender to one receiver, delivered in order as if sent one by one."""
 
     messages: list = field(default_factory=list)
+
+    def __repr__(self) -> str:  # Thespian prints every message it moves: keep it cheap
+        kinds = sorted({type(m).__name__ for m in self.messages})
+        return f"MessageBatch({len(self.messages)} messages: {', '.join(kinds[:5])})"
 
 
 def is_answer(message: Any) -> bool:

@@ -131,7 +131,7 @@ class JobActor(MantisActor):
         self.send_batched(self.scheduler, UnregisterJob(self.job.job_id))
         self.send(self.cluster_actor, JobFinished(self.job.job_id, effect.state))
         self.phase = "ended"
-        self._tick_generation += 1  # stale timers are ignored from now on
+        self.stop_ticking()  # stale timers are ignored from now on
         self._publish()
         # The cluster actor asks this actor to exit once it has stopped counting the job
         # as active; requests meanwhile are still answered here.

@@ -40,6 +40,12 @@ CLUSTER_CHANGES = (ReplaceCluster, UpdateArtifact, UpdateSla, UpdateLabels, Upda
 ENDED_JOB_REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
 
 
+def _check_key(definition) -> tuple:
+    import ujson
+
+    return definition.url, ujson.dumps(definition.parameter_values(), sort_keys=True)
+
+
 class JobClusterActor(MantisActor):
     """One cluster: definition changes, submits, its jobs' actors."""
 
@@ -52,7 +58,10 @@ class JobClusterActor(MantisActor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.jobs: dict[str, object] = {}  # active job id -> hosted JobActor address
-        self.checking: dict[int, tuple[SubmitJob, object]] = {}  # check token -> (submit, asker)
+        self.checking: dict[int, tuple[SubmitJob, tuple]] = {}  # check token -> (submit, check key)
+        # Definitions whose entry point passed the check, until when (monotonic): the
+        # checker's own cache, kept here so a burst of submits costs no round trips.
+        self.passed: dict[tuple, float] = {}
         self._tokens = itertools.count(1)
         self.watchers = Watchers()
         self.job_states: dict[str, str] = {}  # active job id -> its state, as its actor reports it
@@ -99,7 +108,7 @@ class JobClusterActor(MantisActor):
             self.cluster = JobCluster.from_json(before)
             status = 400 if isinstance(exc, ValidationError) else 409
             self.answer(msg, sender, Rejected(status, str(exc)))
-            return False, None
+            return False, (None, None)
 
     def _publish(self) -> None:
         self.send(self.context.manager, ClusterSummary(self.cluster.name, self.cluster.describe()))
@@ -192,18 +201,28 @@ class JobClusterActor(MantisActor):
         if self.context.checker is None:
             self.answer(msg, sender, Rejected(503, "no entry point checker is running"))
             return
+        key = _check_key(definition)
+        if self.passed.get(key, 0.0) > time.monotonic():
+            self._accept(msg, sender)  # checked moments ago: no round trip to the checker
+            return
         token = next(self._tokens)
-        self.checking[token] = msg
+        self.checking[token] = (msg, key)
         self.send(self.context.checker, CheckEntryPoint(definition.url, definition.parameter_values(),
                                                         (self.myAddress.name, token)))
 
     def receiveMsg_EntryPointChecked(self, msg: EntryPointChecked, sender):
-        submit = self.checking.pop(msg.token[1], None)
+        submit, key = self.checking.pop(msg.token[1], (None, None))
         if submit is None:
             return
         if msg.error is not None:
             self.answer(submit, sender, Rejected(400, msg.error))
             return
+        cache_s = float(self.context.config["master"].get("entry_point_cache_s", 60.0))
+        self.passed[key] = time.monotonic() + cache_s
+        self._accept(submit, sender)
+
+    def _accept(self, submit: SubmitJob, sender) -> None:
+        """Give a checked submission its id and its record; the answer leaves with the turn's write."""
         now = time.time()
 
         def accept() -> Job:
@@ -211,16 +230,17 @@ class JobClusterActor(MantisActor):
             job, _ = Job.submit(job_id, self.cluster.name, definition, now)
             # Written in this turn with the cluster's new counter: the answer leaves the
             # shard only once both are durable.
-            self.store.put_job(self.cluster.name, job_id, job.to_json())
+            record = job.to_json()
+            self.store.put_job(self.cluster.name, job_id, record)
             self._persist()
-            return job
+            return job, record
 
-        ok, job = self._change(submit, sender, accept)
+        ok, (job, record) = self._change(submit, sender, accept)
         if not ok:
             return
         log.info("job %s submitted by %s", job.job_id, job.definition.user)
         self.answer(submit, sender, JobSubmitted(job.job_id))
-        self._start_job_actor(job.to_json())
+        self._start_job_actor(record)
         self._publish()
 
     # -- jobs ---------------------------------------------------------------------------

@@ -8,7 +8,8 @@ never waits for nothing.  Events never travel as actor messages.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import reprlib
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 
@@ -694,3 +695,24 @@ class EntryPointChecked:
 
     token: Any
     error: str | None
+
+
+# -- how messages print ------------------------------------------------------------
+#
+# Thespian formats every message it sends or receives for its debug log, whether or
+# not that log is on, and a dataclass's own repr of a batch of ten thousand statuses
+# costs more than sending it.  Every message here prints briefly instead.
+
+_brief = reprlib.Repr()
+_brief.maxlevel, _brief.maxlist, _brief.maxdict, _brief.maxstring, _brief.maxother = 2, 3, 3, 40, 60
+
+
+def brief_repr(message) -> str:
+    """``Type(field=value, ...)`` with long values cut short: cheap for any size."""
+    return f"{type(message).__name__}(" + ", ".join(
+        f"{f.name}={_brief.repr(getattr(message, f.name, None))}" for f in fields(message)) + ")"
+
+
+for _cls in list(globals().values()):
+    if isinstance(_cls, type) and is_dataclass(_cls) and _cls.__module__ == __name__:
+        _cls.__repr__ = brief_repr

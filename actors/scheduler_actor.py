@@ -8,9 +8,10 @@ tells agents to launch or stop workers.  An agent silent past its timeout is los
 workers are reported Failed so their jobs replace them elsewhere.
 
 At scale the messages are what costs (Thespian's send path slows with every queued
-send): statuses reach each shard as one ``StatusBatch`` per ``status_flush_s``, not one
-message per job per heartbeat; requests arriving together are placed in one round;
-what goes to one agent or one shard in one round goes as one batch.
+send), so the scheduler works in windows of ``batch_window_s``: what it sends to one
+shard or one agent within a window goes as one batch (statuses reach each shard as
+StatusBatches in one message, not one message per job per heartbeat), and the
+placement requests of a window are placed in one round.
 """
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ from scheduler.placement import Placement
 log = logging.getLogger("mantis.scheduler")
 
 GLOBAL_NAME = "mantis-scheduler"
-_FLUSH = "flush-statuses"
 
 
 class SchedulerActor(MantisActor):
@@ -58,9 +58,8 @@ class SchedulerActor(MantisActor):
         # Launches an agent has not yet confirmed: key -> (spec, job actor, sent at).
         self.unconfirmed: dict[str, tuple[WorkerSpec, object, float]] = {}
         self.launch_confirm_s = float(cfg.get("launch_confirm_s", 5.0))
-        self.status_flush_s = float(cfg.get("status_flush_s", 0.1))
-        self.outgoing: dict[str, tuple[object, list]] = {}  # shard -> (address, [(agent, status)])
-        self.flush_armed = False
+        self.BATCH_WINDOW_S = float(cfg.get("batch_window_s", 0.05))
+        self.placed_at = 0.0  # monotonic time of the last placement round
         self.place_soon = False
         self.heartbeat_lag: dict[str, float] = {}  # agent id -> seconds its last heartbeat waited
         self.phase = "running"
@@ -90,9 +89,14 @@ class SchedulerActor(MantisActor):
         self.place_soon = True
 
     def after_message(self) -> None:
-        if self.place_soon:  # one placement round for every request that came together
-            self.place_soon = False
+        if not self.place_soon:
+            return
+        # One placement round per window for every request that came meanwhile.
+        waited = time.monotonic() - self.placed_at
+        if waited >= self.BATCH_WINDOW_S:
             self._place()
+        else:
+            self.wake_within(self.BATCH_WINDOW_S - waited)
 
     def receiveMsg_CancelWorker(self, msg: CancelWorker, sender):
         self.unconfirmed.pop(msg.worker_key, None)
@@ -110,10 +114,21 @@ class SchedulerActor(MantisActor):
             self.send_batched(agent["address"], msg)
 
     def _place(self) -> None:
+        self.place_soon = False
+        self.placed_at = time.monotonic()
         if not self.pending:
             return
         specs = [spec for spec, _ in self.pending.values()]
+        started = time.perf_counter()
         assignments = self.placement.place(specs)
+        if assignments:
+            # One line per round: a line per worker, thousands a second at scale, costs
+            # the actor more than placing them (each is a message to the log process).
+            log.info("placed %d worker(s) on %d agent(s) in %.1f ms (%s%s); %d still pending",
+                     len(assignments), len({a.agent_id for a in assignments}),
+                     (time.perf_counter() - started) * 1000, assignments[0].worker_key,
+                     f" .. {assignments[-1].worker_key}" if len(assignments) > 1 else "",
+                     len(self.pending) - len(assignments))
         for a in assignments:
             spec, job = self.pending.pop(a.worker_key)
             spec.agent_id, spec.host, spec.ports = a.agent_id, a.hostname, list(a.ports)
@@ -121,7 +136,7 @@ class SchedulerActor(MantisActor):
             self.send_batched(self.agents[a.agent_id]["address"], LaunchWorker(spec))
             self.send_batched(job, WorkerLaunched(spec.worker_key, a.agent_id, a.hostname, list(a.ports)))
             self.unconfirmed[spec.worker_key] = (spec, job, time.time())
-            log.info("worker %s placed on agent %s ports %s", spec.worker_key, a.agent_id, a.ports)
+            log.debug("worker %s placed on agent %s ports %s", spec.worker_key, a.agent_id, a.ports)
 
     # -- agents ---------------------------------------------------------------------------
 
@@ -153,7 +168,8 @@ class SchedulerActor(MantisActor):
         self._route(msg.agent_id, msg.statuses)
 
     def _route(self, agent_id: str, statuses: list) -> None:
-        """Queue statuses for the shards of their jobs (sent every ``status_flush_s``)."""
+        """Pass statuses on to the shards of their jobs (batched per window)."""
+        outgoing: dict[str, tuple[object, list]] = {}
         for status in statuses:
             self.unconfirmed.pop(status.worker_key, None)
             if status.status in ("Completed", "Failed"):
@@ -162,27 +178,14 @@ class SchedulerActor(MantisActor):
             job_id, _ = parse_worker_key(status.worker_key)
             shard = self.jobs.get(job_id)
             if shard is not None:
-                self.outgoing.setdefault(str(shard), (shard, []))[1].append((agent_id, status))
+                outgoing.setdefault(str(shard), (shard, []))[1].append((agent_id, status))
             elif (time.time() - self.started_at > self.orphan_grace_s
                   and status.status not in ("Completed", "Failed") and agent_id in self.agents):
                 log.info("stopping orphan worker %s on agent %s", status.worker_key, agent_id)
                 self.send_batched(self.agents[agent_id]["address"],
                                   StopWorkerOnAgent(status.worker_key, "its job is gone"))
-        if self.outgoing and not self.flush_armed:
-            self.flush_armed = True
-            self.wakeupAfter(self.status_flush_s, payload=_FLUSH)
-
-    def _flush_statuses(self) -> None:
-        outgoing, self.outgoing = self.outgoing, {}
-        self.flush_armed = False
         for shard, items in outgoing.values():
-            self.send(shard, StatusBatch(items))
-
-    def receiveMsg_WakeupMessage(self, message, sender):
-        if message.payload == _FLUSH:
-            self._flush_statuses()
-            return None
-        return super().receiveMsg_WakeupMessage(message, sender)
+            self.send_batched(shard, StatusBatch(items))
 
     def on_tick(self, now: float) -> None:
         for agent_id, agent in list(self.agents.items()):
@@ -194,16 +197,19 @@ class SchedulerActor(MantisActor):
     def _relaunch_unconfirmed(self, now: float) -> None:
         """Send again a launch its agent has not reported on: a lost message must not
         leave a worker placed on paper but running nowhere (agents ignore duplicates)."""
+        again: dict[str, list[str]] = {}
         for key, (spec, job, sent_at) in list(self.unconfirmed.items()):
             agent = self.agents.get(spec.agent_id)
             if agent is None:
                 del self.unconfirmed[key]
             elif now - sent_at > self.launch_confirm_s:
-                log.warning("worker %s: no word from agent %s after %.1fs; launching again", key,
-                            spec.agent_id, now - sent_at)
+                again.setdefault(spec.agent_id, []).append(key)
                 self.send_batched(agent["address"], LaunchWorker(spec))
                 self.send_batched(job, WorkerLaunched(key, spec.agent_id, spec.host, list(spec.ports)))
                 self.unconfirmed[key] = (spec, job, now)
+        for agent_id, keys in again.items():
+            log.warning("agent %s: no word on %d launched worker(s) after %.1fs (%s%s); launching again",
+                        agent_id, len(keys), self.launch_confirm_s, keys[0], " .." if len(keys) > 1 else "")
 
     def _agent_lost(self, agent_id: str, silent_s: float) -> None:
         del self.agents[agent_id]

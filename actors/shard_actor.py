@@ -40,6 +40,7 @@ log = logging.getLogger("mantis.shard")
 _TIMER = "shard-timer"
 _CONTINUE = "shard-continue"
 _RELOAD = "shard-reload"
+_COMMIT = "shard-commit"
 
 
 def shard_of(cluster_name: str, count: int) -> int:
@@ -84,7 +85,12 @@ class ShardActor(MantisActor):
         super().__init__(*args, **kwargs)
         self.host: Host | None = None
         self._armed_at: float | None = None  # monotonic time the real wakeup is set for
-        self._continue_armed = False
+        # Monotonic times the wakeups for a group commit and for the rest of a long
+        # queue were set (None: not set).  Thespian drops wakeups that fall due while a
+        # process has a thousand sends queued, so one overdue by a second is re-set.
+        self._commit_armed: float | None = None
+        self._continue_armed: float | None = None
+        self._commit_due = False    # the commit's wakeup has come: commit in this turn
         self.unavailable: set[str] = set()  # clusters that could not be loaded (store down)
 
     # -- start-up -------------------------------------------------------------------------
@@ -99,6 +105,7 @@ class ShardActor(MantisActor):
         self.store = GroupCommitStore(open_store(msg.config.get("store", {}), writer=f"shard-{msg.index}"))
         self.tracked = _TrackedStore(self.store, self.host)
         self.context = ShardContext(msg.config, msg.scheduler, msg.manager, msg.checker, self.tracked)
+        self.commit_delay_s = float(msg.config["master"].get("commit_delay_s", 0.005))
         self.phase = "running"
         clusters = self._load_clusters()
         self._turn()
@@ -149,13 +156,31 @@ class ShardActor(MantisActor):
     def _turn(self) -> None:
         self.host.run_timers()
         more = self.host.drain()
+        now = time.monotonic()
+        if self._commit_due or (self._commit_armed is not None and now - self._commit_armed > 1.0):
+            self._commit()
+        elif self._commit_armed is not None:
+            pass  # a commit is due shortly: this turn's writes and messages go with it
+        elif self.store.pending and self.commit_delay_s > 0:
+            # Group commit: wait a moment so that the turns arriving meanwhile share one
+            # write (and a record changed in several of them is written once).  Every
+            # message of these turns is held until then, so none can show a change
+            # that is not durable yet.
+            self._commit_armed = now
+            self.wakeupAfter(self.commit_delay_s, payload=_COMMIT)
+        else:
+            self._commit()
+        if more and (self._continue_armed is None or now - self._continue_armed > 1.0):
+            self._continue_armed = now
+            self.wakeupAfter(0, payload=_CONTINUE)
+        self._arm_timer()
+
+    def _commit(self) -> None:
+        """Make the held writes durable, then let the held messages out."""
+        self._commit_armed, self._commit_due = None, False
         failed = self.host.end_turn(self._make_durable)
         if failed:
             self._reload(failed)
-        if more and not self._continue_armed:
-            self._continue_armed = True
-            self.wakeupAfter(0, payload=_CONTINUE)
-        self._arm_timer()
 
     def _make_durable(self) -> set[str]:
         """Flush the turn's writes as one group; the hosted actors of every cluster whose
@@ -224,7 +249,9 @@ class ShardActor(MantisActor):
             if message.payload == _TIMER:
                 self._armed_at = None
             elif message.payload == _CONTINUE:
-                self._continue_armed = False
+                self._continue_armed = None
+            elif message.payload == _COMMIT:
+                self._commit_due = True  # this turn commits
             elif message.payload == _RELOAD and self.unavailable:
                 self._load_clusters(only=set(self.unavailable))
         elif isinstance(message, CreateCluster):

@@ -101,7 +101,7 @@ class WorkerActor(MantisActor):
 
     def _end(self, status: str, reason: str) -> None:
         self.phase = "ended"
-        self._tick_generation += 1
+        self.stop_ticking()
         self._stop()
         log.info("worker %s %s: %s", self.spec.worker_key, status, reason)
         self._report(status, reason)

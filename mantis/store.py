@@ -17,12 +17,16 @@ A failed batch raises ``StoreError`` (never a bare OSError), with ``committed`` 
 number of its leading ops that are durable all the same (0 with a write-ahead log).
 
 Write-ahead log (``FileStore(root, writer="shard-1")``): one fsync per batch instead of
-two per record.  write_batch first replaces every record file (temp file + rename, no
-fsync: readers see it at once, and a kill -9 cannot lose it), then appends the whole
-batch as one line of JSON to ``wal/<writer>.log`` and fsyncs that file once: that
-fsync is the commit point, after which a power loss cannot lose the batch.  When the
-log grows past ``checkpoint_bytes``, the record files and directories written since
-the last checkpoint are fsynced and the log is emptied.  Opening a store with a
+two per record.  write_batch appends the whole batch as one line of JSON to
+``wal/<writer>.log`` and fsyncs that file once: that fsync is the commit point, after
+which neither a kill -9 nor a power loss can lose the batch.  The record files follow
+at the next checkpoint (this store answers reads from the batches not yet applied
+meanwhile), so a record changed many times between checkpoints is written once: when
+the log grows past ``checkpoint_bytes`` or ``checkpoint_interval_s`` have passed since
+the last one, the latest version of every record is written (temp file + rename), the
+filesystem is synced and the log is emptied.  A checkpoint that fails
+(a record file that cannot be written) keeps the log and is tried again later: the
+batches it holds are committed all the same.  Opening a store with a
 writer replays that writer's log first (complete lines only: a torn last line was
 never committed), so the record files are whole again after a power loss.
 ``FileStore.replay_all(root)`` does it for every log under ``root``; the master calls
@@ -38,11 +42,7 @@ Rules of the log:
   log's order, and logs are replayed one after the other, so a record that moved from
   one writer to another while the first log still held it could come back old.
   Shards own disjoint clusters and jobs; keep it so.
-- All of a batch's temp files are written before the first rename, so a batch that
-  fails there (disk full, a directory that is not one) leaves no trace.  One whose
-  renames or log append fail may leave some of its records visible on disk, like a
-  ZooKeeper write that timed out: their outcome is unknown until they are written
-  again.  Nothing is rolled back.
+- A batch whose log append fails is cut back out of the log and leaves no trace.
 - After a failed fsync the store refuses every later write (the kernel may have dropped
   the pages it could not write, and a later fsync would not say so): close it and open
   it again, which replays the log.
@@ -61,6 +61,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -74,6 +75,9 @@ log = logging.getLogger(__name__)
 # Past this many bytes of log, the next batch checkpoints (fsyncs the record files it
 # has written and empties the log).  Bigger: fewer checkpoints, longer replays.
 WAL_CHECKPOINT_BYTES = 8 * 1024 * 1024
+# ... or past this many seconds since the last checkpoint, so the record files lag the
+# log by little, for whoever reads them directly.
+WAL_CHECKPOINT_INTERVAL_S = 5.0
 
 # The number of names (after the op's own name) each operation takes, record included.
 OP_ARITY = {"put_cluster": 2, "delete_cluster": 1, "put_job": 3, "archive_job": 3}
@@ -207,11 +211,17 @@ class FileStore:
     """
 
     def __init__(self, root: str | os.PathLike, writer: str | None = None,
-                 checkpoint_bytes: int = WAL_CHECKPOINT_BYTES):
+                 checkpoint_bytes: int = WAL_CHECKPOINT_BYTES,
+                 checkpoint_interval_s: float = WAL_CHECKPOINT_INTERVAL_S):
         self.root = Path(root)
         self.writer = writer
         self.checkpoint_bytes = checkpoint_bytes
+        self.checkpoint_interval_s = checkpoint_interval_s
+        # Committed in the log, not yet in the record files: path -> text (None: removed).
+        self._unapplied: dict[Path, str | None] = {}
+        self._checkpointed_at = time.monotonic()
         self.replayed = 0  # batches replayed from the log when this store was opened
+        self._known_dirs: set[Path] = set()  # directories seen to exist (a stat per write saved)
         self._wal_fd: int | None = None
         self._wal_size = 0
         self._lock = threading.Lock()  # one batch (and checkpoint) at a time
@@ -230,7 +240,8 @@ class FileStore:
         return {"type": "file", "root": str(self.root), "writer": self.writer}
 
     def close(self) -> None:
-        """Release this writer's log (a no-op without a writer).  Committed batches stay."""
+        """Release this writer's log (a no-op without a writer).  Committed batches stay
+        in the log until the next open replays them (or a checkpoint applied them)."""
         with self._lock:
             if self._wal_fd is not None:
                 os.close(self._wal_fd)  # also drops the flock
@@ -285,8 +296,7 @@ class FileStore:
 
     def named_clusters(self) -> list[tuple[str, dict]]:
         """``(name, record)`` of every stored cluster, ordered by name."""
-        paths = sorted((self.root / "clusters").glob("*.json"))
-        return [(p.stem, _read(p)) for p in paths]
+        return sorted(self._named(self.root / "clusters"))
 
     # -- jobs ----------------------------------------------------------------------
 
@@ -302,7 +312,7 @@ class FileStore:
 
     def named_jobs(self, cluster: str) -> list[tuple[str, dict]]:
         """``(job_id, record)`` of the active jobs of ``cluster``, in job-number order."""
-        return _named_jobs(self.root / "jobs" / cluster)
+        return self._named_jobs(self.root / "jobs" / cluster)
 
     def archive_job(self, cluster: str, job_id: str, record: dict) -> None:
         """Write the ended job to the archive, then drop its active record."""
@@ -320,12 +330,28 @@ class FileStore:
 
     def named_archived_jobs(self, cluster: str) -> list[tuple[str, dict]]:
         """``(job_id, record)`` of the ended jobs of ``cluster``, in job-number order."""
-        return _named_jobs(self.root / "archive" / cluster)
+        return self._named_jobs(self.root / "archive" / cluster)
 
     def archived_job(self, cluster: str, job_id: str) -> dict | None:
         """The ended job record ``job_id`` of ``cluster``, or None."""
         path = self.root / "archive" / cluster / f"{job_id}.json"
+        if path in self._unapplied:
+            text = self._unapplied[path]
+            return None if text is None else ujson.loads(text)
         return _read(path) if path.exists() else None
+
+    def _named(self, directory: Path) -> list[tuple[str, dict]]:
+        """``(stem, record)`` of the records in ``directory``, batches not yet applied included."""
+        found = {p: None for p in directory.glob("*.json")}
+        for path, text in list(self._unapplied.items()):
+            if path.parent == directory:
+                found[path] = text
+                if text is None:
+                    del found[path]
+        return [(p.stem, _read(p) if text is None else ujson.loads(text)) for p, text in found.items()]
+
+    def _named_jobs(self, directory: Path) -> list[tuple[str, dict]]:
+        return sorted(self._named(directory), key=lambda item: job_order(item[0]))
 
     # -- batches ---------------------------------------------------------------------
 
@@ -355,14 +381,17 @@ class FileStore:
                                  f"{self._broken}; close and reopen it to replay its log")
             if self._wal_fd is None:
                 raise StoreError(f"store {self.root} (writer {self.writer}) is closed")
-            self._apply(encoded)
             self._append(_wal_line(encoded))
-            if self._wal_size >= self.checkpoint_bytes:
+            for op, text in encoded:
+                for what, path in self._targets(op):
+                    self._unapplied[path] = text if what == "replace" else None
+            if (self._wal_size >= self.checkpoint_bytes
+                    or time.monotonic() - self._checkpointed_at >= self.checkpoint_interval_s):
                 try:
                     self._checkpoint()
                 except StoreError as exc:
-                    # The batch is committed (in the log) whatever happens here; the
-                    # store now refuses writes until reopened, which replays the log.
+                    # The batch is committed (in the log) whatever happens here: the
+                    # log stays until a later checkpoint succeeds.
                     log.error("checkpoint failed after a committed batch: %s", exc)
 
     def checkpoint(self) -> None:
@@ -461,6 +490,12 @@ class FileStore:
         written since the last checkpoint would otherwise cost one fsync each, a stall
         of a second in the turn that checkpoints); elsewhere, file by file.
         """
+        self._checkpointed_at = time.monotonic()
+        if self._unapplied:
+            # The latest version of each record, in one go; on failure nothing is lost
+            # (the log keeps every batch) and the next checkpoint tries again.
+            self._apply([(("put", path), text) for path, text in self._unapplied.items()])
+            self._unapplied.clear()
         try:
             if _syncfs(self._wal_fd):
                 self._dirty_files.clear()
@@ -497,6 +532,8 @@ class FileStore:
         try:
             for op, text in encoded:
                 for what, path in self._targets(op):
+                    if what == "replace" and text is None:
+                        what = "unlink"
                     actions.append((what, path, self._write_temp(path, text) if what == "replace" else None))
         except BaseException:
             for _, _, tmp in actions:
@@ -518,8 +555,11 @@ class FileStore:
                 raise StoreError(f"write {path}: {_oneline(exc)}") from None
 
     def _targets(self, op: tuple) -> list[tuple[str, Path]]:
-        """What an op does to the files: ``("replace", path)`` and ``("unlink", path)``, in order."""
+        """What an op does to the files: ``("replace", path)`` and ``("unlink", path)``, in order.
+        ``("put", path)`` (a checkpoint's) replaces ``path``, or removes it when its text is None."""
         kind = op[0]
+        if kind == "put":
+            return [("replace", op[1])]
         if kind == "put_cluster":
             return [("replace", self.root / "clusters" / f"{op[1]}.json")]
         if kind == "delete_cluster":
@@ -535,13 +575,22 @@ class FileStore:
         parent = path.parent
         tmp = None
         try:
-            if not parent.is_dir():
-                parent.mkdir(parents=True, exist_ok=True)
-                self._dirty_ancestors(parent)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
+            if parent not in self._known_dirs:
+                if not parent.is_dir():
+                    parent.mkdir(parents=True, exist_ok=True)
+                    self._dirty_ancestors(parent)
+                self._known_dirs.add(parent)
+            if self.writer is None:
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
+            else:
+                # The writer's lock makes it the only one writing these records: a fixed
+                # temp name spares mkstemp's search for a free one.
+                tmp = str(parent / f".{path.name}.{self.writer}.tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
         except OSError as exc:
+            self._known_dirs.discard(parent)  # look again next time: it may have gone
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
             raise StoreError(f"write {path}: {_oneline(exc)}") from None

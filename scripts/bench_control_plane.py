@@ -6,10 +6,13 @@ whose workers are real processes (the default) or, with ``--agents A``, one proc
 A simulated agents (``mantis agent --simulate A``: workers that report StartInitiated,
 Started and heartbeats without forking).  Then:
 
-1. creates one cluster (``mantis.examples.synthetic:job``, stage 1 with ``--workers``
-   instances, machine definitions small enough for the agents to hold every worker);
-2. submits ``--jobs`` jobs from ``--clients`` concurrent clients (threads, each with its
-   own keep-alive HTTP connection) as fast as the API takes them;
+1. creates ``--clusters`` clusters (``mantis.examples.synthetic:job``, stage 1 with
+   ``--workers`` instances, machine definitions small enough for the agents to hold
+   every worker); a cluster and its jobs live in one shard of the master, so one
+   cluster measures one shard, and several measure the master as a fleet uses it;
+2. submits ``--jobs`` jobs, spread evenly over the clusters, from ``--clients``
+   concurrent clients (threads, each with its own keep-alive HTTP connection) as fast
+   as the API takes them;
 3. meanwhile, and until every worker is Started, samples ``GET /api/v1/jobs`` latency
    and the agents' heartbeat processing lag (``heartbeatLagS`` in ``GET /api/v1/agents``,
    when the master reports it);
@@ -29,7 +32,7 @@ SIGTERM or SIGINT at any moment stops the master (all of its actor processes), t
 agents and their workers, and removes the temp dir.
 
     python3 scripts/bench_control_plane.py [--jobs 100] [--workers 1] [--agents A]
-        [--clients 4] [--seed 1] [--shards K] [--timeout 900]
+        [--clients 4] [--clusters 8] [--seed 1] [--shards K] [--heartbeat-s 1] [--timeout 900]
 
 e.g. ``--jobs 1000 --workers 10 --agents 100 --clients 8`` for 10,000 workers.
 """
@@ -52,7 +55,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mantis import config as config_module  # noqa: E402
 from mantis.local_processes import LocalCluster, StopOnExit, free_listen_port, pss_mb  # noqa: E402
 
-CLUSTER = "bench"
+CLUSTER = "bench"  # the clusters are bench_0, bench_1, ...
+
+
+def cluster_names(args) -> list[str]:
+    """The benchmark's clusters, in the order jobs are dealt to them."""
+    return [f"{CLUSTER}_{i}" for i in range(max(1, args.clusters))]
 REQUEST_TIMEOUT_S = 30.0   # one API call; a slower answer counts as a failure (and as its latency)
 SAMPLE_INTERVAL_S = 0.25   # between two GET /api/v1/jobs samples
 AGENTS_INTERVAL_S = 2.0    # between two GET /api/v1/agents samples
@@ -153,7 +161,7 @@ def get_many(url: str, paths: list[str], clients: int, deadline: float) -> dict[
 
 # -- setup ----------------------------------------------------------------------------
 
-def cluster_definition(args) -> dict:
+def cluster_definition(args, name: str) -> dict:
     """The benchmark's cluster: synthetic events, stage 1 with ``--workers`` instances.
 
     Real workers take 0.1 cpu and 64 MB each (they are processes); simulated ones ask for
@@ -163,7 +171,7 @@ def cluster_definition(args) -> dict:
         machine = {"cpuCores": 0.01, "memoryMB": 1, "diskMB": 1, "networkMbps": 0, "numPorts": 1}
     else:
         machine = {"cpuCores": 0.1, "memoryMB": 64, "diskMB": 10, "networkMbps": 1}
-    return {"name": CLUSTER, "url": "mantis.examples.synthetic:job",
+    return {"name": name, "url": "mantis.examples.synthetic:job",
             "parameters": [{"name": "rate", "value": 1}],
             "schedulingInfo": {"stages": {"1": {"numberOfInstances": args.workers, "machineDefinition": machine}}}}
 
@@ -174,7 +182,8 @@ def start_cluster(args, tmp: Path, guard: StopOnExit) -> LocalCluster:
     overrides = [f'store.path="{tmp / "store"}"', f"master.admin_port={free_listen_port()}",
                  f"master.api_port={free_listen_port()}", f"agent.admin_port={free_listen_port()}",
                  "master.local_agent=false",
-                 "workers.heartbeat_interval_s=1.0", "workers.heartbeat_timeout_s=30"]
+                 f"workers.heartbeat_interval_s={args.heartbeat_s}",
+                 f"workers.heartbeat_timeout_s={max(30.0, 3 * args.heartbeat_s)}"]
     if args.shards is not None:
         overrides.append(f"master.shards={args.shards}")
     agent_args: list[str] = []
@@ -290,6 +299,7 @@ def submit_jobs(url: str, args, deadline: float) -> tuple[list[str], float, int]
     """
     job_ids: list[str] = []
     remaining = [args.jobs]
+    names = cluster_names(args)
     retries = [0]
     failure: list[str] = []
     lock = threading.Lock()
@@ -302,9 +312,10 @@ def submit_jobs(url: str, args, deadline: float) -> tuple[list[str], float, int]
                     if remaining[0] == 0:
                         return
                     remaining[0] -= 1
+                    name = names[remaining[0] % len(names)]
                 while not failure and time.time() < deadline:
                     try:
-                        status, body = client.call("POST", f"/api/v1/jobClusters/{CLUSTER}/jobs", {"user": "bench"})
+                        status, body = client.call("POST", f"/api/v1/jobClusters/{name}/jobs", {"user": "bench"})
                     except (OSError, http.client.HTTPException, ValueError):
                         status, body = None, None
                     if status == 201:
@@ -338,7 +349,7 @@ def submit_jobs(url: str, args, deadline: float) -> tuple[list[str], float, int]
 
 def started_jobs(cluster: LocalCluster, job_ids: list[str], workers: int) -> int:
     """How many of ``job_ids`` the listing shows with all ``workers`` workers Started."""
-    status, jobs = cluster.call("GET", f"/api/v1/jobs?clusterName={CLUSTER}")
+    status, jobs = cluster.call("GET", "/api/v1/jobs")
     if status != 200:
         return 0
     wanted = set(job_ids)
@@ -387,9 +398,10 @@ def heard_since(job: dict, workers: int, since: float) -> bool:
 def run(args, tmp: Path, guard: StopOnExit, result: dict) -> None:
     """The benchmark; fills ``result`` as figures come in (so a failure still reports them)."""
     cluster = start_cluster(args, tmp, guard)
-    status, body = cluster.call("POST", "/api/v1/jobClusters", cluster_definition(args))
-    if status != 201:
-        raise BenchFailed(f"cluster not created: {status} {body}")
+    for name in cluster_names(args):
+        status, body = cluster.call("POST", "/api/v1/jobClusters", cluster_definition(args, name))
+        if status != 201:
+            raise BenchFailed(f"cluster {name} not created: {status} {body}")
 
     log(f"submitting {args.jobs} jobs of {args.workers} worker(s) from {args.clients} clients")
     sampler = Sampler(cluster.url)
@@ -473,6 +485,8 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=0,
                         help="simulated agents in one process (default: one real local agent)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent submitting clients")
+    parser.add_argument("--clusters", type=int, default=8, help="clusters the jobs are spread over")
+    parser.add_argument("--heartbeat-s", type=float, default=1.0, help="workers' and agents' heartbeat interval")
     parser.add_argument("--seed", type=int, default=1, help="the simulated agents' seed")
     parser.add_argument("--shards", type=int, default=None, help="master.shards (default: the master's own)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds allowed to each phase")
@@ -480,7 +494,8 @@ def main() -> int:
     if min(args.jobs, args.workers, args.clients) < 1 or args.agents < 0:
         parser.error("--jobs, --workers and --clients must be at least 1")
     result = {"jobs": args.jobs, "workers": args.jobs * args.workers, "agents": args.agents or None,
-              "clients": args.clients, "shards": args.shards,
+              "clients": args.clients, "clusters": args.clusters, "heartbeat_s": args.heartbeat_s,
+              "shards": args.shards,
               "submits_per_s": None, "submit_to_started_p50_s": None, "submit_to_started_p99_s": None,
               "api_p99_s": None, "master_pss_mb": None, "master_processes": None,
               "recovery_s": None, "workers_restarted": None}

@@ -94,3 +94,20 @@ def read_sse(url: str, count: int, timeout: float = 30.0) -> list:
                 if len(events) >= count:
                     break
     return events
+
+
+def file_size_limit(limit: int):
+    """No file of this process may grow past ``limit`` bytes inside the block (Python
+    ignores SIGXFSZ, so a write past it fails with EFBIG, as a full disk would)."""
+    import contextlib
+    import resource
+
+    @contextlib.contextmanager
+    def limited():
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+        try:
+            yield
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    return limited()

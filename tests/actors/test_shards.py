@@ -1,8 +1,8 @@
 """Clusters and jobs hosted in shard processes: isolation, restart, checks off the shards,
 and a store that fails.  Over both system bases (tests/actors/conftest.py)."""
 import os
+import resource
 import signal
-import shutil
 import time
 
 import pytest
@@ -100,22 +100,77 @@ def test_an_entry_point_that_hangs_on_import_is_refused_after_its_timeout_while_
     assert [j["jobId"] for j in master.ask(ListJobs(cluster="hangs")).body] == []
 
 
-def test_a_store_failure_is_answered_503_and_nothing_is_acknowledged_or_changed(master, tmp_path):
-    create(master)
-    job_id = submit(master)
-    wait_for(lambda: started(master, job_id), what="worker Started")
-    jobs_dir = tmp_path / "store" / "jobs" / "synth"
-    # Make every write of the cluster's job records fail, even as root.
-    shutil.move(jobs_dir, tmp_path / "aside")
-    jobs_dir.write_text("not a directory")
+def assert_failed_writes_are_not_acknowledged(master, job_id):
+    """While the store fails: a submit and a kill are answered 503 and change nothing."""
     refused = master.ask(SubmitJob("synth", JobDefinition.from_json({"user": "t"})))
     assert isinstance(refused, Rejected) and refused.status == 503, refused
     kill = master.ask(KillJob(job_id, "Killed", "test", "t"))
     assert isinstance(kill, Rejected) and kill.status == 503, kill
     assert get(master, job_id)["state"] == "Launched"  # the kill was not applied
     assert isinstance(master.ask(GetJob("synth-2")), Rejected)  # nor the submit
-    jobs_dir.unlink()
-    shutil.move(tmp_path / "aside", jobs_dir)
-    assert submit(master) == "synth-2"  # the failed submit used no job number
+
+
+def assert_the_store_works_again(master, job_id):
+    assert wait_for(lambda: submit_or_none(master), timeout=30, what="a submit stored") == "synth-2"
     assert isinstance(master.ask(KillJob(job_id, "Killed", "test", "t")), Done)
     wait_for(lambda: get(master, job_id)["state"] == "Completed", what="job killed")
+
+
+def submit_or_none(master):
+    reply = master.ask(SubmitJob("synth", JobDefinition.from_json({"user": "t"})))
+    return reply.body["jobId"] if isinstance(reply, Done) else None
+
+
+def test_a_file_store_that_cannot_commit_answers_503_and_nothing_is_acknowledged(master, tmp_path):
+    if master.base != "multiprocTCPBase":
+        pytest.skip("the failure is injected into the shard's own process (see the ZooKeeper test)")
+    create(master)
+    job_id = submit(master)
+    wait_for(lambda: started(master, job_id), what="worker Started")
+    shard = shards(master)[shard_of("synth", len(shards(master)))]
+    pid = master.system.ask(shard, DescribeActors(), 10).body["pid"]
+    # A real failure of the commit: the shard's log may not grow (EFBIG, as on a full disk).
+    _, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (1, hard))
+    try:
+        assert_failed_writes_are_not_acknowledged(master, job_id)
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
+    assert_the_store_works_again(master, job_id)
+
+
+@pytest.fixture
+def zk_master(request, tmp_path):
+    """The master's actors on a ZooKeeper store of this test's own, over both system bases."""
+    from actors.actor_system import start_master_actors
+    from mantis.zookeeper_server import ZooKeeperServer, zookeeper_installed
+    from tests.actors.conftest import Master
+    from tests.support import make_config, reap_forked_leftovers
+
+    if not zookeeper_installed():
+        pytest.skip("ZooKeeper is not installed: run scripts/install_zookeeper.sh")
+    with ZooKeeperServer(tick_time_ms=500) as server:
+        config = make_config(tmp_path, base=request.param, **{
+            "store.type": '"zookeeper"', "store.hosts": f'"{server.hosts}"', "store.root": '"/shards-test"',
+            "store.timeout_s": 2})
+        actors = start_master_actors(config)
+        m = Master(actors, config)
+        m.base, m.zookeeper = request.param, server
+        try:
+            yield m
+        finally:
+            actors.system.shutdown()
+            if request.param == "multiprocTCPBase":
+                reap_forked_leftovers()
+
+
+@pytest.mark.parametrize("zk_master", ["simpleSystemBase", "multiprocTCPBase"], indirect=True)
+def test_a_zookeeper_store_that_is_down_answers_503_and_nothing_is_acknowledged(zk_master):
+    master = zk_master
+    create(master)
+    job_id = submit(master)
+    wait_for(lambda: started(master, job_id), what="worker Started")
+    master.zookeeper.kill9()
+    assert_failed_writes_are_not_acknowledged(master, job_id)
+    master.zookeeper.start()
+    assert_the_store_works_again(master, job_id)

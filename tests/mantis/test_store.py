@@ -49,6 +49,7 @@ def test_a_writer_killed_mid_stream_leaves_old_or_new_record_never_torn(tmp_path
 import pytest  # noqa: E402
 
 from mantis.store import StoreError, committed_batches  # noqa: E402
+from tests.support import file_size_limit  # noqa: E402
 
 
 def batch_of_every_kind(n: int) -> list[tuple]:
@@ -81,11 +82,33 @@ def test_a_batch_commits_with_one_fsync_of_the_log_and_one_line(tmp_path, fsyncs
     assert fsyncs[0] - before == 2
     (first, second) = committed_batches((tmp_path / "wal" / "shard-1.log").read_bytes())
     assert first == batch_of_every_kind(1) and second == batch_of_every_kind(2)
-    # Visible to any reader at once, before any checkpoint.
+    # Read through the writer at once; the record files follow at the next checkpoint.
+    assert store.clusters() == [{"name": "c", "n": 2}]
+    assert [j["n"] for j in store.jobs("c")] == [2] * 10
+    assert store.archived_job("c", "c-101") == {"jobId": "c-101", "n": 1}
+    assert FileStore(tmp_path).clusters() == []
+    store.checkpoint()
     plain = FileStore(tmp_path)
     assert plain.clusters() == [{"name": "c", "n": 2}]
     assert [j["n"] for j in plain.jobs("c")] == [2] * 10
     assert plain.archived_job("c", "c-101") == {"jobId": "c-101", "n": 1}
+    store.close()
+
+
+def test_a_record_changed_many_times_between_checkpoints_is_written_once(tmp_path, monkeypatch):
+    import mantis.store
+
+    store = FileStore(tmp_path, writer="w")
+    written = []
+    real = FileStore._write_temp
+    monkeypatch.setattr(FileStore, "_write_temp", lambda self, path, text: (written.append(path.name),
+                                                                              real(self, path, text))[1])
+    for n in range(50):
+        store.write_batch([("put_job", "c", "c-1", {"n": n}), ("put_cluster", "c", {"n": n})])
+    assert written == [] and store.jobs("c") == [{"n": 49}]
+    store.checkpoint()
+    assert sorted(written) == ["c-1.json", "c.json"]
+    assert FileStore(tmp_path).jobs("c") == [{"n": 49}]
     store.close()
 
 
@@ -176,14 +199,15 @@ def test_a_checkpoint_empties_the_log_once_it_grows_past_its_threshold(tmp_path,
 
 def test_a_failed_batch_raises_store_error_and_is_not_in_the_log(tmp_path):
     store = FileStore(tmp_path, writer="w")
-    store.write_batch([("put_job", "c", "c-1", {"n": 1})])
-    # A plain file where a directory should be: writing under it fails, even as root.
-    (tmp_path / "jobs" / "d").write_text("not a directory")
-    with pytest.raises(StoreError, match="jobs/d/d-1.json") as failed:
-        store.write_batch([("put_job", "c", "c-1", {"n": 2}), ("put_job", "d", "d-1", {"n": 1})])
-    assert failed.value.committed == 0
+    store.write_batch([("put_job", "c", "c-1", {"n": 1, "pad": "x" * 200_000})])
     wal = tmp_path / "wal" / "w.log"
-    assert committed_batches(wal.read_bytes()) == [[("put_job", "c", "c-1", {"n": 1})]]
+    # A real failure of the commit: the log may grow no further (EFBIG, as on a full disk).
+    with file_size_limit(wal.stat().st_size):
+        with pytest.raises(StoreError, match="w.log") as failed:
+            store.write_batch([("put_job", "c", "c-1", {"n": 2}), ("put_job", "d", "d-1", {"n": 1})])
+    assert failed.value.committed == 0
+    assert [[op[:3] for op in ops] for ops in committed_batches(wal.read_bytes())] == [[("put_job", "c", "c-1")]]
+    assert store.jobs("c")[0]["n"] == 1 and store.jobs("d") == []
     store.write_batch([("put_job", "c", "c-1", {"n": 3})])  # the store goes on
     with pytest.raises(StoreError, match="cannot name a record"):
         store.write_batch([("put_job", "c", "../escape", {})])
@@ -191,11 +215,21 @@ def test_a_failed_batch_raises_store_error_and_is_not_in_the_log(tmp_path):
         store.write_batch([("put_job", "c", "c-9", {"bad": object()})])
     with pytest.raises(StoreError, match="unknown store operation"):
         store.write_batch([("drop_everything",)])
+    # A plain file where a directory should be: writing under it fails, even as root.
+    (tmp_path / "jobs" / "d").write_text("not a directory")
     with pytest.raises(StoreError, match="jobs/d") as unlogged:  # no bare OSError either
         FileStore(tmp_path).write_batch([("put_job", "c", "c-2", {}), ("put_job", "d", "d-1", {})])
     assert unlogged.value.committed == 1  # without a log, each record is durable on its own
+    # With a log the batch commits; the checkpoint that cannot write the file keeps the log.
+    store.write_batch([("put_job", "d", "d-1", {"n": 1})])
+    with pytest.raises(StoreError, match="jobs/d"):
+        store.checkpoint()
+    assert store.jobs("d") == [{"n": 1}] and wal.stat().st_size > 0
+    (tmp_path / "jobs" / "d").unlink()
+    store.checkpoint()
+    assert wal.stat().st_size == 0
     store.close()
-    assert FileStore(tmp_path).jobs("c") == [{"n": 3}, {}]
+    assert FileStore(tmp_path).jobs("c") == [{"n": 3}, {}] and FileStore(tmp_path).jobs("d") == [{"n": 1}]
 
 
 def test_a_log_append_that_fails_is_cut_back_and_never_replayed(tmp_path):
