@@ -81,13 +81,15 @@ class MantisActor(ActorTypeDispatcher):
 
     def _after_each(self) -> None:
         now = time.monotonic()
-        if self._tick_interval is not None and now - self._last_tick > max(3 * self._tick_interval, 1.0):
-            # The tick's wakeup was dropped (Thespian under load): tick now and re-arm.
-            self.start_ticking(self._tick_interval)
-            self._tick(now)
+        self._depth += 1  # what is sent from here is batched too
         try:
+            if self._tick_interval is not None and now - self._last_tick > max(3 * self._tick_interval, 1.0):
+                # The tick's wakeup was dropped (Thespian under load): tick now and re-arm.
+                self.start_ticking(self._tick_interval)
+                self._tick(now)
             self.after_message()
         finally:
+            self._depth -= 1
             if self._batches:
                 waited = now - self._batch_opened
                 if waited >= self.BATCH_WINDOW_S:
