@@ -102,7 +102,7 @@ class MantisActor(ActorTypeDispatcher):
         due sooner and not overdue), so that windowed work gets done when all is quiet."""
         now = time.monotonic()
         due = now + seconds
-        if self._wake_due is not None and now - 1.0 < self._wake_due <= due:
+        if self._wake_due is not None and now - 1.0 < self._wake_due <= due + 0.001:
             return
         self._wake_due = due
         self.wakeupAfter(max(0.0, seconds), payload=_WINDOW)

@@ -3,6 +3,8 @@ import pytest
 
 from actors.actor_system import start_master_actors
 from actors.agent_runner import attach_agent
+from actors.messages import CreateCluster, Done, GetJob, SubmitJob
+from mantis.definitions import JobClusterDefinition, JobDefinition
 from tests.support import make_config, reap_forked_leftovers
 
 
@@ -17,6 +19,26 @@ class Master:
     def ask(self, message, to="manager", timeout=10.0):
         target = self.actors.scheduler if to == "scheduler" else self.actors.manager
         return self.system.ask(target, message, timeout)
+
+    def done(self, message, to="manager"):
+        """The body of the answer to ``message``, which must be a Done."""
+        reply = self.ask(message, to)
+        assert isinstance(reply, Done), reply
+        return reply.body
+
+    def create_cluster(self, definition: dict) -> dict:
+        return self.done(CreateCluster(JobClusterDefinition.from_json(definition)))
+
+    def submit(self, cluster: str, **fields) -> str:
+        return self.done(SubmitJob(cluster, JobDefinition.from_json({"user": "t", **fields})))["jobId"]
+
+    def job(self, job_id: str) -> dict:
+        return self.done(GetJob(job_id))
+
+    def started_workers(self, job_id: str) -> list:
+        """The job's Started workers once the job is Launched (else none)."""
+        job = self.job(job_id)
+        return [w for w in job["workers"] if w["state"] == "Started"] if job["state"] == "Launched" else []
 
 
 @pytest.fixture(params=["simpleSystemBase", "multiprocTCPBase"])

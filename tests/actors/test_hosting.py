@@ -141,3 +141,41 @@ def test_a_removed_actor_answers_nothing_but_a_404_to_whoever_asks_it():
     host.end_turn()
     ((target, reply),) = owner.sent
     assert target == ASKER and reply.status == 404
+
+
+def test_a_tick_whose_wakeup_was_dropped_is_made_up_on_the_next_message():
+    # Thespian drops wakeups that fall due while a process has ~1,000 sends queued.
+    owner, host = make_host()
+    host.create(Counter, "a")
+    actor = host.actors["a"]
+    actor.start_ticking(0.05)
+    host.timers = type(host.timers)()  # the wakeup is lost
+    actor._last_tick -= 2.0  # and longer ago than the actor tolerates
+    host.deliver("a", "hello", ASKER)
+    host.drain()
+    assert actor.ticks == 1 and len(host.timers) == 1  # ticked now, and ticking again
+
+
+def test_an_actor_with_a_batch_window_sends_what_came_within_it_as_one_batch():
+    owner, host = make_host()
+
+    class Windowed(Counter):
+        BATCH_WINDOW_S = 60.0
+
+        def receiveMsg_str(self, msg, sender):
+            self.send_batched(SCHEDULER, msg)
+
+    host.create(Windowed, "w")
+    for text in ("one", "two", "three"):
+        host.deliver("w", text, ASKER)
+        host.drain()
+        host.end_turn()
+    assert owner.sent == []  # held for the window, with a wakeup set to end it
+    assert len(host.timers) == 1
+    actor = host.actors["w"]
+    actor._batch_opened -= 61.0
+    host.deliver("w", "four", ASKER)
+    host.drain()
+    host.end_turn()
+    ((target, batch),) = owner.sent
+    assert target == SCHEDULER and batch.messages == ["one", "two", "three", "four"]

@@ -18,26 +18,19 @@ CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",
 
 
 def create(master, **patch):
-    reply = master.ask(CreateCluster(JobClusterDefinition.from_json({**CLUSTER, **patch})))
-    assert isinstance(reply, Done), reply
-    return reply.body
+    return master.create_cluster({**CLUSTER, **patch})
 
 
 def submit(master, cluster="synth", **fields):
-    reply = master.ask(SubmitJob(cluster, JobDefinition.from_json({"user": "t", **fields})))
-    assert isinstance(reply, Done), reply
-    return reply.body["jobId"]
+    return master.submit(cluster, **fields)
 
 
 def job(master, job_id):
-    reply = master.ask(GetJob(job_id))
-    assert isinstance(reply, Done), reply
-    return reply.body
+    return master.job(job_id)
 
 
 def started_workers(master, job_id):
-    j = job(master, job_id)
-    return [w for w in j["workers"] if w["state"] == "Started"] if j["state"] == "Launched" else []
+    return master.started_workers(job_id)
 
 
 def test_submitted_job_runs_its_worker_to_started_and_reports_metrics(master):

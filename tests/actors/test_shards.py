@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from actors.messages import (CreateCluster, DescribeActors, Done, GetJob, GetShards, KillJob, ListJobs, Rejected,
+from actors.messages import (DescribeActors, Done, GetJob, GetShards, KillJob, ListJobs, Rejected,
                              ScaleStage, SubmitJob)
 from actors.shard_actor import shard_of
-from mantis.definitions import JobClusterDefinition, JobDefinition
+from mantis.definitions import JobDefinition
 from tests.support import wait_for
 
 SYNTH = {"name": "synth", "url": "mantis.examples.synthetic:job", "parameters": [{"name": "rate", "value": 20}],
@@ -21,25 +21,19 @@ HANGS = "tests.job_fixtures.hangs_on_import:job"
 
 
 def create(master, **patch):
-    reply = master.ask(CreateCluster(JobClusterDefinition.from_json({**SYNTH, **patch})))
-    assert isinstance(reply, Done), reply
+    master.create_cluster({**SYNTH, **patch})
 
 
 def submit(master, cluster="synth"):
-    reply = master.ask(SubmitJob(cluster, JobDefinition.from_json({"user": "t"})))
-    assert isinstance(reply, Done), reply
-    return reply.body["jobId"]
+    return master.submit(cluster)
 
 
 def get(master, job_id):
-    reply = master.ask(GetJob(job_id))
-    assert isinstance(reply, Done), reply
-    return reply.body
+    return master.job(job_id)
 
 
 def started(master, job_id):
-    job = get(master, job_id)
-    return [w for w in job["workers"] if w["state"] == "Started"] if job["state"] == "Launched" else []
+    return master.started_workers(job_id)
 
 
 def shards(master):
