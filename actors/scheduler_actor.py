@@ -65,6 +65,10 @@ class SchedulerActor(MantisActor):
         self.phase = "running"
         self.start_ticking(float(cfg.get("tick_s", 1.0)))
         log.info("scheduler running: agent timeout %.1fs", self.agent_timeout_s)
+        heartbeat_s = float(msg.config.get("workers", {}).get("heartbeat_interval_s", 1.0))
+        if self.agent_timeout_s < 2 * heartbeat_s:
+            log.warning("scheduler.agent_timeout_s (%.1fs) is under two heartbeat intervals (%.1fs): "
+                        "agents will be declared lost between heartbeats", self.agent_timeout_s, heartbeat_s)
         self.send(sender, Done())
 
     # -- jobs -----------------------------------------------------------------------------

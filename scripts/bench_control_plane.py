@@ -183,7 +183,9 @@ def start_cluster(args, tmp: Path, guard: StopOnExit) -> LocalCluster:
                  f"master.api_port={free_listen_port()}", f"agent.admin_port={free_listen_port()}",
                  "master.local_agent=false",
                  f"workers.heartbeat_interval_s={args.heartbeat_s}",
-                 f"workers.heartbeat_timeout_s={max(30.0, 3 * args.heartbeat_s)}"]
+                 f"workers.heartbeat_timeout_s={max(30.0, 3 * args.heartbeat_s)}",
+                 # An agent is lost after three missed heartbeats, not before its first.
+                 f"scheduler.agent_timeout_s={max(5.0, 3 * args.heartbeat_s)}"]
     if args.shards is not None:
         overrides.append(f"master.shards={args.shards}")
     agent_args: list[str] = []
