@@ -74,7 +74,7 @@ class AgentActor(MantisActor):
 
     def _report(self, statuses: list) -> None:
         if self.scheduler is not None and statuses:
-            self.send(self.scheduler, AgentHeartbeat(self.offer.agent_id, statuses))
+            self.send(self.scheduler, AgentHeartbeat(self.offer.agent_id, statuses, sent_at=time.time()))
 
     # -- workers ----------------------------------------------------------------------
 
@@ -138,7 +138,7 @@ class AgentActor(MantisActor):
                  if now - w["seen"] <= self.worker_silence_s and w["status"] not in TERMINAL]
         if self.scheduler is not None:
             # Sent even with no workers: the heartbeat is also the agent's own liveness.
-            self.send(self.scheduler, AgentHeartbeat(self.offer.agent_id, fresh))
+            self.send(self.scheduler, AgentHeartbeat(self.offer.agent_id, fresh, sent_at=time.time()))
 
     def receiveMsg_GetAgentState(self, msg, sender):
         self.send(sender, Done({

@@ -133,6 +133,10 @@ def test_worker_too_big_for_any_agent_stays_pending_with_a_reason(master):
     assert any("cpu" in r.lower() for r in pending[0]["reasons"])
     agents = master.ask(ListAgents(), to="scheduler").body
     assert agents[0]["agentId"] == "local"
+    # How late the scheduler handles the agent's heartbeats (its own clock on each).
+    (lag,) = wait_for(lambda: [a["heartbeatLagS"] for a in master.ask(ListAgents(), to="scheduler").body
+                               if a["heartbeatLagS"] is not None], what="a heartbeat's lag")
+    assert 0 <= lag < 10
 
 
 def test_worker_killed_with_kill_9_is_replaced(master):
