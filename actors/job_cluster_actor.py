@@ -112,8 +112,12 @@ class JobClusterActor(MantisActor):
 
     def _publish(self) -> None:
         self.send(self.context.manager, ClusterSummary(self.cluster.name, self.cluster.describe()))
-        latest = self.latest_active_job()
-        self.watchers.notify(latest, lambda w: self.send(w, ClusterChanged(self.cluster.name, latest)))
+        self._tell_watchers()
+
+    def _tell_watchers(self) -> None:
+        if len(self.watchers):  # the latest job is worth finding only for someone watching
+            latest = self.latest_active_job()
+            self.watchers.notify(latest, lambda w: self.send(w, ClusterChanged(self.cluster.name, latest)))
 
     def latest_active_job(self) -> str | None:
         """The newest job of this cluster that is still Accepted or Launched."""
@@ -125,8 +129,7 @@ class JobClusterActor(MantisActor):
 
     def receiveMsg_JobSummary(self, msg: JobSummary, sender):
         self.job_states[msg.job_id] = msg.summary["state"]
-        latest = self.latest_active_job()
-        self.watchers.notify(latest, lambda w: self.send(w, ClusterChanged(self.cluster.name, latest)))
+        self._tell_watchers()
 
     def receiveMsg_WatchCluster(self, msg: WatchCluster, sender):
         self.answer(msg, sender, ClusterChanged(self.cluster.name, self.latest_active_job()))
