@@ -17,9 +17,11 @@ import itertools
 import logging
 import time
 
+import ujson
 from thespian.actors import ActorExitRequest
 
 from actors.base import MantisActor
+from actors.job_actor import JobActor
 from actors.messages import (CheckEntryPoint, ClusterChanged, ClusterSummary, DeleteCluster, DescribeActors,
                              DisableCluster, JobChanged, JobSummary, WatchCluster, WatchJob,
                              Done, EnableCluster, EntryPointChecked, GetArchivedWorkers, GetCluster, GetJob,
@@ -30,7 +32,8 @@ from actors.watchers import Watchers
 from mantis.cluster_state import JobCluster
 from mantis.codec import ValidationError
 from mantis.definitions import JobClusterDefinition
-from mantis.job_state import Job
+from mantis.ids import parse_job_id
+from mantis.job_state import ACTIVE_JOB_STATES, Job
 from mantis.lifecycle import TransitionRejected
 
 log = logging.getLogger("mantis.cluster")
@@ -41,8 +44,6 @@ ENDED_JOB_REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitW
 
 
 def _check_key(definition) -> tuple:
-    import ujson
-
     return definition.url, ujson.dumps(definition.parameter_values(), sort_keys=True)
 
 
@@ -87,8 +88,6 @@ class JobClusterActor(MantisActor):
         log.info("job cluster %s recovered with %d active job(s)", self.cluster.name, len(self.jobs))
 
     def _start_job_actor(self, record: dict) -> None:
-        from actors.job_actor import JobActor
-
         job_id = record["jobId"]
         address = self.createActor(JobActor, globalName=f"job:{job_id}")
         self.jobs[job_id] = address
@@ -121,11 +120,9 @@ class JobClusterActor(MantisActor):
 
     def latest_active_job(self) -> str | None:
         """The newest job of this cluster that is still Accepted or Launched."""
-        from mantis.job_state import ACTIVE_JOB_STATES
-
         active = [job_id for job_id, actor in self.jobs.items()
                   if self.job_states.get(job_id, "Accepted") in ACTIVE_JOB_STATES]
-        return max(active, key=lambda j: int(j.rpartition("-")[2])) if active else None
+        return max(active, key=lambda j: parse_job_id(j)[1]) if active else None
 
     def receiveMsg_JobSummary(self, msg: JobSummary, sender):
         self.job_states[msg.job_id] = msg.summary["state"]

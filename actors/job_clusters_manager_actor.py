@@ -16,10 +16,14 @@ from __future__ import annotations
 import logging
 
 from actors.base import MantisActor
+from actors.entry_point_checker import EntryPointCheckerActor
 from actors.messages import (ClusterRequest, ClusterSummary, DescribeActors, Done, GetShards, InitEntryPointChecker,
                              InitMaster, InitShard, JobRequest, JobSummary, ListClusters, ListJobs, Rejected,
                              ShardReady)
+from actors.shard_actor import ShardActor, shard_of
+from mantis.codec import ValidationError
 from mantis.ids import parse_job_id
+from mantis.store import FileStore
 
 log = logging.getLogger("mantis.clusters")
 
@@ -46,9 +50,6 @@ class JobClustersManagerActor(MantisActor):
         self.restarts = 0
 
     def receiveMsg_InitMaster(self, msg: InitMaster, sender):
-        from actors.entry_point_checker import EntryPointCheckerActor
-        from mantis.store import FileStore
-
         self.config, self.scheduler = msg.config, msg.scheduler
         store = msg.config.get("store", {})
         if store.get("type", "file") == "file":
@@ -62,8 +63,6 @@ class JobClustersManagerActor(MantisActor):
         self._init_asker = sender
 
     def _start_shard(self, index: int):
-        from actors.shard_actor import ShardActor
-
         address = self.createActor(ShardActor)
         self.send(address, InitShard(index, self.count, self.config, self.scheduler, self.myAddress, self.checker))
         return address
@@ -88,7 +87,6 @@ class JobClustersManagerActor(MantisActor):
                 return
         if address == getattr(self, "checker", None) and not self.exiting:
             log.warning("entry point checker exited unexpectedly; starting it again")
-            from actors.entry_point_checker import EntryPointCheckerActor
 
             self.checker = self.createActor(EntryPointCheckerActor)
             self.send(self.checker, InitEntryPointChecker(self.config))
@@ -105,9 +103,6 @@ class JobClustersManagerActor(MantisActor):
         self._forward(msg, sender)
 
     def _forward(self, msg, sender) -> None:
-        from actors.shard_actor import shard_of
-        from mantis.codec import ValidationError
-
         try:
             name = msg.cluster_name
         except ValidationError as exc:

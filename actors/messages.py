@@ -12,6 +12,10 @@ import reprlib
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
+from mantis.codec import ValidationError
+from mantis.ids import parse_job_id
+from mantis.job_state import KILL_REASONS
+
 
 # -- answers ------------------------------------------------------------------------
 
@@ -72,14 +76,10 @@ class JobRequest:
 
     @property
     def cluster_name(self) -> str:
-        from mantis.ids import parse_job_id
-
         return parse_job_id(self.job_id)[0]
 
     def validate(self) -> None:
         """Raise ValidationError for a malformed request (a job id that does not parse)."""
-        from mantis.ids import parse_job_id
-
         parse_job_id(self.job_id)
 
 
@@ -109,8 +109,6 @@ class ReplaceCluster(ClusterRequest):
     reply_to: Any = None
 
     def validate(self) -> None:
-        from mantis.codec import ValidationError
-
         if self.definition.name != self.name:
             raise ValidationError(f"body names cluster {self.definition.name!r}, the path {self.name!r}")
 
@@ -218,9 +216,6 @@ class KillJob(JobRequest):
     reply_to: Any = None
 
     def validate(self) -> None:
-        from mantis.codec import ValidationError
-        from mantis.job_state import KILL_REASONS
-
         super().validate()
         if self.reason not in KILL_REASONS:
             raise ValidationError(f"killReason must be one of {', '.join(KILL_REASONS)}")
@@ -236,8 +231,6 @@ class ScaleStage(JobRequest):
     reply_to: Any = None
 
     def validate(self) -> None:
-        from mantis.codec import ValidationError
-
         super().validate()
         if not isinstance(self.stage, int) or self.stage < 1:
             raise ValidationError("StageNumber must be an integer >= 1")
@@ -254,8 +247,6 @@ class ResubmitWorker(JobRequest):
     reply_to: Any = None
 
     def validate(self) -> None:
-        from mantis.codec import ValidationError
-
         super().validate()
         if not isinstance(self.number, int) or self.number < 1:
             raise ValidationError("workerNumber must be an integer >= 1")

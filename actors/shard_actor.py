@@ -28,12 +28,15 @@ from thespian.actors import ActorExitRequest, WakeupMessage
 
 from actors.base import MantisActor
 from actors.hosting import Envelope, Host, MessageBatch
+from actors.job_cluster_actor import JobClusterActor
 from actors.messages import (ClusterRequest, CreateCluster, DescribeActors, Done, EntryPointChecked,
                              InitShard, JobRequest, LoadCluster, Rejected, ShardContext, ShardReady,
                              StatusBatch, WorkerLaunched, WorkerStatusBatch, CancelWorker)
 from mantis.cluster_state import JobCluster
 from mantis.codec import ValidationError
+from mantis.group_commit import GroupCommitStore
 from mantis.ids import parse_job_id, parse_worker_key
+from mantis.store import StoreError, open_store
 
 log = logging.getLogger("mantis.shard")
 
@@ -96,9 +99,6 @@ class ShardActor(MantisActor):
     # -- start-up -------------------------------------------------------------------------
 
     def receiveMsg_InitShard(self, msg: InitShard, sender):
-        from mantis.group_commit import GroupCommitStore
-        from mantis.store import open_store
-
         self.index, self.count, self.config = msg.index, msg.count, msg.config
         self.manager, self.scheduler, self.checker = msg.manager, msg.scheduler, msg.checker
         self.host = Host(self, self.myAddress, peers=lambda: [self.manager, self.scheduler, self.checker])
@@ -116,8 +116,6 @@ class ShardActor(MantisActor):
 
     def _load_clusters(self, only: set[str] | None = None) -> int:
         """Host every stored cluster of this shard (or only those named); returns how many."""
-        from actors.job_cluster_actor import JobClusterActor
-
         try:
             records = self.store.clusters()
         except Exception as exc:  # noqa: BLE001  the store is down: try again on a timer
@@ -185,7 +183,6 @@ class ShardActor(MantisActor):
     def _make_durable(self) -> set[str]:
         """Flush the turn's writes as one group; the hosted actors of every cluster whose
         write failed (the cluster and all its jobs) if it failed, else nothing."""
-        from mantis.store import StoreError
 
         writers, self.tracked.writers = self.tracked.writers, set()
         if not self.store.pending:
@@ -208,11 +205,9 @@ class ShardActor(MantisActor):
 
     def _reload(self, failed: set[str]) -> None:
         """Put the clusters of ``failed`` back to their last durable state.
-
         From the records the store client knows to be durable, not from a read: the
         store just failed, and a half-broken store may not show what it holds.
         """
-        from actors.job_cluster_actor import JobClusterActor
 
         clusters = {self._cluster_of(name) for name in failed}
         for name in failed:
@@ -260,7 +255,6 @@ class ShardActor(MantisActor):
             if actor in self.host.actors:
                 self.send(message.reply_to or sender, Rejected(409, f"job cluster {name} already exists"))
                 return
-            from actors.job_cluster_actor import JobClusterActor
 
             record = JobCluster(definition=message.definition, created_at=time.time(),
                                 updated_at=time.time()).to_json()

@@ -24,7 +24,9 @@ from typing import Any
 from thespian.actors import PoisonMessage
 
 from actors.messages import ClusterRequest, Done, GetShards, JobRequest, Rejected
+from actors.shard_actor import shard_of
 from mantis.codec import ValidationError
+from webapi.watcher import Watcher
 
 log = logging.getLogger("mantis.gateway")
 
@@ -85,7 +87,6 @@ class Gateway:
         if to == "scheduler":
             return self.master.scheduler
         if isinstance(message, (ClusterRequest, JobRequest)) and to == "manager":
-            from actors.shard_actor import shard_of
 
             fresh = time.monotonic() - self._shards_read_at < SHARDS_FRESH_S
             shards = self.shards if self.shards and fresh else self._read_shards(handle)
@@ -139,7 +140,6 @@ class Gateway:
         if not self._private:
             return None
         if self._watcher is None:
-            from webapi.watcher import Watcher
 
             self._watcher = Watcher(self.master.system, self.master.manager, asyncio.get_running_loop())
         return self._watcher.subscribe(message, callback)
