@@ -19,6 +19,7 @@ import ujson
 from actors.actor_system import address_from_text, ask, start_actor_system
 from actors.messages import AgentOfferInfo, ConnectMaster, StartAgent
 from mantis import master_address
+from mantis.config import AgentConfig, Config
 
 log = logging.getLogger("mantis.agent")
 
@@ -46,29 +47,29 @@ def machine_memory_mb() -> float:
     return 4096.0
 
 
-def offer_from_config(agent: dict) -> AgentOfferInfo:
+def offer_from_config(agent: AgentConfig) -> AgentOfferInfo:
     """This agent's offer from the ``agent`` config section (0 cpus/mem = the machine's)."""
     return AgentOfferInfo(
-        agent_id=str(agent["id"]), hostname=str(agent["hostname"]),
-        cpus=float(agent["cpus"] or os.cpu_count() or 1),
-        mem_mb=float(agent["mem_mb"] or machine_memory_mb()),
-        disk_mb=float(agent["disk_mb"]), network_mbps=float(agent["network_mbps"]),
-        ports=parse_port_ranges(agent["ports"]), attributes=dict(agent.get("attributes", {})))
+        agent_id=agent.id, hostname=agent.hostname,
+        cpus=float(agent.cpus or os.cpu_count() or 1),
+        mem_mb=float(agent.mem_mb or machine_memory_mb()),
+        disk_mb=float(agent.disk_mb), network_mbps=float(agent.network_mbps),
+        ports=parse_port_ranges(agent.ports), attributes=dict(agent.attributes))
 
 
-def start_agent_actor(asys, config: dict):
+def start_agent_actor(asys, config: Config):
     """Create and start the AgentActor in ``asys``; returns its address."""
     from actors.agent_actor import AgentActor
 
-    address = asys.createActor(AgentActor, globalName=f"mantis-agent-{config['agent']['id']}")
-    w = config["workers"]
-    interval = float(w["heartbeat_interval_s"])
-    ask(asys, address, StartAgent(offer_from_config(config["agent"]), interval,
-                                  max(3 * interval, float(w["heartbeat_timeout_s"]) / 2)))
+    address = asys.createActor(AgentActor, globalName=f"mantis-agent-{config.agent.id}")
+    w = config.workers
+    interval = float(w.heartbeat_interval_s)
+    ask(asys, address, StartAgent(offer_from_config(config.agent), interval,
+                                  max(3 * interval, float(w.heartbeat_timeout_s) / 2)))
     return address
 
 
-def attach_agent(asys, config: dict, scheduler) -> object:
+def attach_agent(asys, config: Config, scheduler) -> object:
     """An agent inside an existing actor system, connected straight to ``scheduler``."""
     address = start_agent_actor(asys, config)
     ask(asys, address, ConnectMaster(scheduler))
@@ -94,14 +95,14 @@ class MasterLocator:
     leader is known.
     """
 
-    def __init__(self, config: dict, fallback_url: str):
-        e = config["leader_election"]
+    def __init__(self, config: Config, fallback_url: str):
+        e = config.leader_election
         self.fallback_url = fallback_url
         self.follower = None
-        if e["hosts"]:
+        if e.hosts:
             from mantis.leader_election import LeaderFollower
 
-            self.follower = LeaderFollower(e["hosts"], e["path"]).start()
+            self.follower = LeaderFollower(e.hosts, e.path).start()
 
     def url(self) -> str | None:
         """The leader's API URL now; None while an election has no leader."""
@@ -126,7 +127,7 @@ def stop_on_sigterm(stop: threading.Event | None = None) -> threading.Event:
     return stop
 
 
-def follow_master(asys, agent, config: dict, master_url: str, stop: threading.Event, name: str,
+def follow_master(asys, agent, config: Config, master_url: str, stop: threading.Event, name: str,
                   every_poll=None) -> None:
     """Until ``stop`` is set: every second, find the master's scheduler (``master_url``, or
     the leader published in ZooKeeper) and tell ``agent`` with ConnectMaster whenever its
@@ -153,7 +154,7 @@ def follow_master(asys, agent, config: dict, master_url: str, stop: threading.Ev
         locator.close()
 
 
-def run_agent(config: dict, master_url: str, stop: threading.Event | None = None) -> None:
+def run_agent(config: Config, master_url: str, stop: threading.Event | None = None) -> None:
     """Run an agent until ``stop`` is set (or forever): own actor system, follow the master.
 
     The master is ``master_url``, or, when ``leader_election.hosts`` is configured, the
@@ -162,18 +163,17 @@ def run_agent(config: dict, master_url: str, stop: threading.Event | None = None
     """
     # A stopped agent takes its workers with it (its actor system shuts down below).
     stop = stop_on_sigterm(stop)
-    a, e = config["agent"], config["leader_election"]
+    a, e = config.agent, config.leader_election
     # Workers fork from this process and inherit these: how a job's code finds the master.
     os.environ[master_address.URL_VAR] = master_url
-    if e["hosts"]:
-        os.environ[master_address.ZOOKEEPER_VAR] = e["hosts"]
-        os.environ[master_address.LEADER_PATH_VAR] = e["path"]
-    asys = start_actor_system(config["master"]["actor_system_base"], int(a["admin_port"]),
-                              config["master"]["host"])
+    if e.hosts:
+        os.environ[master_address.ZOOKEEPER_VAR] = e.hosts
+        os.environ[master_address.LEADER_PATH_VAR] = e.path
+    asys = start_actor_system(config.master.actor_system_base, int(a.admin_port), config.master.host)
     try:
         agent = start_agent_actor(asys, config)
-        log.info("agent %s up (admin port %s), following %s", a["id"], a["admin_port"],
-                 f"the leader in ZooKeeper {e['hosts']}{e['path']}" if e["hosts"] else f"master at {master_url}")
-        follow_master(asys, agent, config, master_url, stop, a["id"])
+        log.info("agent %s up (admin port %s), following %s", a.id, a.admin_port,
+                 f"the leader in ZooKeeper {e.hosts}{e.path}" if e.hosts else f"master at {master_url}")
+        follow_master(asys, agent, config, master_url, stop, a.id)
     finally:
         asys.shutdown()

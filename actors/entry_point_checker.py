@@ -35,6 +35,7 @@ from typing import Any
 
 from actors.base import MantisActor
 from actors.messages import CheckEntryPoint, DescribeActors, Done, EntryPointChecked, InitEntryPointChecker
+from mantis.config import MasterConfig
 
 log = logging.getLogger("mantis.actors")
 
@@ -84,8 +85,9 @@ class EntryPointCheckerActor(MantisActor):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.timeout_s = 10.0
-        self.cache_s = 60.0
+        # The config's defaults until InitEntryPointChecker brings the master's settings.
+        self.timeout_s = float(MasterConfig.entry_point_check_timeout_s)
+        self.cache_s = float(MasterConfig.entry_point_cache_s)
         self.running: dict[tuple, _RunningCheck] = {}
         self.cache: dict[tuple, tuple[str | None, float]] = {}  # key -> (error, expires at)
         self.children_started = 0
@@ -95,9 +97,9 @@ class EntryPointCheckerActor(MantisActor):
     # -- requests --------------------------------------------------------------------
 
     def receiveMsg_InitEntryPointChecker(self, msg: InitEntryPointChecker, sender):
-        master = msg.config.get("master", {})
-        self.timeout_s = float(master.get("entry_point_check_timeout_s", self.timeout_s))
-        self.cache_s = float(master.get("entry_point_cache_s", self.cache_s))
+        master = msg.config.master
+        self.timeout_s = float(master.entry_point_check_timeout_s)
+        self.cache_s = float(master.entry_point_cache_s)
         self.phase = "running"
         self.send(sender, Done({"timeout_s": self.timeout_s, "cache_s": self.cache_s}))
 

@@ -21,6 +21,7 @@ from actors.messages import (CancelWorker, DescribeActors, Done, GetArchivedWork
                              WorkerStatusBatch)
 from actors.watchers import Watchers
 from mantis import job_state
+from mantis.config import Config
 from mantis.job_state import Job, WorkerPolicy
 from mantis.job_views import watched_view
 from mantis.lifecycle import TransitionRejected
@@ -28,17 +29,20 @@ from mantis.lifecycle import TransitionRejected
 log = logging.getLogger("mantis.job")
 
 
-def policy_from_config(config: dict) -> WorkerPolicy:
-    """The worker policy named by a master config's ``workers`` section."""
-    w = config.get("workers", {})
-    defaults = WorkerPolicy()
+def policy_from_config(config: Config) -> WorkerPolicy:
+    """The worker policy named by a master config's ``workers`` section.
+
+    Every value comes from the config, whose defaults (``mantis.config.WorkersConfig``)
+    are the only ones: WorkerPolicy's own defaults are not consulted here.
+    """
+    w = config.workers
     return WorkerPolicy(
-        heartbeat_timeout_s=float(w.get("heartbeat_timeout_s", defaults.heartbeat_timeout_s)),
-        startup_timeout_s=float(w.get("startup_timeout_s", defaults.startup_timeout_s)),
-        backoff_steps=tuple(w.get("backoff_steps_s", defaults.backoff_steps)),
-        backoff_reset_s=float(w.get("backoff_reset_s", defaults.backoff_reset_s)),
-        max_resubmits_per_hour=int(w.get("max_resubmits_per_hour", defaults.max_resubmits_per_hour)),
-        terminate_timeout_s=float(w.get("terminate_timeout_s", defaults.terminate_timeout_s)),
+        heartbeat_timeout_s=float(w.heartbeat_timeout_s),
+        startup_timeout_s=float(w.startup_timeout_s),
+        backoff_steps=tuple(w.backoff_steps_s),
+        backoff_reset_s=float(w.backoff_reset_s),
+        max_resubmits_per_hour=int(w.max_resubmits_per_hour),
+        terminate_timeout_s=float(w.terminate_timeout_s),
     )
 
 

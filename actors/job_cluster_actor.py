@@ -217,7 +217,7 @@ class JobClusterActor(MantisActor):
         if msg.error is not None:
             self.answer(submit, sender, Rejected(400, msg.error))
             return
-        cache_s = float(self.context.config["master"].get("entry_point_cache_s", 60.0))
+        cache_s = float(self.context.config.master.entry_point_cache_s)
         self.passed[key] = time.monotonic() + cache_s
         self._accept(submit, sender)
 

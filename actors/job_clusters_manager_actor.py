@@ -51,11 +51,11 @@ class JobClustersManagerActor(MantisActor):
 
     def receiveMsg_InitMaster(self, msg: InitMaster, sender):
         self.config, self.scheduler = msg.config, msg.scheduler
-        store = msg.config.get("store", {})
-        if store.get("type", "file") == "file":
+        store = msg.config.store
+        if store.type == "file":
             # Before any shard opens the store: logs of shards that no longer exist too.
-            FileStore.replay_all(store.get("path", "./mantis-data"))
-        self.count = max(1, int(msg.config["master"].get("shards", 4)))
+            FileStore.replay_all(store.path)
+        self.count = max(1, int(msg.config.master.shards))
         self.checker = self.createActor(EntryPointCheckerActor)
         self.send(self.checker, InitEntryPointChecker(msg.config))
         self.shards = [self._start_shard(i) for i in range(self.count)]

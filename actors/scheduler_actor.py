@@ -46,9 +46,9 @@ class SchedulerActor(MantisActor):
         self.place_soon = False
 
     def receiveMsg_InitScheduler(self, msg: InitScheduler, sender):
-        cfg = msg.config.get("scheduler", {})
-        self.agent_timeout_s = float(cfg.get("agent_timeout_s", 5.0))
-        self.orphan_grace_s = float(cfg.get("orphan_grace_s", 15.0))
+        cfg = msg.config.scheduler
+        self.agent_timeout_s = float(cfg.agent_timeout_s)
+        self.orphan_grace_s = float(cfg.orphan_grace_s)
         self.started_at = time.time()
         self.placement = Placement()
         self.jobs: dict[str, object] = {}          # job id -> JobActor address
@@ -57,15 +57,15 @@ class SchedulerActor(MantisActor):
         self.placed: dict[str, str] = {}           # worker key -> agent id
         # Launches an agent has not yet confirmed: key -> (spec, job actor, sent at).
         self.unconfirmed: dict[str, tuple[WorkerSpec, object, float]] = {}
-        self.launch_confirm_s = float(cfg.get("launch_confirm_s", 5.0))
-        self.BATCH_WINDOW_S = float(cfg.get("batch_window_s", 0.05))
+        self.launch_confirm_s = float(cfg.launch_confirm_s)
+        self.BATCH_WINDOW_S = float(cfg.batch_window_s)
         self.placed_at = 0.0  # monotonic time of the last placement round
         self.place_soon = False
         self.heartbeat_lag: dict[str, float] = {}  # agent id -> seconds its last heartbeat waited
         self.phase = "running"
-        self.start_ticking(float(cfg.get("tick_s", 1.0)))
+        self.start_ticking(float(cfg.tick_s))
         log.info("scheduler running: agent timeout %.1fs", self.agent_timeout_s)
-        heartbeat_s = float(msg.config.get("workers", {}).get("heartbeat_interval_s", 1.0))
+        heartbeat_s = float(msg.config.workers.heartbeat_interval_s)
         if self.agent_timeout_s < 2 * heartbeat_s:
             log.warning("scheduler.agent_timeout_s (%.1fs) is under two heartbeat intervals (%.1fs): "
                         "agents will be declared lost between heartbeats", self.agent_timeout_s, heartbeat_s)

@@ -102,10 +102,10 @@ class ShardActor(MantisActor):
         self.index, self.count, self.config = msg.index, msg.count, msg.config
         self.manager, self.scheduler, self.checker = msg.manager, msg.scheduler, msg.checker
         self.host = Host(self, self.myAddress, peers=lambda: [self.manager, self.scheduler, self.checker])
-        self.store = GroupCommitStore(open_store(msg.config.get("store", {}), writer=f"shard-{msg.index}"))
+        self.store = GroupCommitStore(open_store(msg.config.store, writer=f"shard-{msg.index}"))
         self.tracked = _TrackedStore(self.store, self.host)
         self.context = ShardContext(msg.config, msg.scheduler, msg.manager, msg.checker, self.tracked)
-        self.commit_delay_s = float(msg.config["master"].get("commit_delay_s", 0.005))
+        self.commit_delay_s = float(msg.config.master.commit_delay_s)
         self.phase = "running"
         clusters = self._load_clusters()
         self._turn()

@@ -19,6 +19,8 @@ import urllib.error
 import urllib.request
 from urllib.parse import quote, urlencode
 
+from mantis import config as config_module  # stdlib only: cheap for every command
+
 DEFAULT_MASTER = os.environ.get("MANTIS_MASTER", "http://127.0.0.1:8100")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -115,9 +117,9 @@ def _key_values(items: list[str], what: str) -> dict:
 
 # -- service commands ----------------------------------------------------------------
 
-def _load_config(args):
-    from mantis import config as config_module
-
+def _load_config(args) -> tuple[config_module.Config, list[str]]:
+    """The config a service command names (``--config``, ``--set`` and its own flags,
+    which become overrides too), and the overrides, for a local agent to be given the same."""
     overrides = list(args.set or [])
     for flag, key in (("api_port", "master.api_port"), ("admin_port", "master.admin_port"),
                       ("store_path", "store.path"), ("base", "master.actor_system_base"),

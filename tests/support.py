@@ -62,8 +62,9 @@ def _free(port: int) -> bool:
             return False
 
 
-def make_config(tmp_path, base: str = "multiprocTCPBase", **extra) -> dict:
-    """A config on free loopback ports with short timeouts, store under ``tmp_path``."""
+def make_config(tmp_path, base: str = "multiprocTCPBase", **extra) -> config_module.Config:
+    """A config on free loopback ports with short timeouts, store under ``tmp_path``;
+    ``extra`` are more overrides (``**{"master.shards": 2}``)."""
     overrides = [
         f'store.path="{tmp_path / "store"}"', f"master.actor_system_base=\"{base}\"",
         f"master.admin_port={free_port()}", f"master.api_port={free_port()}",

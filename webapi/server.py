@@ -10,7 +10,6 @@ configured, is a separate process in its own session (it must outlive a master c
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import os
 import signal
@@ -24,6 +23,8 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from mantis import config as config_module
+from mantis.config import Config
 from mantis.master_role import MasterRole
 from webapi.app import make_app
 from webapi.gateway import Gateway
@@ -32,31 +33,29 @@ from webapi.standby import RoleRouter, make_standby_app
 log = logging.getLogger("mantis.master")
 
 
-def serve_api(master, config: dict, port: int | None = None) -> tuple[tornado.httpserver.HTTPServer, Gateway, int]:
+def serve_api(master, config: Config, port: int | None = None) -> tuple[tornado.httpserver.HTTPServer, Gateway, int]:
     """Listen with the API on the config's host and port (0 = any free port)."""
-    gateway = Gateway(master, config)
+    gateway = Gateway(master, config.to_dict())  # the JSON view, as masterConfigs answers it
     server = tornado.httpserver.HTTPServer(make_app(gateway))
-    m = config["master"]
-    sockets = tornado.netutil.bind_sockets(m["api_port"] if port is None else port, address=m["host"],
+    m = config.master
+    sockets = tornado.netutil.bind_sockets(m.api_port if port is None else port, address=m.host,
                                            family=socket.AF_INET)
     server.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]
     return server, gateway, bound
 
 
-def _agent_running(config: dict) -> bool:
+def _agent_running(config: Config) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
-        return s.connect_ex((config["master"]["host"], int(config["agent"]["admin_port"]))) == 0
+        return s.connect_ex((config.master.host, int(config.agent.admin_port))) == 0
 
 
 def start_local_agent(config_path: str | None, overrides: list[str], master_url: str) -> subprocess.Popen | None:
     """Start ``mantis agent`` in its own session unless one already holds the agent port."""
-    from mantis import config as config_module
-
     config = config_module.load(config_path, overrides)
     if _agent_running(config):
-        log.info("local agent already running on admin port %s; reusing it", config["agent"]["admin_port"])
+        log.info("local agent already running on admin port %s; reusing it", config.agent.admin_port)
         return None
     cmd = [sys.executable, "-m", "mantis.cli", "agent", "--master", master_url]
     if config_path:
@@ -68,19 +67,16 @@ def start_local_agent(config_path: str | None, overrides: list[str], master_url:
     return proc
 
 
-def lease_config(config: dict, lease) -> dict:
+def lease_config(config: Config, lease) -> Config:
     """``config`` with the store fenced by ``lease`` (a ZooKeeper store only), for the actors.
 
     The actors open the store in their own processes from the config they are given, so
     the term travels as the lease's znode and version: writes from this term fail once a
-    newer leader holds the election.
+    newer leader holds the election.  ``config`` itself is frozen and stays as it was.
     """
-    if lease is None or config["store"].get("type") != "zookeeper":
+    if lease is None or config.store.type != "zookeeper":
         return config
-    fenced = copy.deepcopy(config)
-    fenced["store"]["lease_node"] = lease.node_path
-    fenced["store"]["lease_version"] = lease.node_version
-    return fenced
+    return config.replace("store", lease_node=lease.node_path, lease_version=lease.node_version)
 
 
 class MasterService:
@@ -93,7 +89,7 @@ class MasterService:
     run on its thread, strictly alternating.  ``loop`` is the IOLoop serving ``router``.
     """
 
-    def __init__(self, config: dict, loop: asyncio.AbstractEventLoop, router: RoleRouter, url: str,
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, router: RoleRouter, url: str,
                  election=None):
         self.config, self.loop, self.router, self.url = config, loop, router, url
         self.election = election
@@ -105,15 +101,15 @@ class MasterService:
 
     def description(self) -> dict:
         """What this master publishes in ZooKeeper while it leads."""
-        m = self.config["master"]
-        return {"host": m["host"], "apiPort": int(self.url.rpartition(":")[2]), "apiUrl": self.url,
-                "actorSystem": f"{m['host']}:{m['admin_port']}", "pid": os.getpid()}
+        m = self.config.master
+        return {"host": m.host, "apiPort": int(self.url.rpartition(":")[2]), "apiUrl": self.url,
+                "actorSystem": f"{m.host}:{m.admin_port}", "pid": os.getpid()}
 
     def info(self) -> dict:
         """This master's own part of masterInfo (role, terms, where it serves)."""
-        m = self.config["master"]
-        return dict(self.role.describe(), hostname=m["host"], apiPort=self.description()["apiPort"],
-                    apiUrl=self.url, adminPort=m["admin_port"], actorSystemBase=m["actor_system_base"])
+        m = self.config.master
+        return dict(self.role.describe(), hostname=m.host, apiPort=self.description()["apiPort"],
+                    apiUrl=self.url, adminPort=m.admin_port, actorSystemBase=m.actor_system_base)
 
     def leader_url(self) -> str | None:
         """The leader's API URL (this master's own while it leads), None when nobody leads."""
@@ -144,7 +140,8 @@ class MasterService:
         except Exception:
             self.role.change("lost")
             raise
-        self.gateway = Gateway(self.master, lease_config(self.config, lease))
+        # The API layer is given the config's JSON view: masterConfigs answers it as is.
+        self.gateway = Gateway(self.master, lease_config(self.config, lease).to_dict())
         app = make_app(self.gateway, role=self.role, api_url=self.url)
         self.loop.call_soon_threadsafe(self.router.switch, app)
         self.leading_event.set()
@@ -180,10 +177,10 @@ class MasterService:
             master.system.shutdown()
 
 
-def _start_election(service: MasterService, config: dict) -> None:
+def _start_election(service: MasterService, config: Config) -> None:
     from mantis.leader_election import LeaderElection
 
-    e = config["leader_election"]
+    e = config.leader_election
 
     def on_elected(lease):
         try:
@@ -193,19 +190,19 @@ def _start_election(service: MasterService, config: dict) -> None:
             log.error("could not start leading (%s); rejoining the election", exc)
             threading.Thread(target=_rejoin, args=(service, config), daemon=True).start()
 
-    service.election = LeaderElection(e["hosts"], e["path"], service.description(), on_elected=on_elected,
-                                      on_lost=service.stand_by, session_timeout=float(e["session_timeout_s"]))
-    log.info("joining the leader election at %s%s as a standby", e["hosts"], e["path"])
+    service.election = LeaderElection(e.hosts, e.path, service.description(), on_elected=on_elected,
+                                      on_lost=service.stand_by, session_timeout=float(e.session_timeout_s))
+    log.info("joining the leader election at %s%s as a standby", e.hosts, e.path)
     service.election.start()
 
 
-def _rejoin(service: MasterService, config: dict) -> None:
+def _rejoin(service: MasterService, config: Config) -> None:
     service.election.stop()
     time.sleep(1.0)
     _start_election(service, config)
 
 
-def run_master(config: dict, config_path: str | None = None, overrides: list[str] | None = None,
+def run_master(config: Config, config_path: str | None = None, overrides: list[str] | None = None,
                on_ready=None, stop_local_agent: bool = False) -> None:
     """Run a master until SIGINT/SIGTERM; ``on_ready(api_url, stop)`` is called once it leads.
 
@@ -214,8 +211,8 @@ def run_master(config: dict, config_path: str | None = None, overrides: list[str
     running after the master stops (its workers must survive a master restart), unless
     ``stop_local_agent`` (``mantis up``: a demo that cleans up after itself).
     """
-    m = config["master"]
-    elect = bool(config["leader_election"]["hosts"])
+    m = config.master
+    elect = bool(config.leader_election.hosts)
     holder: dict = {}
 
     async def main():
@@ -223,8 +220,8 @@ def run_master(config: dict, config_path: str | None = None, overrides: list[str
         placeholder = tornado.web.Application()
         router = RoleRouter(placeholder)
         server = tornado.httpserver.HTTPServer(router)
-        sockets = tornado.netutil.bind_sockets(m["api_port"], address=m["host"], family=socket.AF_INET)
-        url = f"http://{m['host']}:{sockets[0].getsockname()[1]}"
+        sockets = tornado.netutil.bind_sockets(m.api_port, address=m.host, family=socket.AF_INET)
+        url = f"http://{m.host}:{sockets[0].getsockname()[1]}"
         service = holder["service"] = MasterService(config, loop, router, url)
         router.switch(service.standby_app)
         if elect:
@@ -235,7 +232,7 @@ def run_master(config: dict, config_path: str | None = None, overrides: list[str
             await loop.run_in_executor(None, service.lead, None)
         server.add_sockets(sockets)
         log.info("master API listening at %s", url)
-        agent = start_local_agent(config_path, overrides or [], url) if m.get("local_agent") else None
+        agent = start_local_agent(config_path, overrides or [], url) if m.local_agent else None
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
