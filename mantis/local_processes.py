@@ -233,20 +233,18 @@ class HaCluster:
     ``master_zookeeper`` gives master ``i`` its own way to ZooKeeper (a proxy a test cuts).
     """
 
-    def __init__(self, config: dict, tmp: Path, zookeeper_hosts: str, masters: int = 2,
+    def __init__(self, config, tmp: Path, zookeeper_hosts: str, masters: int = 2,
                  ports: list[tuple[int, int]] | None = None, master_zookeeper: list[str] | None = None):
         self.tmp = tmp
-        self.config = json.loads(json.dumps(config))
-        self.config["store"].update(type="zookeeper", hosts=zookeeper_hosts)
-        self.config["leader_election"]["hosts"] = zookeeper_hosts
+        self.config = (config.replace("store", type="zookeeper", hosts=zookeeper_hosts)
+                       .replace("leader_election", hosts=zookeeper_hosts))
         self.masters: list[Service] = []
         self.urls: list[str] = []
         for i in range(masters):
-            c = json.loads(json.dumps(self.config))
             api_port, admin_port = ports[i] if ports else (free_listen_port(), free_listen_port())
-            c["master"].update(api_port=api_port, admin_port=admin_port)
+            c = self.config.replace("master", api_port=api_port, admin_port=admin_port)
             if master_zookeeper:  # e.g. a proxy a test can cut
-                c["store"]["hosts"] = c["leader_election"]["hosts"] = master_zookeeper[i]
+                c = c.replace("store", hosts=master_zookeeper[i]).replace("leader_election", hosts=master_zookeeper[i])
             path = write_config(c, tmp / f"master-{i}.toml")
             self.masters.append(Service(["master", "--config", str(path)], tmp / f"master-{i}.log"))
             self.urls.append(f"http://{c['master']['host']}:{api_port}")
