@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 
 import tornado.iostream
@@ -34,6 +33,7 @@ import tornado.websocket
 from actors.messages import GetCluster, GetJob, ListJobs
 from mantis import codec
 from mantis.job_state import ACTIVE_JOB_STATES
+from mantis.runtime.frames import read_frame_async
 from mantis.subscription import Subscription, SubscriptionError
 from webapi.gateway import ApiError
 from webapi.handlers import ApiHandler, _check_job_id, _check_name
@@ -45,7 +45,6 @@ QUEUE_BATCHES = 16
 FOLLOW_INTERVAL_S = 1.0
 # After the job ended: how long the relay waits for its connections to reach their end.
 END_DRAIN_S = 5.0
-_LENGTH = struct.Struct(">I")
 
 
 def sink_workers(job: dict) -> dict[str, tuple[str, int]]:
@@ -148,11 +147,9 @@ class OutputRelay(_Relay):
         log.info("relay for %s reading worker %s at %s:%d", self.job_id, worker_id, host, port)
         try:
             while not self.closed:
-                header = await stream.read_bytes(4)
-                (length,) = _LENGTH.unpack(header)
-                payload = await stream.read_bytes(length)
-                await self.queue.put(codec.loads(payload))
-        except (tornado.iostream.StreamClosedError, ValueError):
+                # The runtime's own frame reader, with its size check.
+                await self.queue.put(await read_frame_async(stream.read_bytes))
+        except (tornado.iostream.StreamClosedError, ValueError):  # FrameError is a ValueError
             pass
         finally:
             stream.close()

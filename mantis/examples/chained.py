@@ -20,6 +20,7 @@ from reactivex import operators as ops
 
 from mantis.codec import ValidationError
 from mantis.definitions import cluster_name
+from mantis.examples.parameters import parsed_by
 from mantis.ids import parse_job_id
 from mantis.job_dsl import Context, Job, ParameterDefinition, ParameterError
 from mantis.runtime.job_source import UpstreamEvent, job_output_source
@@ -27,20 +28,8 @@ from mantis.runtime.job_source import UpstreamEvent, job_output_source
 TAG_FIELD = "upstreamJobId"
 
 
-def _is_job_id(text: str) -> bool:
-    try:
-        parse_job_id(text)
-    except ValidationError:
-        return False
-    return True
-
-
-def _is_cluster_name(text: str) -> bool:
-    try:
-        cluster_name(text, "upstreamCluster")
-    except ValidationError:
-        return False
-    return True
+_is_job_id = parsed_by(parse_job_id, ValidationError)
+_is_cluster_name = parsed_by(lambda text: cluster_name(text, "upstreamCluster"), ValidationError)
 
 
 def resolve_upstream(parameters: dict, own_job_id: str | None = None) -> dict:

@@ -40,8 +40,8 @@ from collections import Counter
 import reactivex
 from reactivex import operators as ops
 
-from mantis.job_dsl import (BatchSource, Context, Job, ParameterDefinition, ProcessingStage,
-                            at_least)
+from mantis.examples.parameters import paced_parameters
+from mantis.job_dsl import BatchSource, Context, Job, ParameterDefinition, ProcessingStage
 from mantis.runtime.batch_operators import filter_each, map_each
 from mantis.runtime.sources import paced_batches
 
@@ -135,12 +135,5 @@ job = Job(
                             description="keep events whose value (0-99) is at least this")]),
         ProcessingStage(name="count", batch_operators=count_per_user),
     ],
-    parameters=[
-        ParameterDefinition("rate", "int", default=1000, validator=at_least(0),
-                            description="events per second; 0 = as fast as possible"),
-        ParameterDefinition("keys", "int", default=100, validator=at_least(1),
-                            description="number of distinct users"),
-        ParameterDefinition("limit", "int", default=0, validator=at_least(0),
-                            description="stop after this many events; 0 = run forever"),
-    ],
+    parameters=paced_parameters(1000, keys=100),
 )

@@ -16,6 +16,7 @@ import reactivex
 import ujson
 from reactivex import operators as ops
 
+from mantis.examples.parameters import parsed_by
 from mantis.job_dsl import Context, Job, ParameterDefinition, ParameterError
 from mantis.runtime.line_sources import file_lines, http_lines, tcp_lines
 
@@ -36,12 +37,7 @@ def parse_input(text: str) -> tuple[str, tuple]:
     raise ParameterError(f"input {text!r} must be file:PATH, tail:PATH, tcp:[HOST:]PORT or an http(s):// URL")
 
 
-def _valid_input(text: str) -> bool:
-    try:
-        parse_input(text)
-    except ParameterError:
-        return False
-    return True
+_valid_input = parsed_by(parse_input, ParameterError)
 
 
 def line_events(context: Context) -> reactivex.Observable:

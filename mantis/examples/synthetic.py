@@ -17,7 +17,8 @@ import time
 import reactivex
 from reactivex import operators as ops
 
-from mantis.job_dsl import Context, Job, ParameterDefinition, at_least
+from mantis.examples.parameters import paced_parameters
+from mantis.job_dsl import Context, Job, ParameterDefinition
 from mantis.runtime.sources import paced_source
 
 KINDS = ("view", "click", "add_to_cart", "purchase")
@@ -64,13 +65,7 @@ job = Job(
     description="Synthetic user events, filtered by kind and tagged with high_value.",
     source=user_events,
     stage=keep_kinds_and_tag,
-    parameters=[
-        ParameterDefinition("rate", "int", default=50, validator=at_least(0),
-                            description="events per second; 0 = as fast as possible"),
-        ParameterDefinition("keys", "int", default=10, validator=at_least(1),
-                            description="number of distinct users"),
-        ParameterDefinition("limit", "int", default=0, validator=at_least(0),
-                            description="stop after this many events; 0 = run forever"),
+    parameters=paced_parameters(50, keys=10) + [
         ParameterDefinition("kinds", "string", default="click,add_to_cart,purchase",
                             validator=(lambda text: bool(_kinds(text)) and set(_kinds(text)) <= set(KINDS),
                                        f"must be a comma-separated list of {', '.join(KINDS)}"),

@@ -12,6 +12,7 @@ import re
 import reactivex
 from reactivex import operators as ops
 
+from mantis.examples.parameters import paced_parameters
 from mantis.job_dsl import Context, Job, ParameterDefinition, at_least
 from mantis.runtime.sources import paced_source
 
@@ -61,11 +62,7 @@ job = Job(
     description="Running word counts over a built-in corpus of sentences.",
     source=sentences,
     stage=count_words,
-    parameters=[
-        ParameterDefinition("rate", "int", default=10, validator=at_least(0),
-                            description="sentences per second; 0 = as fast as possible"),
-        ParameterDefinition("limit", "int", default=0, validator=at_least(0),
-                            description="stop after this many sentences; 0 = run forever"),
+    parameters=paced_parameters(10, "sentences") + [
         ParameterDefinition("emit_every", "int", default=1, validator=at_least(1),
                             description="emit a word's count every this many occurrences"),
     ],

@@ -28,6 +28,7 @@ import io
 import pickle
 import socket
 import struct
+from typing import Awaitable, Callable
 
 import ujson
 
@@ -59,13 +60,18 @@ def _batch_frame(payload: bytes, batch: list) -> bytes:
 
 def decode_payload(payload: bytes | bytearray) -> list:
     """The batch in a frame's payload (without its length prefix); FrameError if not a JSON array."""
+    return _json_of(payload, list, "frame payload", "an array of events")
+
+
+def _json_of(payload: bytes | bytearray, kind: type, what: str, expected: str):
+    """``payload`` decoded as JSON, which must be a ``kind``; FrameError naming ``what`` otherwise."""
     try:
-        batch = ujson.loads(payload)
+        value = ujson.loads(payload)
     except ValueError as exc:
-        raise FrameError(f"frame payload is not valid JSON: {exc}") from None
-    if not isinstance(batch, list):
-        raise FrameError(f"frame payload is a JSON {type(batch).__name__}, not an array of events")
-    return batch
+        raise FrameError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, kind):
+        raise FrameError(f"{what} is a JSON {type(value).__name__}, not {expected}")
+    return value
 
 
 class _PlainValuesOnly(pickle.Unpickler):
@@ -117,15 +123,7 @@ def read_message(sock: socket.socket) -> dict | None:
     not a JSON object.
     """
     payload = read_payload(sock, MAX_MESSAGE)
-    if payload is None:
-        return None
-    try:
-        message = ujson.loads(payload)
-    except ValueError as exc:
-        raise FrameError(f"message is not valid JSON: {exc}") from None
-    if not isinstance(message, dict):
-        raise FrameError(f"message is a JSON {type(message).__name__}, not an object")
-    return message
+    return None if payload is None else _json_of(payload, dict, "message", "an object")
 
 
 def read_frame(sock: socket.socket, max_frame: int = MAX_FRAME) -> list | None:
@@ -148,10 +146,30 @@ def read_payload(sock: socket.socket, max_frame: int = MAX_FRAME) -> bytearray |
     header = _read_exactly(sock, HEADER.size, at_frame_start=True)
     if header is None:
         return None
+    return _read_exactly(sock, payload_length(header, max_frame), at_frame_start=False)
+
+
+async def read_frame_async(read_bytes: Callable[[int], Awaitable[bytes]],
+                           max_frame: int = MAX_FRAME) -> list:
+    """The batch of the next frame, read with ``await read_bytes(n)`` (exactly ``n`` bytes).
+
+    For event-loop readers, e.g. a tornado ``IOStream.read_bytes``: how the stream
+    ends is the stream's own error.  FrameError if the frame announces a payload over
+    ``max_frame`` bytes (checked before reading it) or is not a JSON array.
+    """
+    length = payload_length(await read_bytes(HEADER.size), max_frame)
+    return decode_payload(await read_bytes(length))
+
+
+def payload_length(header: bytes | bytearray, max_frame: int = MAX_FRAME) -> int:
+    """The payload length a frame's header announces; FrameError if it is over ``max_frame``.
+
+    Every frame reader goes through here, so none allocates for a stranger's length.
+    """
     (length,) = HEADER.unpack(header)
     if length > max_frame:
         raise FrameError(f"peer announced a {length}-byte frame, over the {max_frame}-byte limit")
-    return _read_exactly(sock, length, at_frame_start=False)
+    return length
 
 
 def _read_exactly(sock: socket.socket, size: int, at_frame_start: bool) -> bytearray | None:

@@ -11,9 +11,10 @@ reconnected after a short backoff (``RETRY_DELAYS_S``) and the master's address 
 for again (``mantis.master_address.master_url``) on every connect.  Events the upstream
 emitted while no connection stood are lost: the master relays output, it does not keep it.
 
-Like ``mantis.runtime.sources.paced_source`` it emits from threads of its own, never
-inside ``subscribe``, and ends promptly when ``context.stopped`` is set or the
-subscription is disposed: a blocked read is woken by shutting its socket.
+Like every source it is ``thread_fed`` (``mantis.runtime.sources``): it emits from a
+thread of its own, never inside ``subscribe``, and ends promptly when
+``context.stopped`` is set or the subscription is disposed: a blocked read is woken by
+shutting its socket.
 """
 from __future__ import annotations
 
@@ -27,11 +28,12 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import reactivex
-from reactivex.disposable import Disposable
 
 from mantis import codec
 from mantis.job_dsl import Context
 from mantis.master_address import master_url
+from mantis.runtime.listener import shut_down
+from mantis.runtime.sources import Halt, thread_fed
 
 log = logging.getLogger("mantis.runtime.job_source")
 
@@ -45,7 +47,7 @@ READ_TIMEOUT_S = 60.0
 # long enough that a master still loading its store after a restart is not taken at
 # its word.
 MISSING_GRACE_S = 15.0
-# Longest wait between looks at context.stopped (dispose wakes everything at once).
+# Longest wait between looks at whether the job to read changed.
 STOP_POLL_S = 0.1
 MAX_REDIRECTS = 3
 
@@ -166,11 +168,7 @@ class SseConnection:
             self._aborted = True
             sock = self._sock
         if sock is not None:
-            try:
-                # shutdown, not close: close does not wake a recv blocked on the socket.
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            shut_down(sock)
 
     def close(self) -> None:
         """Release the connection; called by the thread that opened and read it."""
@@ -242,56 +240,58 @@ def job_output_source(context: Context, job_id: str | None = None, cluster: str 
     if (job_id is None) == (cluster is None):
         raise ValueError("give exactly one of job_id and cluster")
 
-    def subscribe(observer, scheduler=None) -> Disposable:
-        follow = _Follower(context, observer, job_id, cluster, master, retry_delays_s,
-                           missing_grace_s, read_timeout_s)
-        follow.start()
-        return Disposable(follow.halt)
+    def feed(emit, halt: Halt) -> None:
+        _Follower(context, emit, halt, job_id, cluster, master, retry_delays_s,
+                  missing_grace_s, read_timeout_s).run()
 
-    return reactivex.create(subscribe)
+    return thread_fed(context, f"job-source-{cluster or job_id}", feed)
 
 
 class _Follower:
-    """One subscription: a reader thread on the upstream job's output and, when following a
-    cluster, a thread on the cluster's lastSubmittedJobIdStream telling it which job to read.
+    """One subscription: the reader (the feed's thread) on the upstream job's output and,
+    when following a cluster, a thread on the cluster's lastSubmittedJobIdStream telling
+    it which job to read.
 
-    Only the reader thread calls the observer, so on_next, on_error and on_completed
-    never overlap.
+    Only the reader emits; it returns to complete and raises to fail (``thread_fed``).
+    The halt (dispose, ``context.stopped``, or the reader's end) aborts every open
+    connection, so no thread stays blocked in a read.
     """
 
-    def __init__(self, context, observer, job_id, cluster, master, retry_delays_s,
+    def __init__(self, context, emit, halt: Halt, job_id, cluster, master, retry_delays_s,
                  missing_grace_s, read_timeout_s):
-        self.context, self.observer = context, observer
+        self.context, self.emit = context, emit
         self.cluster, self.master = cluster, master
         self.retry_delays_s, self.missing_grace_s = retry_delays_s, missing_grace_s
         self.read_timeout_s = read_timeout_s
-        self.halted = threading.Event()
+        self.halted = halt
         self.changed = threading.Condition()
         self.target: str | None = job_id  # the job to read; set by the cluster thread
         self.ended: set[str] = set()  # jobs whose output ended: never read again
         self.failure: Exception | None = None
         self.connections: dict[str, SseConnection] = {}  # "reader"/"cluster" -> open connection
 
-    def start(self) -> None:
-        name = f"job-source-{self.cluster or self.target}"
-        threading.Thread(target=self._read, daemon=True, name=name).start()
+    def run(self) -> None:
+        """Read the upstream output until it ends; raise what the source fails with."""
+        self.halted.on_halt(self._abort_all)
         if self.cluster is not None:
-            threading.Thread(target=self._follow_cluster, daemon=True, name=f"{name}-latest").start()
-        threading.Thread(target=self._watch_stopped, daemon=True, name=f"{name}-stop").start()
+            threading.Thread(target=self._follow_cluster, daemon=True,
+                             name=f"job-source-{self.cluster}-latest").start()
+        try:
+            self._read()
+        except _DownstreamError as exc:
+            raise exc.error from None
+        if self.failure is not None:
+            if not self.halted.is_set():
+                log.warning("job source of %s failed: %s", self.context.job_id, self.failure)
+            raise self.failure
 
-    def halt(self) -> None:
-        """Stop every thread of this subscription, waking any blocked read."""
-        self.halted.set()
+    def _abort_all(self) -> None:
+        """At the halt: wake every thread of this subscription and any blocked read."""
         with self.changed:
             connections = list(self.connections.values())
             self.changed.notify_all()
         for conn in connections:
             conn.abort()
-
-    def _watch_stopped(self) -> None:
-        while not self.halted.wait(STOP_POLL_S):
-            if self.context.stopped.is_set():
-                self.halt()
 
     def _connect(self, role: str, path: str) -> SseConnection:
         conn = SseConnection(self.master().rstrip("/") + path, read_timeout=self.read_timeout_s)
@@ -354,7 +354,7 @@ class _Follower:
         if reader is not None:
             reader.abort()
 
-    # -- the upstream job's output (both modes; the only caller of the observer) ------
+    # -- the upstream job's output (both modes; the only thread that emits) -----------
 
     def _next_target(self) -> str | None:
         """The job to read next, waiting for the cluster thread to name a new one; None to end."""
@@ -366,8 +366,9 @@ class _Follower:
         return None
 
     def _read(self) -> None:
+        """Read job after job until the output ends, the halt, or a failure (``self.failure``)."""
         backoff, missing = _Backoff(self.retry_delays_s), _Missing(self.missing_grace_s)
-        on_next = self.observer.on_next
+        on_next = self.emit
         while True:
             job = self._next_target()
             if job is None:
@@ -404,11 +405,8 @@ class _Follower:
                         break
                 if self.target == job:
                     self._log_break(job, exc)
-            except _DownstreamError as exc:
-                self._disconnect("reader")
-                self.halt()
-                self.observer.on_error(exc.error)
-                return
+            except _DownstreamError:
+                raise  # run() fails the source with the operators' own error
             except Exception as exc:  # noqa: BLE001  any failure of the connection is a break
                 # http.client raises OSError, HTTPException or even ValueError (a chunk
                 # cut in the middle) when a stream breaks.
@@ -422,18 +420,6 @@ class _Follower:
                 continue  # the cluster thread names the next job
             if self.target == job:
                 self.halted.wait(backoff.next())
-        self._finish()
-
-    def _finish(self) -> None:
-        stopped = self.halted.is_set() or self.context.stopped.is_set()
-        self.halt()  # the other threads go with the reader
-        if stopped:
-            return
-        if self.failure is not None:
-            log.warning("job source of %s failed: %s", self.context.job_id, self.failure)
-            self.observer.on_error(self.failure)
-        else:
-            self.observer.on_completed()
 
     def _log_break(self, what: str, exc: Exception) -> None:
         if not self.halted.is_set():

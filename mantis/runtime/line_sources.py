@@ -2,7 +2,7 @@
 
 Each returns an Observable of lines (``str``, without the line ending), emitted from a
 thread of its own, that stops promptly when ``context.stopped`` is set or the
-subscription is disposed (see ``mantis.runtime.sources``).  Bytes that are not UTF-8
+subscription is disposed (``mantis.runtime.sources.thread_fed``).  Bytes that are not UTF-8
 are replaced, never fatal: one bad line must not stop a long-lived job.
 
 - ``file_lines(context, path, follow=False)``: the file's lines; it completes at the
@@ -23,58 +23,15 @@ import os
 import socket
 import threading
 import urllib.request
-from typing import Callable
 
 import reactivex
-from reactivex.disposable import Disposable
 
 from mantis.job_dsl import Context
+from mantis.runtime.listener import shut_down
+from mantis.runtime.sources import Halt, thread_fed
 
 POLL_S = 0.1
 READ_CHUNK = 65536
-
-
-def _threaded(context: Context, name: str, loop: Callable[[Callable, threading.Event], None],
-              on_stop: Callable[[], None] = lambda: None) -> reactivex.Observable:
-    """An Observable whose items come from ``loop(emit, halted)`` run on a daemon thread.
-
-    ``loop`` returns to complete, raises to fail, and must return soon after ``halted``
-    is set (dispose or ``context.stopped``); ``on_stop`` runs at dispose to unblock it.
-    """
-
-    def subscribe(observer, scheduler=None) -> Disposable:
-        halted = threading.Event()
-        watcher_done = threading.Event()
-
-        def watch_stop() -> None:
-            # context.stopped comes from the worker; dispose comes from the subscription.
-            while not halted.is_set() and not watcher_done.is_set():
-                if context.stopped.wait(POLL_S):
-                    halted.set()
-                    on_stop()
-
-        def run() -> None:
-            try:
-                loop(observer.on_next, halted)
-            except Exception as exc:
-                if not halted.is_set():
-                    observer.on_error(exc)
-                return
-            finally:
-                watcher_done.set()
-            if not halted.is_set():
-                observer.on_completed()
-
-        threading.Thread(target=watch_stop, daemon=True, name=f"{name}-stop").start()
-        threading.Thread(target=run, daemon=True, name=name).start()
-
-        def dispose() -> None:
-            halted.set()
-            on_stop()
-
-        return Disposable(dispose)
-
-    return reactivex.create(subscribe)
 
 
 def _decode(raw: bytes) -> str:
@@ -84,7 +41,7 @@ def _decode(raw: bytes) -> str:
 def file_lines(context: Context, path: str, follow: bool = False) -> reactivex.Observable:
     """The lines of the file at ``path``; with ``follow``, forever, like ``tail -F``."""
 
-    def loop(emit, halted: threading.Event) -> None:
+    def loop(emit, halted: Halt) -> None:
         f = None
         partial = b""
         try:
@@ -117,7 +74,7 @@ def file_lines(context: Context, path: str, follow: bool = False) -> reactivex.O
             if f is not None:
                 f.close()
 
-    return _threaded(context, f"file-lines {path}", loop)
+    return thread_fed(context, f"file-lines {path}", loop)
 
 
 def _replaced_or_truncated(f, path: str) -> bool:
@@ -131,12 +88,10 @@ def _replaced_or_truncated(f, path: str) -> bool:
 
 def tcp_lines(context: Context, port: int, host: str = "127.0.0.1") -> reactivex.Observable:
     """The lines producers send to a line server on ``host:port`` (never completes)."""
-    state: dict = {}
 
-    def loop(emit, halted: threading.Event) -> None:
+    def loop(emit, halted: Halt) -> None:
         listener = socket.create_server((host, port), reuse_port=False)
         listener.settimeout(POLL_S)
-        state["listener"] = listener
         emit_lock = threading.Lock()  # producers' threads take turns: observers are not thread-safe
 
         def serve(conn: socket.socket) -> None:
@@ -171,22 +126,26 @@ def tcp_lines(context: Context, port: int, host: str = "127.0.0.1") -> reactivex
                 threading.Thread(target=serve, args=(conn,), daemon=True, name="tcp-lines-producer").start()
         halted.wait()  # never complete on our own
 
-    return _threaded(context, f"tcp-lines {host}:{port}", loop)
+    return thread_fed(context, f"tcp-lines {host}:{port}", loop)
 
 
 def http_lines(context: Context, url: str, reconnect_s: float = 1.0, timeout_s: float = 30.0) -> reactivex.Observable:
     """The lines of ``url``'s response, asked again whenever it ends (never completes)."""
-    current: dict = {}
 
-    def stop_reading() -> None:
-        response = current.get("response")
-        if response is not None:
+    def loop(emit, halted: Halt) -> None:
+        current: dict = {}  # the response being read, for the halt to unblock
+
+        def stop_reading() -> None:
+            response = current.get("response")
+            if response is None:
+                return
             try:
-                response.fp.raw._sock.shutdown(socket.SHUT_RDWR)  # unblock a pending read
-            except (AttributeError, OSError):
-                pass
+                sock = response.fp.raw._sock  # where http.client keeps the response's socket
+            except AttributeError:
+                return  # the response is closed already
+            shut_down(sock)  # unblocks a pending read
 
-    def loop(emit, halted: threading.Event) -> None:
+        halted.on_halt(stop_reading)
         while not halted.is_set():
             try:
                 with urllib.request.urlopen(url, timeout=timeout_s) as response:
@@ -202,4 +161,4 @@ def http_lines(context: Context, url: str, reconnect_s: float = 1.0, timeout_s: 
                 current.pop("response", None)
             halted.wait(reconnect_s)
 
-    return _threaded(context, f"http-lines {url}", loop, on_stop=stop_reading)
+    return thread_fed(context, f"http-lines {url}", loop)

@@ -5,6 +5,8 @@ for the next stage's workers) listen the same way: bind, accept on a daemon thre
 hand each connection to the server, and stop promptly on ``close``.  The accept waits
 at most ``ACCEPT_POLL_S`` at a time, and ``close`` shuts the socket down, which wakes a
 blocked accept on Linux at once.
+
+``shut_down`` is the one way the runtime wakes a thread blocked on a socket.
 """
 from __future__ import annotations
 
@@ -13,6 +15,19 @@ import threading
 from typing import Callable
 
 ACCEPT_POLL_S = 0.5
+
+
+def shut_down(sock: socket.socket) -> None:
+    """Shut ``sock`` down both ways, waking any thread blocked reading, writing or accepting on it.
+
+    Shutdown, not close: close does not wake a call blocked on the socket (and would
+    free its descriptor for reuse under that call).  A socket already closed or never
+    connected is left as it is.
+    """
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 class Listener:
@@ -33,10 +48,7 @@ class Listener:
     def close(self) -> None:
         """Stop listening; the accept thread ends within ``2 * ACCEPT_POLL_S``."""
         self._closed = True
-        try:
-            self._socket.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept on Linux
-        except OSError:
-            pass
+        shut_down(self._socket)  # wakes a blocked accept on Linux
         self._socket.close()
         if threading.current_thread() is not self._thread:
             self._thread.join(ACCEPT_POLL_S * 2)

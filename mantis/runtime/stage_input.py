@@ -3,13 +3,14 @@
 ``StageInput`` connects to each upstream endpoint ``(worker_id, host, port)``, sends
 the handshake (this worker's index and its stage's worker count, see
 ``stage_output.Handshake``), reads length-prefixed frames, decodes each whole batch
-with one call (``frames.decode_stage_payload``) and feeds it to the stage's pipeline through ``batches``, an
-Observable of lists.  It confirms every batch to its upstream as soon as it has
-decoded it, before feeding it, and END_OF_STREAM too (``stage_output.Receipt``), so
-the upstream can count exactly what never arrived when a connection breaks.  Each
-endpoint has a thread of its own; batches from different upstreams are fed one at a
-time (a lock), so the stage's operators see one thread at a time.  While the pipeline is busy the reading thread waits, the socket fills, and the
-upstream's own policy (block or drop) takes over: backpressure travels over TCP.
+with one call (``frames.decode_stage_payload``) and feeds it to the stage's pipeline
+through ``batches``, an Observable of lists.  It confirms every batch to its upstream
+as soon as it has decoded it, before feeding it, and END_OF_STREAM too
+(``stage_output.Receipt``), so the upstream can count exactly what never arrived when
+a connection breaks.  Each endpoint has a thread of its own; batches from different
+upstreams are fed one at a time (a lock), so the stage's operators see one thread at
+a time.  While the pipeline is busy the reading thread waits, the socket fills, and
+the upstream's own policy (block or drop) takes over: backpressure travels over TCP.
 
 The control plane tells the input where its upstream workers are with ``update``:
 endpoints that disappear are disconnected, new ones are connected, and one whose
@@ -28,6 +29,7 @@ from reactivex.disposable import Disposable
 
 from mantis.runtime.frames import (MAX_FRAME, FrameError, decode_stage_payload, encode_message,
                                    read_payload)
+from mantis.runtime.listener import shut_down
 from mantis.runtime.stage_output import Handshake, Receipt
 
 log = logging.getLogger("mantis.runtime.stage_input")
@@ -227,10 +229,7 @@ class _Link:
         self._retired.set()
         sock = self._sock
         if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            shut_down(sock)
 
     def _run(self) -> None:
         stage_input = self.input

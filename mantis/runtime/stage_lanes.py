@@ -37,100 +37,135 @@ _POLL_S = 0.1
 
 
 def in_lanes(operators: Callable, lanes: int, lane_key: Callable[[Any], Any] | None = None,
-             per_batch: bool = False) -> Callable:
+             per_batch: bool = False) -> "Lanes":
     """``operators`` (a Stage, or a BatchStage when ``per_batch``) run in ``lanes`` lanes.
 
     ``lane_key(event)`` deals events (or, for batches, their events) to lanes by key;
     None deals round-robin.  ValueError for fewer than 1 lane.
     """
-    if lanes < 1:
-        raise ValueError("a stage needs at least one lane")
+    return Lanes(operators, lanes, lane_key, per_batch)
 
-    def run(items: reactivex.Observable, context) -> reactivex.Observable:
+
+class Lanes:
+    """A stage's operators run in N lanes; called like the stage's operators,
+    ``(items, context) -> Observable`` (see the module docstring).
+
+    Each subscription gets lanes of its own (a ``_LaneRun``).  Carries ``LANES_MARK``,
+    so a job never wraps its stage in lanes twice.
+    """
+
+    def __init__(self, operators: Callable, lanes: int, lane_key: Callable[[Any], Any] | None = None,
+                 per_batch: bool = False):
+        if lanes < 1:
+            raise ValueError("a stage needs at least one lane")
+        self.operators = operators
+        self.lanes = lanes
+        self.lane_key = lane_key
+        self.per_batch = per_batch
+        setattr(self, LANES_MARK, True)
+
+    def __call__(self, items: reactivex.Observable, context) -> reactivex.Observable:
         def subscribe(observer, scheduler=None):
-            stopped = threading.Event()
-            emit_lock = threading.Lock()
-            queues = [queue.Queue(LANE_QUEUE) for _ in range(lanes)]
-            inputs = [Subject() for _ in range(lanes)]
-            remaining = [lanes]
-            failed = []
-            turns = itertools.count()
-            subscriptions = CompositeDisposable()
-
-            def emit(value) -> None:
-                with emit_lock:
-                    if not stopped.is_set():
-                        observer.on_next(value)
-
-            def fail(exc: Exception) -> None:
-                with emit_lock:
-                    if stopped.is_set():
-                        return
-                    stopped.set()
-                    failed.append(exc)
-                observer.on_error(exc)
-
-            def lane_completed() -> None:
-                with emit_lock:
-                    remaining[0] -= 1
-                    last = remaining[0] == 0 and not stopped.is_set()
-                if last:
-                    observer.on_completed()
-
-            for lane in inputs:
-                subscriptions.add(operators(lane, context).subscribe(emit, fail, lane_completed))
-
-            def put(lane: int, item) -> None:
-                while not stopped.is_set():
-                    try:
-                        queues[lane].put(item, timeout=_POLL_S)
-                        return
-                    except queue.Full:
-                        continue
-
-            def lane_of_key(event) -> int:
-                # Lanes live in one process: Python's own string hash is consistent here.
-                return hash(key_text(lane_key(event))) % lanes
-
-            def deal(item) -> None:
-                if lane_key is None:
-                    put(next(turns) % lanes, item)
-                elif not per_batch:
-                    put(lane_of_key(item), item)
-                else:
-                    parts: dict[int, list] = {}
-                    for event in item:
-                        parts.setdefault(lane_of_key(event), []).append(event)
-                    for lane, part in parts.items():
-                        put(lane, part)
-
-            def end_all() -> None:
-                for lane in range(lanes):
-                    put(lane, _END)
-
-            def feed(lane: int) -> None:
-                subject = inputs[lane]
-                while not stopped.is_set():
-                    try:
-                        item = queues[lane].get(timeout=_POLL_S)
-                    except queue.Empty:
-                        continue
-                    if item is _END:
-                        subject.on_completed()
-                        return
-                    try:
-                        subject.on_next(item)
-                    except Exception as exc:  # user operators raising in a lane's thread
-                        fail(exc)
-                        return
-
-            for lane in range(lanes):
-                threading.Thread(target=feed, args=(lane,), daemon=True, name=f"stage-lane-{lane}").start()
-            subscriptions.add(items.subscribe(deal, fail, end_all, scheduler=scheduler))
-            subscriptions.add(Disposable(stopped.set))
-            return subscriptions
+            return _LaneRun(self, observer, context).start(items, scheduler)
 
         return reactivex.create(subscribe)
 
-    setattr(run, LANES_MARK, True)
-    return run
+
+class _LaneRun:
+    """One subscription of ``Lanes``: a queue, an input subject and a feeding thread per
+    lane, and the one observer all lanes' outputs go to (one ``on_next`` at a time)."""
+
+    def __init__(self, lanes: Lanes, observer, context):
+        self.lanes = lanes
+        self.count = lanes.lanes
+        self.observer = observer
+        self.context = context
+        self.stopped = threading.Event()  # disposed or failed: lanes and dealing stop
+        self.emit_lock = threading.Lock()
+        self.queues = [queue.Queue(LANE_QUEUE) for _ in range(self.count)]
+        self.inputs = [Subject() for _ in range(self.count)]
+        self.remaining = self.count  # lanes not completed yet
+        self.turns = itertools.count()
+
+    def start(self, items: reactivex.Observable, scheduler) -> CompositeDisposable:
+        """Subscribe every lane's operators, start the lanes' threads, deal ``items`` to them."""
+        subscriptions = CompositeDisposable()
+        for lane in self.inputs:
+            subscriptions.add(self.lanes.operators(lane, self.context).subscribe(
+                self._emit, self._fail, self._lane_completed))
+        for lane in range(self.count):
+            threading.Thread(target=self._feed, args=(lane,), daemon=True, name=f"stage-lane-{lane}").start()
+        subscriptions.add(items.subscribe(self._deal, self._fail, self._end_all, scheduler=scheduler))
+        subscriptions.add(Disposable(self.stopped.set))
+        return subscriptions
+
+    # -- the lanes' outputs, merged -------------------------------------------------
+
+    def _emit(self, value) -> None:
+        with self.emit_lock:
+            if not self.stopped.is_set():
+                self.observer.on_next(value)
+
+    def _fail(self, exc: Exception) -> None:
+        # The first error, from the input or any lane, ends the output; later ones are moot.
+        with self.emit_lock:
+            if self.stopped.is_set():
+                return
+            self.stopped.set()
+        self.observer.on_error(exc)
+
+    def _lane_completed(self) -> None:
+        with self.emit_lock:
+            self.remaining -= 1
+            last = self.remaining == 0 and not self.stopped.is_set()
+        if last:
+            self.observer.on_completed()
+
+    # -- the input, dealt to the lanes ------------------------------------------------
+
+    def _deal(self, item) -> None:
+        lane_key, count = self.lanes.lane_key, self.count
+        if lane_key is None:
+            self._put(next(self.turns) % count, item)
+        elif not self.lanes.per_batch:
+            self._put(self._lane_of(item), item)
+        else:
+            parts: dict[int, list] = {}
+            for event in item:
+                parts.setdefault(self._lane_of(event), []).append(event)
+            for lane, part in parts.items():
+                self._put(lane, part)
+
+    def _lane_of(self, event) -> int:
+        # Lanes live in one process: Python's own string hash is consistent here.
+        return hash(key_text(self.lanes.lane_key(event))) % self.count
+
+    def _end_all(self) -> None:
+        for lane in range(self.count):
+            self._put(lane, _END)
+
+    def _put(self, lane: int, item) -> None:
+        # Waits while the lane is full (backpressure), but gives up once stopped.
+        while not self.stopped.is_set():
+            try:
+                self.queues[lane].put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def _feed(self, lane: int) -> None:
+        """One lane's thread: hand its queued items to its operators until the end or a stop."""
+        subject, items = self.inputs[lane], self.queues[lane]
+        while not self.stopped.is_set():
+            try:
+                item = items.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if item is _END:
+                subject.on_completed()
+                return
+            try:
+                subject.on_next(item)
+            except Exception as exc:  # user operators raising in a lane's thread
+                self._fail(exc)
+                return

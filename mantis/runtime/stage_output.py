@@ -11,17 +11,14 @@ then routes the batch:
 - scalar stage: the whole batch goes to the next connected worker in turn (one with
   room in its queue first).
 
-Each downstream connection has a bounded queue of encoded frames and a writer thread.
-A frame for a connection whose queue is empty is first offered to the kernel straight
-from the publishing thread, without waiting (``MSG_DONTWAIT``); only what the kernel
-does not take is queued.  This matters for throughput, not only latency: a CPU-bound
-pipeline thread holds the GIL, so a writer thread gets it only every switch interval
-(5 ms), and the stage would spend half its time waiting for its own writer.
-When a queue is full the stage's policy decides: "block" waits for room (at most
-``block_timeout_s``, so a stalled consumer slows the stage, and through it the source,
-but cannot hang it forever; a batch still not taken is dropped and counted), "drop"
-drops the batch for that connection at once and counts it.  Frames still queued for a
-connection that goes away are counted as dropped too.
+Each downstream connection is a ``FramedConnection`` (shared with ``output_server``):
+a bounded queue of encoded frames, a writer thread, and a direct send from the
+publishing thread when nothing is queued.  When a queue is full the stage's policy
+decides: "block" waits for room (at most ``block_timeout_s``, so a stalled consumer
+slows the stage, and through it the source, but cannot hang it forever; a batch still
+not taken is dropped and counted), "drop" drops the batch for that connection at once
+and counts it.  Frames still queued for a connection that goes away are counted as
+dropped too.
 
 Each downstream worker confirms what it receives (a ``Receipt``): after every batch
 frame it reads, the number of events received on this connection so far, and on
@@ -42,7 +39,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import queue
 import socket
 import threading
 import time
@@ -50,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mantis.job_dsl import SLOW_CONSUMER_POLICIES
+from mantis.runtime.framed_connection import FramedConnection
 from mantis.runtime.frames import (
     END_OF_STREAM,
     FrameError,
@@ -64,10 +61,8 @@ log = logging.getLogger("mantis.runtime.stage_output")
 DEFAULT_BUFFER_BATCHES = 16
 DEFAULT_BLOCK_TIMEOUT_S = 10.0
 HANDSHAKE_TIMEOUT_S = 5.0
-# A blocked publish looks this often whether the server or its connection was closed.
+# A blocked publish looks this often whether the server was closed.
 WAIT_SLICE_S = 0.05
-# How often an idle writer looks whether its connection was closed (close() also wakes it).
-IDLE_CHECK_S = 0.5
 # After END_OF_STREAM is written, how long a connection waits for the worker to confirm it.
 END_CONFIRM_TIMEOUT_S = 10.0
 # How long a connection's receipt reader may take to notice its socket was shut down.
@@ -172,14 +167,9 @@ class StageOutputServer:
         self._closed = False
         self._finished = False
         self._listener = Listener(host, port, self._accepted, "stage-output-accept")
-        self._port = self._listener.port
+        self.port: int = self._listener.port  # the TCP port actually listened on
 
     # -- what the worker reports ---------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The TCP port actually listened on."""
-        return self._port
 
     @property
     def connections(self) -> int:
@@ -216,7 +206,7 @@ class StageOutputServer:
     @property
     def queued_batches(self) -> int:
         """Frames waiting in all connections' queues now."""
-        return sum(d.frames.qsize() for d in self._routing.downstreams)
+        return sum(d.queued_batches for d in self._routing.downstreams)
 
     @property
     def sent_events(self) -> int:
@@ -277,7 +267,7 @@ class StageOutputServer:
         with self._lock:
             self._finished = True
             downstreams = self._routing.downstreams
-        queued = all([d.put_waiting((END_OF_STREAM, 0), deadline - time.monotonic())
+        queued = all([d.put_waiting(END_OF_STREAM, 0, deadline - time.monotonic())
                       for d in downstreams])
         return queued and all([d.settled.wait(max(0.0, deadline - time.monotonic()))
                                and d.end_confirmed.is_set() for d in downstreams])
@@ -341,21 +331,21 @@ class StageOutputServer:
         downstreams = routing.downstreams
         count = len(downstreams)
         first = next(self._turns) % count
-        item = (encode_stage_batch(batch), len(batch))
+        frame, events = encode_stage_batch(batch), len(batch)
         # The next one in turn, or failing that any with room: a slow worker gets less.
         for step in range(count):
-            if downstreams[(first + step) % count].offer_now(item):
+            if downstreams[(first + step) % count].offer(frame, events):
                 return
         target = downstreams[first]
-        if not (self._blocking and target.put_waiting(item, self.block_timeout_s)):
-            self._count_drop(target, len(batch))
+        if not (self._blocking and target.put_waiting(frame, events, self.block_timeout_s)):
+            self._count_drop(target, events)
 
-    def _offer(self, downstream: "_Downstream", events: list) -> None:
-        item = (encode_stage_batch(events), len(events))
-        delivered = downstream.offer_now(item) or (
-            self._blocking and downstream.put_waiting(item, self.block_timeout_s))
-        if not delivered:
-            self._count_drop(downstream, len(events))
+    def _offer(self, downstream: "_Downstream", batch: list) -> None:
+        frame, events = encode_stage_batch(batch), len(batch)
+        taken = downstream.offer(frame, events) or (
+            self._blocking and downstream.put_waiting(frame, events, self.block_timeout_s))
+        if not taken:
+            self._count_drop(downstream, events)
 
     def _await_a_downstream(self) -> "_Routing":
         deadline = time.monotonic() + self.block_timeout_s
@@ -384,21 +374,18 @@ class StageOutputServer:
         try:
             conn.settimeout(HANDSHAKE_TIMEOUT_S)
             handshake = Handshake.from_message(read_message(conn))
-            conn.settimeout(None)
-            # Frames are written whole; Nagle would only delay the tail of small ones.
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            downstream = _Downstream(conn, address, handshake, self.buffer_batches)
         except (OSError, FrameError, ValueError) as exc:
-            log.warning("stage output port %d: refused %s: %s", self._port, address, exc)
+            log.warning("stage output port %d: refused %s: %s", self.port, address, exc)
             conn.close()
             return
-        downstream = _Downstream(conn, address, handshake, self.buffer_batches)
         replaced = None
         with self._changed:
             if self._closed:
                 conn.close()
                 return
             if self._finished:
-                downstream.frames.put_nowait((END_OF_STREAM, 0))
+                downstream.put_waiting(END_OF_STREAM, 0, 0)  # the queue is empty: never waits
             current = self._routing.downstreams
             replaced = next((d for d in current if d.handshake.worker_index == handshake.worker_index), None)
             self._routing = _Routing.over([d for d in current if d is not replaced] + [downstream],
@@ -409,7 +396,7 @@ class StageOutputServer:
             # before the old connection's loss): the newer connection wins.
             replaced.close()
         log.info("stage output port %d: downstream worker %d of %d connected from %s",
-                 self._port, handshake.worker_index, handshake.workers, address)
+                 self.port, handshake.worker_index, handshake.workers, address)
         receipts = threading.Thread(target=downstream.read_receipts, daemon=True,
                                     name=f"stage-output-receipts-{address}")
         receipts.start()
@@ -419,8 +406,7 @@ class StageOutputServer:
             downstream.receipts_over.wait(END_CONFIRM_TIMEOUT_S)
         downstream.hang_up()
         receipts.join(READER_JOIN_S)
-        with downstream.send_lock:  # no send gets through a shut down socket from here on
-            conn.close()
+        downstream.release()
         # Receipts are final now: what was sent and never confirmed did not arrive (or
         # died with the worker before it could confirm it).
         unconfirmed = 0 if downstream.end_confirmed.is_set() else max(
@@ -439,10 +425,10 @@ class StageOutputServer:
         downstream.settled.set()
         if unconfirmed or unsent:
             log.info("stage output port %d: downstream worker %d disconnected; %d event(s) lost "
-                     "in flight, %d dropped from its queue", self._port, handshake.worker_index,
+                     "in flight, %d dropped from its queue", self.port, handshake.worker_index,
                      unconfirmed, unsent)
         else:
-            log.info("stage output port %d: downstream worker %d disconnected", self._port,
+            log.info("stage output port %d: downstream worker %d disconnected", self.port,
                      handshake.worker_index)
 
 
@@ -471,123 +457,23 @@ class _Routing:
         return set(range(workers)) <= set(self.slot_of_index)
 
 
-class _Downstream:
-    """One downstream connection: a bounded queue of (frame, event count), its writer, and
-    the receipts its worker sends back (read on a thread of their own)."""
+class _Downstream(FramedConnection):
+    """One downstream connection: a ``FramedConnection`` to a next-stage worker, and the
+    receipts that worker sends back (read on a thread of their own)."""
 
     def __init__(self, sock: socket.socket, address: tuple, handshake: Handshake, capacity: int):
-        self.sock = sock
-        self.address = address
+        super().__init__(sock, address, capacity)
         self.handshake = handshake
-        self.frames: queue.Queue = queue.Queue(capacity)
-        self.sent_events = 0
-        self.dropped_events = 0
         self.delivered_events = 0  # the worker's latest receipt
-        self.closed = False
-        # Held by the publishing thread from a direct send until it is counted, so that
-        # the final count of a closed connection sees every send that got through.
-        self.send_lock = threading.Lock()
         self.end_confirmed = threading.Event()  # the worker confirmed END_OF_STREAM
         self.receipts_over = threading.Event()  # the end confirmed, or the reader stopped
         self.settled = threading.Event()  # the end confirmed, or the connection is over and counted
 
     def stats(self) -> DownstreamStats:
+        """A snapshot of this connection's queue and counters."""
         return DownstreamStats(self.handshake.worker_index, self.handshake.workers, self.address,
-                               self.frames.qsize(), self.sent_events, self.dropped_events,
+                               self.queued_batches, self.sent_events, self.dropped_events,
                                self.delivered_events)
-
-    def offer_now(self, item: tuple) -> bool:
-        """Send or queue ``item`` without waiting; False if the queue is full.
-
-        Only the publishing thread adds frames (single producer), so when nothing is
-        queued or being written (``unfinished_tasks`` == 0) the writer is idle and this
-        thread may write to the socket itself without reordering frames.  What the
-        kernel does not take at once is queued as the next frame for the writer.
-        """
-        frames = self.frames
-        if frames.unfinished_tasks == 0 and not self.closed:
-            frame, events = item
-            with self.send_lock:
-                try:
-                    sent = self.sock.send(frame, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    sent = 0
-                except OSError:
-                    return False  # the connection is gone; the writer will notice and clean up
-                if sent == len(frame):
-                    self.sent_events += events
-                    return True
-            item = (memoryview(frame)[sent:], events)
-        try:
-            frames.put_nowait(item)
-            return True
-        except queue.Full:
-            return False
-
-    def put_waiting(self, item: tuple, timeout: float) -> bool:
-        """Queue ``item``, waiting up to ``timeout`` s for room; False if it could not be queued."""
-        deadline = time.monotonic() + timeout
-        while not self.closed:
-            try:
-                self.frames.put(item, timeout=max(0.0, min(deadline - time.monotonic(), WAIT_SLICE_S)))
-                return True
-            except queue.Full:
-                if time.monotonic() >= deadline:
-                    return False
-        return False
-
-    def close(self) -> None:
-        """End the connection: the writer and the receipt reader both return promptly."""
-        self.closed = True
-        self.hang_up()
-        try:
-            self.frames.put_nowait(None)  # wakes an idle writer; a full queue means it is busy
-        except queue.Full:
-            pass
-
-    def hang_up(self) -> None:
-        try:
-            # Unblocks a sendall stuck on a stalled worker and the receipt reader's recv.
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def write_loop(self) -> tuple[int, bool]:
-        """Write queued frames until END_OF_STREAM, close or loss.
-
-        Returns the events left unsent (queued, or in a frame cut short) and whether
-        END_OF_STREAM was written.  The socket stays open for the receipts.
-        """
-        unsent, end_written = 0, False
-        try:
-            while not self.closed:
-                try:
-                    item = self.frames.get(timeout=IDLE_CHECK_S)
-                except queue.Empty:
-                    continue
-                if item is None:
-                    break
-                frame, events = item
-                unsent = events  # until it is fully written
-                self.sock.sendall(frame)
-                unsent = 0
-                if frame is END_OF_STREAM:
-                    end_written = True
-                    break
-                self.sent_events += events
-                # Last: from here on the publishing thread may write (and count) itself.
-                self.frames.task_done()
-        except OSError:
-            pass  # the worker went away or the server closed the socket
-        finally:
-            self.closed = True
-        while True:
-            try:
-                item = self.frames.get_nowait()
-            except queue.Empty:
-                return unsent, end_written
-            if item is not None:
-                unsent += item[1]
 
     def read_receipts(self) -> None:
         """Record the worker's receipts until it hangs up, then end the connection.

@@ -1,13 +1,13 @@
 """A stage worker in a process of its own, driven over a multiprocessing pipe (for tests)."""
 from __future__ import annotations
 
+from mantis.job_dsl import Context, load_job, resolve_parameters
+from mantis.runtime.stage_worker import StageWorker
+
 
 def run_stage_worker_process(entry_point: str, stage_number: int, worker_index: int,
                              workers_in_stage: int, parameters: dict, control) -> None:
     """Build the worker, send ("port", port); on ("go", endpoints) run it; send ("done", state, error)."""
-    from mantis.job_dsl import Context, load_job, resolve_parameters
-    from mantis.runtime.stage_worker import StageWorker
-
     job = load_job(entry_point)
     context = Context("test-1", worker_index=worker_index, stage_number=stage_number,
                       workers_in_stage=workers_in_stage,

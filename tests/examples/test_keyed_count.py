@@ -2,6 +2,8 @@
 import multiprocessing
 from collections import Counter
 
+from reactivex.subject import Subject
+
 from mantis.examples import keyed_count
 from mantis.job_dsl import Context, load_job, resolve_parameters
 from mantis.runtime.stage_worker import StageWorker
@@ -151,8 +153,6 @@ def test_expected_counts_agree_with_a_plain_count_of_the_source():
 
 
 def test_counts_name_their_worker_and_a_summary_follows_only_a_completed_input():
-    from reactivex.subject import Subject
-
     context = Context("keyed_count-1", worker_index=1, worker_number=7, stage_number=2)
     completed, disposed = Subject(), Subject()
     out, out_of_disposed = [], []

@@ -1,17 +1,20 @@
-"""A test reader of a worker's output: connects over loopback and collects batches."""
+"""Test readers of a worker's output: connect over loopback and collect batches."""
 from __future__ import annotations
 
 import socket
 import threading
 import time
 
-from mantis.runtime.frames import read_frame
+from mantis.runtime.frames import FrameError, decode_stage_payload, encode_message, read_frame, read_payload
+from mantis.runtime.listener import shut_down
+from mantis.runtime.stage_output import Receipt
 
 
-class FrameCollector:
-    """Connects to 127.0.0.1:port and, on a thread, collects every batch until EOF."""
+class _Collector:
+    """Connects to 127.0.0.1:port and, unless ``read`` is false, collects batches on a thread
+    (``_read``, per kind of reader) until the connection ends (``eof``)."""
 
-    def __init__(self, port: int, receive_buffer: int | None = None, read: bool = True):
+    def __init__(self, port: int, receive_buffer: int | None = None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if receive_buffer is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
@@ -19,12 +22,39 @@ class FrameCollector:
         self.batches: list[list] = []
         self.eof = threading.Event()
         self.error: Exception | None = None
-        if read:
-            threading.Thread(target=self._read, daemon=True).start()
+
+    def start_reading(self) -> None:
+        """Collect batches on a daemon thread."""
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        raise NotImplementedError
 
     @property
     def events(self) -> list:
+        """Every event collected so far, in order."""
         return [event for batch in list(self.batches) for event in batch]
+
+    def wait_for_events(self, count: int, timeout: float = 10.0) -> list:
+        """Wait up to ``timeout`` s for ``count`` events; the events collected by then."""
+        deadline = time.monotonic() + timeout
+        while len(self.events) < count and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return self.events
+
+    def close(self) -> None:
+        """Hang up."""
+        shut_down(self.sock)
+        self.sock.close()
+
+
+class FrameCollector(_Collector):
+    """A subscriber of an ``OutputServer``: collects every JSON batch until EOF."""
+
+    def __init__(self, port: int, receive_buffer: int | None = None, read: bool = True):
+        super().__init__(port, receive_buffer)
+        if read:
+            self.start_reading()
 
     def _read(self) -> None:
         try:
@@ -38,21 +68,8 @@ class FrameCollector:
         finally:
             self.eof.set()
 
-    def wait_for_events(self, count: int, timeout: float = 10.0) -> list:
-        deadline = time.monotonic() + timeout
-        while len(self.events) < count and time.monotonic() < deadline:
-            time.sleep(0.001)
-        return self.events
 
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-
-class DownstreamReader:
+class DownstreamReader(_Collector):
     """A stand-in for a next-stage worker: connects, sends the handshake, collects batches.
 
     ``end_of_stream`` is set when the upstream sends END_OF_STREAM; ``eof`` when the
@@ -64,31 +81,16 @@ class DownstreamReader:
     def __init__(self, port: int, worker_index: int = 0, workers: int = 1,
                  receive_buffer: int | None = None, read: bool = True, delay_s: float = 0.0,
                  confirm: bool = True):
-        from mantis.runtime.frames import encode_message
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if receive_buffer is not None:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        self.sock.connect(("127.0.0.1", port))
+        super().__init__(port, receive_buffer)
         self.sock.sendall(encode_message({"worker_index": worker_index, "workers": workers}))
         self.worker_index = worker_index
         self.confirm = confirm
         self.delay_s = delay_s  # a pause after each batch: a slow consumer
-        self.batches: list[list] = []
         self.end_of_stream = threading.Event()
-        self.eof = threading.Event()
-        self.error: Exception | None = None
         if read:
-            threading.Thread(target=self._read, daemon=True).start()
-
-    @property
-    def events(self) -> list:
-        return [event for batch in list(self.batches) for event in batch]
+            self.start_reading()
 
     def _read(self) -> None:
-        from mantis.runtime.frames import FrameError, decode_stage_payload, encode_message, read_payload
-        from mantis.runtime.stage_output import Receipt
-
         received = 0
         try:
             while True:
@@ -111,16 +113,3 @@ class DownstreamReader:
             self.error = exc  # a torn frame when the server closes mid-write, or a bug
         finally:
             self.eof.set()
-
-    def wait_for_events(self, count: int, timeout: float = 10.0) -> list:
-        deadline = time.monotonic() + timeout
-        while len(self.events) < count and time.monotonic() < deadline:
-            time.sleep(0.001)
-        return self.events
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()

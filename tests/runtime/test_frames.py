@@ -1,11 +1,15 @@
 """Frames: 4-byte big-endian length + ujson array, read whole or not at all."""
+import asyncio
+import os
+import pickle
 import socket
 import struct
 
 import pytest
 
 from mantis.runtime import frames
-from mantis.runtime.frames import FrameError, decode_payload, encode_batch, read_frame
+from mantis.runtime.frames import (HEADER, FrameError, decode_payload, decode_stage_payload, encode_batch,
+                                   encode_stage_batch, read_frame, read_frame_async)
 
 
 @pytest.fixture
@@ -122,8 +126,6 @@ def test_end_of_stream_is_an_empty_payload_and_not_a_batch(pair):
 
 
 def test_stage_frames_carry_plain_values_unchanged():
-    from mantis.runtime.frames import HEADER, decode_stage_payload, encode_stage_batch
-
     batch = [{"user": "ü-1", "n": 3, "v": 2.5, "ok": True, "none": None, "tags": ["a", "b"]}, "x", 7]
     frame = encode_stage_batch(batch)
     (length,) = HEADER.unpack(frame[:4])
@@ -131,11 +133,6 @@ def test_stage_frames_carry_plain_values_unchanged():
 
 
 def test_a_stage_frame_naming_any_class_or_function_is_refused_unrun():
-    import os
-    import pickle
-
-    from mantis.runtime.frames import FrameError, decode_stage_payload
-
     class Boom:
         def __reduce__(self):
             return (os.system, ("echo pwned",))
@@ -146,17 +143,35 @@ def test_a_stage_frame_naming_any_class_or_function_is_refused_unrun():
 
 @pytest.mark.parametrize("payload,message", [
     (b"not a pickle", "not a pickled batch"),
-    (__import__("pickle").dumps({"a": 1}, protocol=5), "not a list of events"),
+    (pickle.dumps({"a": 1}, protocol=5), "not a list of events"),
 ])
 def test_malformed_stage_frames_are_frame_errors(payload, message):
-    from mantis.runtime.frames import FrameError, decode_stage_payload
-
     with pytest.raises(FrameError, match=message):
         decode_stage_payload(payload)
 
 
 def test_a_batch_that_cannot_cross_to_the_next_stage_is_a_frame_error():
-    from mantis.runtime.frames import FrameError, encode_stage_batch
-
     with pytest.raises(FrameError, match="cannot cross to the next stage"):
         encode_stage_batch([{"f": lambda: 1}])
+
+
+def test_the_async_reader_reads_frames_and_refuses_an_oversized_one_before_reading_it():
+    def reader_of(data: bytes):
+        stream = bytearray(data)
+        asked = []
+
+        async def read_bytes(n: int) -> bytes:
+            asked.append(n)
+            chunk = bytes(stream[:n])
+            del stream[:n]
+            return chunk
+
+        return read_bytes, asked
+
+    read_bytes, _ = reader_of(encode_batch([{"id": 1}]) + encode_batch([2, 3]))
+    assert asyncio.run(read_frame_async(read_bytes)) == [{"id": 1}]
+    assert asyncio.run(read_frame_async(read_bytes)) == [2, 3]
+    read_bytes, asked = reader_of(struct.pack(">I", 1000) + b"x" * 1000)
+    with pytest.raises(FrameError, match="over the 100-byte limit"):
+        asyncio.run(read_frame_async(read_bytes, max_frame=100))
+    assert asked == [4]  # the payload was never asked for

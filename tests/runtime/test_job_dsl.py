@@ -1,4 +1,5 @@
 """The job DSL: finding a job by entry point, and resolving a submission's parameters."""
+import sys
 import textwrap
 
 import pytest
@@ -25,7 +26,6 @@ def user_package(tmp_path, monkeypatch):
         return f"userjobs.{module}"
 
     yield write
-    import sys
     for name in [n for n in sys.modules if n == "userjobs" or n.startswith("userjobs.")]:
         del sys.modules[name]
 

@@ -225,8 +225,6 @@ def test_the_input_confirms_every_batch_and_the_end_so_nothing_counts_as_lost(up
 
 
 def test_an_input_whose_upstream_stage_completed_ends_instead_of_waiting_forever():
-    from mantis.runtime.stage_input import StageInput
-
     done = threading.Event()
     stage_input = StageInput(0, 1)
     stage_input.batches.subscribe(on_completed=done.set)
@@ -237,8 +235,6 @@ def test_an_input_whose_upstream_stage_completed_ends_instead_of_waiting_forever
 
 
 def test_an_input_told_before_subscribing_that_its_upstream_completed_ends_at_once():
-    from mantis.runtime.stage_input import StageInput
-
     done = threading.Event()
     stage_input = StageInput(0, 1)
     stage_input.update([], upstream_finished=True)
