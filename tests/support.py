@@ -79,24 +79,6 @@ def make_config(tmp_path, base: str = "multiprocTCPBase", **extra) -> config_mod
     return config_module.load(None, overrides)
 
 
-def read_sse(url: str, count: int, timeout: float = 30.0) -> list:
-    """The first ``count`` data events of the SSE stream at ``url`` (redirects followed),
-    fewer if it ends first; asserts the answer is an event stream."""
-    import json
-    import urllib.request
-
-    events = []
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        assert resp.headers["Content-Type"].startswith("text/event-stream"), resp.headers["Content-Type"]
-        for raw in resp:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("data: "):
-                events.append(json.loads(line[6:]))
-                if len(events) >= count:
-                    break
-    return events
-
-
 def file_size_limit(limit: int):
     """No file of this process may grow past ``limit`` bytes inside the block (Python
     ignores SIGXFSZ, so a write past it fails with EFBIG, as a full disk would)."""

@@ -13,7 +13,7 @@ from mantis.examples import chained, synthetic
 from mantis.job_dsl import Context, ParameterError, resolve_parameters
 from mantis.runtime.job_source import UpstreamEvent
 from tests.support import wait_for
-from tests.webapi.sse_client import SseReader
+from tests.sse_client import SseReader
 
 SEED = 11
 UPSTREAM = {"name": "up", "url": "mantis.examples.synthetic:job",

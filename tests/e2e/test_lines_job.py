@@ -3,7 +3,8 @@ import json
 import threading
 import time
 
-from tests.support import read_sse, wait_for
+from tests.sse_client import read_sse
+from tests.support import wait_for
 
 
 def test_a_followed_files_json_lines_stream_to_a_subscriber(cluster, tmp_path):

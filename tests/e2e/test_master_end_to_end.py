@@ -7,7 +7,8 @@ import urllib.request
 
 import tornado.websocket
 
-from tests.support import read_sse, wait_for
+from tests.sse_client import read_sse
+from tests.support import wait_for
 
 CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",
            "parameters": [{"name": "rate", "value": 50}],

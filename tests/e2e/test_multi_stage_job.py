@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 
 from mantis.examples.keyed_count import expected_counts
-from tests.e2e.sse_reader import SseReader
+from tests.sse_client import SseReader
 from tests.support import wait_for
 
 MACHINE = {"cpuCores": 1, "memoryMB": 128}
@@ -77,7 +77,7 @@ def last_counts(updates):
 def test_a_keyed_count_streams_exactly_the_single_process_counts_to_its_subscriber(cluster):
     limit, keys = 20_000, 50
     job_id = submit_keyed_count(cluster, rate=2000, keys=keys, limit=limit)
-    with SseReader(cluster.url, job_id) as output:
+    with SseReader(f"{cluster.url}/api/v1/jobs/{job_id}/output") as output:
         wait_completed(cluster, job_id)
         assert output.ended.wait(30), "the output stream did not end with the job"
     assert output.error is None and output.end_reason == f"job {job_id} is Completed"
@@ -141,7 +141,7 @@ def test_every_worker_reports_its_counters_cpu_and_memory_through_the_job_api(cl
 def test_a_counter_killed_mid_stream_is_replaced_and_what_it_lost_is_counted(cluster):
     limit, keys = 30_000, 50
     job_id = submit_keyed_count(cluster, rate=1000, keys=keys, limit=limit)
-    with SseReader(cluster.url, job_id) as output:
+    with SseReader(f"{cluster.url}/api/v1/jobs/{job_id}/output") as output:
         job = wait_for(lambda: streaming(cluster, job_id), timeout=60, interval=0.5, what="the job streaming")
         victim = stage_workers(job, 2)[1]
         pid = victim["metrics"]["pid"]
@@ -219,7 +219,7 @@ def test_a_counter_killed_mid_stream_is_replaced_and_what_it_lost_is_counted(clu
 def test_scaling_the_counters_from_two_to_four_keeps_every_user_on_one_worker(cluster):
     keys = 200
     job_id = submit_keyed_count(cluster, rate=2000, keys=keys, limit=0, max_counters=4)
-    with SseReader(cluster.url, job_id) as output:
+    with SseReader(f"{cluster.url}/api/v1/jobs/{job_id}/output") as output:
         wait_for(lambda: streaming(cluster, job_id), timeout=60, interval=0.5, what="the job streaming")
         wait_for(lambda: len({u["user"] for u in list(output.events)}) == keys, timeout=30, interval=0.2,
                  what="every user in the output")

@@ -4,7 +4,7 @@ import os
 import socket
 
 from mantis.local_processes import pss_mb
-from tests.e2e.sse_reader import SseReader
+from tests.sse_client import SseReader
 from tests.support import wait_for
 
 # What the master may grow by while the stalled subscribers are held open; the job has
@@ -52,7 +52,7 @@ def test_stalled_subscribers_neither_slow_the_job_nor_grow_the_masters_memory(cl
     job_id = body["jobId"]
     wait_for(lambda: worker_metrics(cluster, job_id).get("eventsOut", 0) > 0, timeout=60, interval=0.5,
              what="the job producing")
-    with SseReader(cluster.url, job_id) as reader:
+    with SseReader(f"{cluster.url}/api/v1/jobs/{job_id}/output") as reader:
         wait_for(lambda: len(reader.events) > 1000, timeout=30, interval=0.2, what="the reader reading")
         stalled = [stalled_subscriber(cluster.url, sse_request(job_id)),
                    stalled_subscriber(cluster.url, websocket_request(job_id))]

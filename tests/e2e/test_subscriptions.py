@@ -4,7 +4,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from tests.support import read_sse, wait_for
+from tests.sse_client import read_sse
+from tests.support import wait_for
 
 CLUSTER = {"name": "subs", "url": "mantis.examples.synthetic:job",
            "parameters": [{"name": "rate", "value": 100}],

@@ -11,7 +11,8 @@ import pytest
 
 from mantis.local_processes import HaCluster, api
 from tests.ha.tcp_proxy import TcpProxy
-from tests.support import make_config, read_sse, wait_for
+from tests.sse_client import read_sse
+from tests.support import make_config, wait_for
 
 TWO_STAGES = {"name": "keyed", "url": "mantis.examples.keyed_count:job",
               "parameters": [{"name": "rate", "value": 200}, {"name": "keys", "value": 10}],

@@ -6,7 +6,7 @@ import urllib.parse
 
 
 from tests.support import wait_for
-from tests.webapi.sse_client import CLOSED, SseReader
+from tests.sse_client import CLOSED, SseReader
 from webapi.job_streams import discovery_snapshot, latest_job_id, status_snapshot
 
 CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",
