@@ -107,6 +107,7 @@ class SseConnection:
         self._response: http.client.HTTPResponse | None = None
 
     def open(self) -> SseConnection:
+        """Connect and check the answer (see the class docstring); this connection, open."""
         url = self.url
         for _ in range(MAX_REDIRECTS + 1):
             response = self._get(url)
@@ -137,6 +138,7 @@ class SseConnection:
         return conn.getresponse()
 
     def events(self) -> Iterator[tuple[str, str]]:
+        """``(event_name, data)`` per SSE event until the stream ends (see the class docstring)."""
         name, data = "message", []
         for raw in self._response:
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")

@@ -45,6 +45,7 @@ class ProcessStats:
         self._last_at, self._last_cpu = clock(), cpu()
 
     def sample(self) -> dict:
+        """``{"cpuSeconds", "cpuPercent", "rssMB"}`` now (see the class docstring)."""
         now, cpu = self._clock(), self._cpu()
         elapsed = now - self._last_at
         percent = 100.0 * (cpu - self._last_cpu) / elapsed if elapsed > 0 else 0.0

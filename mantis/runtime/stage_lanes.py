@@ -65,6 +65,8 @@ class Lanes:
         setattr(self, LANES_MARK, True)
 
     def __call__(self, items: reactivex.Observable, context) -> reactivex.Observable:
+        """The stage's output over ``items``: each subscription runs lanes of its own."""
+
         def subscribe(observer, scheduler=None):
             return _LaneRun(self, observer, context).start(items, scheduler)
 

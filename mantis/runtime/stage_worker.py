@@ -76,6 +76,7 @@ class StageWorkerMetrics:
     in_flight_events: int = 0
 
     def to_json(self) -> dict:
+        """The snapshot in the heartbeat's camelCase form."""
         return {"stage": self.stage_number, "port": self.port, "state": self.state,
                 "eventsIn": self.events_in, "eventsOut": self.events_out,
                 "droppedEvents": self.dropped_events, "queueDepth": self.queue_depth,
