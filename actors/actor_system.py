@@ -89,8 +89,10 @@ class MasterActors:
 def start_master_actors(config: dict) -> MasterActors:
     """Start the master's actor system, the scheduler and the clusters manager (which
     recovers every cluster and job from the store)."""
-    from actors.job_clusters_manager_actor import GLOBAL_NAME as MANAGER, JobClustersManagerActor
-    from actors.scheduler_actor import GLOBAL_NAME as SCHEDULER, SchedulerActor
+    from actors.job_clusters_manager_actor import GLOBAL_NAME as MANAGER
+    from actors.job_clusters_manager_actor import JobClustersManagerActor
+    from actors.scheduler_actor import GLOBAL_NAME as SCHEDULER
+    from actors.scheduler_actor import SchedulerActor
 
     m = config["master"]
     asys = start_actor_system(m["actor_system_base"], int(m["admin_port"]), m["host"])

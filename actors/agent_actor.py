@@ -14,9 +14,22 @@ import time
 from thespian.actors import ActorExitRequest, ChildActorExited
 
 from actors.base import MantisActor
-from actors.messages import (AgentHeartbeat, ConnectMaster, Done, GetAgentState, LaunchWorker,
-                             RegisterAgent, Rejected, ReRegister, RunWorker, StartAgent,
-                             StopWorkerOnAgent, UpdateUpstream, WorkerReport, WorkerStatus)
+from actors.messages import (
+    AgentHeartbeat,
+    ConnectMaster,
+    Done,
+    GetAgentState,
+    LaunchWorker,
+    RegisterAgent,
+    Rejected,
+    ReRegister,
+    RunWorker,
+    StartAgent,
+    StopWorkerOnAgent,
+    UpdateUpstream,
+    WorkerReport,
+    WorkerStatus,
+)
 
 log = logging.getLogger("mantis.agent")
 
@@ -33,9 +46,10 @@ class AgentActor(MantisActor):
     def receiveMsg_StartAgent(self, msg: StartAgent, sender):
         # Workers are forked from this process: importing the runtime once here lets every
         # worker start without importing it again and share those pages with its siblings.
+        import reactivex.operators  # noqa: F401
+
         import mantis.job_dsl  # noqa: F401
         import mantis.runtime.stage_worker  # noqa: F401
-        import reactivex.operators  # noqa: F401
 
         self.offer = msg.offer
         self.heartbeat_interval_s = msg.heartbeat_interval_s

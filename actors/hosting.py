@@ -34,8 +34,9 @@ import itertools
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from thespian.actors import ActorAddress, ActorExitRequest, WakeupMessage
 
@@ -102,7 +103,7 @@ class HostedRef:
 
     hosted = True
 
-    def __init__(self, host: "Host", name: str):
+    def __init__(self, host: Host, name: str):
         self.host, self.name = host, name
         self.address = LogicalAddress(host.address, name)
         self.globalName = name

@@ -22,12 +22,38 @@ from thespian.actors import ActorExitRequest
 
 from actors.base import MantisActor
 from actors.job_actor import JobActor
-from actors.messages import (CheckEntryPoint, ClusterChanged, ClusterSummary, DeleteCluster, DescribeActors,
-                             DisableCluster, JobChanged, JobSummary, WatchCluster, WatchJob,
-                             Done, EnableCluster, EntryPointChecked, GetArchivedWorkers, GetCluster, GetJob,
-                             JobFinished, JobSubmitted, KillJob, LoadCluster, Rejected, ReplaceCluster,
-                             ResubmitWorker, ScaleStage, StartJob, SubmitJob, UpdateArtifact, UpdateJobSla,
-                             UpdateLabels, UpdateSla)
+from actors.messages import (
+    CheckEntryPoint,
+    ClusterChanged,
+    ClusterSummary,
+    DeleteCluster,
+    DescribeActors,
+    DisableCluster,
+    Done,
+    EnableCluster,
+    EntryPointChecked,
+    GetArchivedWorkers,
+    GetCluster,
+    GetJob,
+    JobChanged,
+    JobFinished,
+    JobSubmitted,
+    JobSummary,
+    KillJob,
+    LoadCluster,
+    Rejected,
+    ReplaceCluster,
+    ResubmitWorker,
+    ScaleStage,
+    StartJob,
+    SubmitJob,
+    UpdateArtifact,
+    UpdateJobSla,
+    UpdateLabels,
+    UpdateSla,
+    WatchCluster,
+    WatchJob,
+)
 from actors.watchers import Watchers
 from mantis.cluster_state import JobCluster
 from mantis.codec import ValidationError

@@ -17,9 +17,22 @@ import logging
 
 from actors.base import MantisActor
 from actors.entry_point_checker import EntryPointCheckerActor
-from actors.messages import (ClusterRequest, ClusterSummary, DescribeActors, Done, GetShards, InitEntryPointChecker,
-                             InitMaster, InitShard, JobRequest, JobSummary, ListClusters, ListJobs, Rejected,
-                             ShardReady)
+from actors.messages import (
+    ClusterRequest,
+    ClusterSummary,
+    DescribeActors,
+    Done,
+    GetShards,
+    InitEntryPointChecker,
+    InitMaster,
+    InitShard,
+    JobRequest,
+    JobSummary,
+    ListClusters,
+    ListJobs,
+    Rejected,
+    ShardReady,
+)
 from actors.shard_actor import ShardActor, shard_of
 from mantis.codec import ValidationError
 from mantis.ids import parse_job_id

@@ -16,7 +16,6 @@ from mantis.codec import ValidationError
 from mantis.ids import parse_job_id
 from mantis.job_state import KILL_REASONS
 
-
 # -- answers ------------------------------------------------------------------------
 
 @dataclass

@@ -19,10 +19,30 @@ import logging
 import time
 
 from actors.base import MantisActor
-from actors.messages import (AgentAction, AgentHeartbeat, CancelWorker, DescribeActors, Done, GetPending,
-                             InitScheduler, LaunchWorker, ListAgents, RegisterAgent, RegisterJob, Rejected,
-                             ReRegister, ResubmitWorker, ScheduleWorker, StatusBatch, StopWorkerOnAgent,
-                             UnregisterJob, UpdateUpstream, WorkerLaunched, WorkerSpec, WorkerStatus)
+from actors.messages import (
+    AgentAction,
+    AgentHeartbeat,
+    CancelWorker,
+    DescribeActors,
+    Done,
+    GetPending,
+    InitScheduler,
+    LaunchWorker,
+    ListAgents,
+    RegisterAgent,
+    RegisterJob,
+    Rejected,
+    ReRegister,
+    ResubmitWorker,
+    ScheduleWorker,
+    StatusBatch,
+    StopWorkerOnAgent,
+    UnregisterJob,
+    UpdateUpstream,
+    WorkerLaunched,
+    WorkerSpec,
+    WorkerStatus,
+)
 from mantis.ids import parse_worker_key
 from scheduler.placement import Placement
 

@@ -29,9 +29,23 @@ from thespian.actors import ActorExitRequest, WakeupMessage
 from actors.base import MantisActor
 from actors.hosting import Envelope, Host, MessageBatch
 from actors.job_cluster_actor import JobClusterActor
-from actors.messages import (ClusterRequest, CreateCluster, DescribeActors, Done, EntryPointChecked,
-                             InitShard, JobRequest, LoadCluster, Rejected, ShardContext, ShardReady,
-                             StatusBatch, WorkerLaunched, WorkerStatusBatch, CancelWorker)
+from actors.messages import (
+    CancelWorker,
+    ClusterRequest,
+    CreateCluster,
+    DescribeActors,
+    Done,
+    EntryPointChecked,
+    InitShard,
+    JobRequest,
+    LoadCluster,
+    Rejected,
+    ShardContext,
+    ShardReady,
+    StatusBatch,
+    WorkerLaunched,
+    WorkerStatusBatch,
+)
 from mantis.cluster_state import JobCluster
 from mantis.codec import ValidationError
 from mantis.group_commit import GroupCommitStore

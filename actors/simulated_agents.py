@@ -20,12 +20,23 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-from actors.agent_runner import follow_master, offer_from_config, stop_on_sigterm
 from actors.actor_system import LOG_FORMAT, ask, start_actor_system
+from actors.agent_runner import follow_master, offer_from_config, stop_on_sigterm
 from actors.base import MantisActor
-from actors.messages import (AgentHeartbeat, AgentOfferInfo, ConnectMaster, Done, LaunchWorker, ListAgents,
-                             RegisterAgent, Rejected, ReRegister, StopWorkerOnAgent, UpdateUpstream,
-                             WorkerStatus)
+from actors.messages import (
+    AgentHeartbeat,
+    AgentOfferInfo,
+    ConnectMaster,
+    Done,
+    LaunchWorker,
+    ListAgents,
+    RegisterAgent,
+    Rejected,
+    ReRegister,
+    StopWorkerOnAgent,
+    UpdateUpstream,
+    WorkerStatus,
+)
 from mantis.agent_simulation import Faults, Fleet, Timing
 
 log = logging.getLogger("mantis.sim")

@@ -9,7 +9,8 @@ saying so (an API process that died) costs nothing after its lease.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class Watchers:

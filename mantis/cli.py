@@ -154,7 +154,8 @@ def cmd_agent(args) -> int:
             overrides.append(f"{key}={json.dumps(value)}")
     attributes = _key_values(args.attribute, "attribute")
     if attributes:
-        overrides.append("agent.attributes={" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in attributes.items()) + "}")
+        pairs = ", ".join(f"{k} = {json.dumps(v)}" for k, v in attributes.items())
+        overrides.append("agent.attributes={" + pairs + "}")
     args.set = overrides
     config, _ = _load_config(args)
     master = args.master if args.master.startswith("http") else f"http://{args.master}"

@@ -8,8 +8,9 @@ can fix the request without reading our source.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import ujson
 

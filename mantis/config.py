@@ -25,10 +25,10 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -154,7 +154,7 @@ class Config(Section):
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
 
-    def replace(self, section: str, **values: Any) -> "Config":
+    def replace(self, section: str, **values: Any) -> Config:
         """A copy with ``values`` set in ``section`` (checked like a file's values)."""
         current = getattr(self, section)
         checked = {key: _checked(type(current), section, key, value, "replace") for key, value in values.items()}

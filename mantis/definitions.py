@@ -56,7 +56,7 @@ class Parameter:
     value: Any
 
     @classmethod
-    def from_json(cls, data: Any, path: str = "parameter") -> "Parameter":
+    def from_json(cls, data: Any, path: str = "parameter") -> Parameter:
         param = codec.decode_object(cls, _PARAMETER_FIELDS, data, path)
         if isinstance(param.value, (dict, list)):
             raise ValidationError(f"{path}.value must be a string, number or boolean")
@@ -80,7 +80,7 @@ class Label:
     value: str
 
     @classmethod
-    def from_json(cls, data: Any, path: str = "label") -> "Label":
+    def from_json(cls, data: Any, path: str = "label") -> Label:
         return codec.decode_object(cls, _LABEL_FIELDS, data, path)
 
     def to_json(self) -> dict:
@@ -104,7 +104,7 @@ class MachineDefinition:
     num_ports: int = 1
 
     @classmethod
-    def from_json(cls, data: Any, path: str = "machineDefinition") -> "MachineDefinition":
+    def from_json(cls, data: Any, path: str = "machineDefinition") -> MachineDefinition:
         return codec.decode_object(cls, _MACHINE_FIELDS, data, path)
 
     def to_json(self) -> dict:
@@ -132,7 +132,7 @@ class StageSchedulingInfo:
     scaling_policy: dict | None = None
 
     @classmethod
-    def from_json(cls, data: Any, path: str = "stage") -> "StageSchedulingInfo":
+    def from_json(cls, data: Any, path: str = "stage") -> StageSchedulingInfo:
         return codec.decode_object(cls, _STAGE_FIELDS, data, path)
 
     def to_json(self) -> dict:
@@ -170,7 +170,7 @@ class SchedulingInfo:
     stages: dict[int, StageSchedulingInfo] = field(default_factory=lambda: {1: StageSchedulingInfo()})
 
     @classmethod
-    def from_json(cls, data: Any, path: str = "schedulingInfo") -> "SchedulingInfo":
+    def from_json(cls, data: Any, path: str = "schedulingInfo") -> SchedulingInfo:
         return codec.decode_object(cls, _SCHEDULING_FIELDS, data, path)
 
     def to_json(self) -> dict:
@@ -191,7 +191,7 @@ class JobSla:
     user_provided_type: str = ""
 
     @classmethod
-    def from_json(cls, data: Any, path: str = "jobSla") -> "JobSla":
+    def from_json(cls, data: Any, path: str = "jobSla") -> JobSla:
         return codec.decode_object(cls, _SLA_FIELDS, data, path)
 
     def to_json(self) -> dict:
@@ -233,7 +233,7 @@ class JobClusterDefinition:
     migration_config: dict = field(default_factory=lambda: {"strategy": "ONE_WORKER", "configString": ""})
 
     @classmethod
-    def from_json(cls, data: Any, path: str = "") -> "JobClusterDefinition":
+    def from_json(cls, data: Any, path: str = "") -> JobClusterDefinition:
         definition = codec.decode_object(cls, _CLUSTER_FIELDS, data, path)
         if definition.sla_max and definition.sla_max < definition.sla_min:
             raise ValidationError("slaMax must be at least slaMin")
@@ -297,7 +297,7 @@ class JobDefinition:
     labels: list[Label] = field(default_factory=list)
 
     @classmethod
-    def from_json(cls, data: Any, path: str = "") -> "JobDefinition":
+    def from_json(cls, data: Any, path: str = "") -> JobDefinition:
         definition = codec.decode_object(cls, _JOB_FIELDS, data, path)
         if definition.parameters:
             _check_unique_parameters(definition.parameters)
@@ -306,7 +306,7 @@ class JobDefinition:
     def to_json(self) -> dict:
         return codec.encode_object(self, _JOB_FIELDS)
 
-    def merged_with(self, cluster: JobClusterDefinition) -> "JobDefinition":
+    def merged_with(self, cluster: JobClusterDefinition) -> JobDefinition:
         """The complete definition: this submission's fields over the cluster's defaults.
 
         Parameters merge by name (the submission wins); everything else is taken whole.

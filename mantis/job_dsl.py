@@ -43,8 +43,9 @@ import importlib
 import math
 import operator
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Union
+from typing import Any, Protocol
 
 import reactivex
 
@@ -53,7 +54,7 @@ PARAMETER_TYPES = ("string", "int", "float", "bool")
 _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 _FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
-Validator = Union[Callable[[Any], bool], tuple[Callable[[Any], bool], str]]
+Validator = Callable[[Any], bool] | tuple[Callable[[Any], bool], str]
 
 
 class JobLoadError(ValueError):

@@ -38,7 +38,8 @@ import logging
 import queue
 import threading
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ujson
 from kazoo.client import KazooClient, KazooState
@@ -130,7 +131,7 @@ class LeaderElection:
 
     # -- public ----------------------------------------------------------------------
 
-    def start(self) -> "LeaderElection":
+    def start(self) -> LeaderElection:
         """Join the election in the background; returns self at once."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, daemon=True,
@@ -147,7 +148,7 @@ class LeaderElection:
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
-    def __enter__(self) -> "LeaderElection":
+    def __enter__(self) -> LeaderElection:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -374,7 +375,7 @@ class LeaderFollower:
         self._client = KazooClient(hosts, timeout=max(timeout, 2.0),
                                    connection_retry=KazooRetry(max_tries=-1, max_delay=1.0))
 
-    def start(self) -> "LeaderFollower":
+    def start(self) -> LeaderFollower:
         """Connect in the background; returns self at once."""
         self._client.start_async()
         return self

@@ -18,7 +18,6 @@ import urllib.request
 from pathlib import Path
 
 
-
 def write_config(config: dict, path: Path) -> Path:
     """Write ``config`` as TOML (our configs hold only scalars, lists and flat tables)."""
     lines = []
@@ -46,7 +45,7 @@ class Service:
         # and the assignment of ``proc`` still finds the process by its command line.
         self.cmdline = "\0".join([sys.executable, "-m", "mantis.cli", *self.args]).encode() + b"\0"
 
-    def start(self) -> "Service":
+    def start(self) -> Service:
         self.log = open(self.log_path, "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen([sys.executable, "-m", "mantis.cli", *self.args], stdout=self.log,
@@ -198,7 +197,7 @@ class LocalCluster:
         except OSError:
             return False
 
-    def start(self, timeout: float = 30.0) -> "LocalCluster":
+    def start(self, timeout: float = 30.0) -> LocalCluster:
         """Start the master, then the agent; on failure stop both (nothing is left running)."""
         try:
             self.start_master(timeout)
@@ -270,7 +269,7 @@ class HaCluster:
             return found[0] + 1 if len(found) == 1 else 0
         return wait_for(one, timeout=timeout, interval=0.2, what="one leading master") - 1
 
-    def start(self, timeout: float = 60.0) -> "HaCluster":
+    def start(self, timeout: float = 60.0) -> HaCluster:
         """Start master 0 first (so it leads), the other masters, then the agent; on failure
         stop them all."""
         try:
@@ -279,7 +278,7 @@ class HaCluster:
             self.stop()
             raise
 
-    def _start(self, timeout: float) -> "HaCluster":
+    def _start(self, timeout: float) -> HaCluster:
         self.masters[0].start()
         self.wait_leader(timeout)
         for m in self.masters[1:]:
@@ -364,7 +363,7 @@ class StopOnExit:
             raise KeyboardInterrupt
         raise SystemExit(128 + signum)
 
-    def __enter__(self) -> "StopOnExit":
+    def __enter__(self) -> StopOnExit:
         for sig in self.SIGNALS:
             self._previous[sig] = signal.signal(sig, self._on_signal)
         return self

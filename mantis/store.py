@@ -62,8 +62,9 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import ujson
 
@@ -247,7 +248,7 @@ class FileStore:
                 os.close(self._wal_fd)  # also drops the flock
                 self._wal_fd = None
 
-    def __enter__(self) -> "FileStore":
+    def __enter__(self) -> FileStore:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import ast
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 MAX_FILTER_LENGTH = 2000
 
@@ -66,7 +67,7 @@ def _compile(node: ast.AST) -> Callable[[Any], Any]:
         return lambda e: not inner(e)
     if isinstance(node, ast.Compare):
         left = _compile(node.left)
-        steps = [(_COMPARE[type(op)], _compile(right)) for op, right in zip(node.ops, node.comparators)
+        steps = [(_COMPARE[type(op)], _compile(right)) for op, right in zip(node.ops, node.comparators, strict=True)
                  if type(op) in _COMPARE]
         if len(steps) != len(node.ops):
             raise SubscriptionError("filter may compare only with == != < <= > >= in, not in")
@@ -127,7 +128,7 @@ class Subscription:
     filter_text: str = ""
 
     @classmethod
-    def parse(cls, filter_text: str | None, sample_ms: str | None) -> "Subscription":
+    def parse(cls, filter_text: str | None, sample_ms: str | None) -> Subscription:
         """From the ``filter`` and ``sampleMSec`` query parameters (None when absent)."""
         matches = compile_filter(filter_text) if filter_text else None
         period = 0

@@ -36,12 +36,12 @@ transactions before it made durable.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import ujson
 from kazoo.client import KazooClient
-from kazoo.exceptions import (BadVersionError, KazooException, NodeExistsError, NoNodeError,
-                              RolledBackError)
+from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError, RolledBackError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
@@ -103,7 +103,7 @@ class ZooKeeperStore:
         self._client.stop()
         self._client.close()
 
-    def __enter__(self) -> "ZooKeeperStore":
+    def __enter__(self) -> ZooKeeperStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -162,7 +162,7 @@ class ZooKeeperStore:
         data = self._encode(archived, record)
         self._check_lease_locally(what)
         self._ensure_parent(archived)
-        for attempt in range(_ATTEMPTS):
+        for _ in range(_ATTEMPTS):
             transaction = self._transaction()
             self._write_op(transaction, archived, data)
             if self._wait(self._client.exists_async(active), f"read {active}") is not None:
@@ -245,7 +245,7 @@ class ZooKeeperStore:
         yield start, len(prepared)
 
     def _commit_chunk(self, chunk: list[tuple], what: str) -> None:
-        for attempt in range(_ATTEMPTS):
+        for _ in range(_ATTEMPTS):
             # Ask whether every znode exists before waiting for any: one round trip.
             paths = {p for _, path, _, active in chunk for p in (path, active) if p}
             asked = [(p, self._client.exists_async(p)) for p in sorted(paths)]
@@ -277,7 +277,7 @@ class ZooKeeperStore:
         data = self._encode(path, record)
         self._check_lease_locally(f"write {path}")
         self._ensure_parent(path)
-        for attempt in range(_ATTEMPTS):
+        for _ in range(_ATTEMPTS):
             transaction = self._transaction()
             self._write_op(transaction, path, data)
             try:

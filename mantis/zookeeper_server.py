@@ -75,13 +75,13 @@ class ZooKeeperServer:
         """The (min, max) session timeout in seconds that this server grants."""
         return 2 * self.tick_time_ms / 1000, 20 * self.tick_time_ms / 1000
 
-    def __enter__(self) -> "ZooKeeperServer":
+    def __enter__(self) -> ZooKeeperServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "ZooKeeperServer":
+    def start(self) -> ZooKeeperServer:
         """Start (or restart after ``kill9``) and wait until it opens sessions; returns self."""
         if self.process is not None and self.process.poll() is None:
             return self

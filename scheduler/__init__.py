@@ -7,8 +7,13 @@ assignments it recorded in the pool and the reasons each other worker is pending
 """
 from scheduler.agent_pool import AgentPool, AgentState
 from scheduler.constraints import Constraint, parse_constraint
-from scheduler.fitness import (average_of, cpu_bin_packing, cpu_mem_network_bin_packing, memory_bin_packing,
-                               network_bin_packing)
+from scheduler.fitness import (
+                               average_of,
+                               cpu_bin_packing,
+                               cpu_mem_network_bin_packing,
+                               memory_bin_packing,
+                               network_bin_packing,
+)
 from scheduler.matcher import Matcher, ScheduleResult
 from scheduler.resources import AgentOffer, Assignment, WorkerRequest
 

@@ -11,8 +11,8 @@ It keeps the indexes the matcher needs to stay fast:
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Iterator
 
 from sortedcontainers import SortedList
 
@@ -52,7 +52,7 @@ class PlacedWorker:
     worker_key: str
     job_id: str
     stage: int
-    agent: "AgentState"
+    agent: AgentState
     cpus: float
     mem_mb: float
     disk_mb: float

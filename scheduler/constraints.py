@@ -25,8 +25,9 @@ always 1.0", which the matcher skips entirely.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 HOSTNAME = "@hostname"  # the pseudo-attribute holding an agent's host name
 

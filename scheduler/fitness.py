@@ -10,7 +10,7 @@ A calculator is any ``fitness(request, agent) -> float`` where ``request`` is a
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from scheduler.agent_pool import AgentState
 from scheduler.resources import WorkerRequest

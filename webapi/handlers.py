@@ -13,10 +13,30 @@ from typing import Any
 
 import tornado.web
 
-from actors.messages import (AgentAction, CreateCluster, DeleteCluster, DescribeActors, DisableCluster,
-                             EnableCluster, GetArchivedWorkers, GetCluster, GetJob, GetPending, KillJob,
-                             ListAgents, ListClusters, ListJobs, ReplaceCluster, ResubmitWorker, ScaleStage,
-                             SubmitJob, UpdateArtifact, UpdateJobSla, UpdateLabels, UpdateSla)
+from actors.messages import (
+    AgentAction,
+    CreateCluster,
+    DeleteCluster,
+    DescribeActors,
+    DisableCluster,
+    EnableCluster,
+    GetArchivedWorkers,
+    GetCluster,
+    GetJob,
+    GetPending,
+    KillJob,
+    ListAgents,
+    ListClusters,
+    ListJobs,
+    ReplaceCluster,
+    ResubmitWorker,
+    ScaleStage,
+    SubmitJob,
+    UpdateArtifact,
+    UpdateJobSla,
+    UpdateLabels,
+    UpdateSla,
+)
 from mantis import codec
 from mantis.codec import ValidationError
 from mantis.definitions import JobClusterDefinition, JobDefinition, JobSla, Label, cluster_name

@@ -142,7 +142,7 @@ class OutputRelay(_Relay):
     async def _read(self, worker_id: str, host: str, port: int) -> None:
         try:
             stream = await tornado.tcpclient.TCPClient().connect(host, port, timeout=2)
-        except (OSError, tornado.iostream.StreamClosedError, asyncio.TimeoutError, TimeoutError):
+        except (OSError, tornado.iostream.StreamClosedError, TimeoutError):
             return  # the follower tries again on its next look
         log.info("relay for %s reading worker %s at %s:%d", self.job_id, worker_id, host, port)
         try:

@@ -19,7 +19,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from actors.messages import ClusterChanged, JobChanged, Rejected, WatchCluster, WatchJob
 

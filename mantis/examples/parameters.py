@@ -6,7 +6,7 @@ parameter by trying to parse it (``parsed_by``).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from mantis.job_dsl import ParameterDefinition, at_least
 

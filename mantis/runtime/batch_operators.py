@@ -19,7 +19,8 @@ come out empty; the runtime skips empty batches.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from reactivex import operators as ops
 

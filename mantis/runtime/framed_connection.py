@@ -29,7 +29,7 @@ import queue
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from mantis.runtime.frames import END_OF_STREAM
 from mantis.runtime.listener import shut_down

@@ -28,7 +28,7 @@ import io
 import pickle
 import socket
 import struct
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import ujson
 

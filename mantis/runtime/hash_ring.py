@@ -16,7 +16,8 @@ from __future__ import annotations
 import functools
 import hashlib
 from bisect import bisect_left
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 POINTS_PER_INDEX = 1000
 # Keys remembered per ring; past this the cache starts over (high-cardinality keys

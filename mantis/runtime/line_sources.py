@@ -101,7 +101,7 @@ def tcp_lines(context: Context, port: int, host: str = "127.0.0.1") -> reactivex
                 while not halted.is_set():
                     try:
                         chunk = conn.recv(READ_CHUNK)
-                    except socket.timeout:
+                    except TimeoutError:
                         continue
                     except OSError:
                         return
@@ -119,7 +119,7 @@ def tcp_lines(context: Context, port: int, host: str = "127.0.0.1") -> reactivex
             while not halted.is_set():
                 try:
                     conn, _ = listener.accept()
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 except OSError:
                     return

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 ACCEPT_POLL_S = 0.5
 
@@ -57,7 +57,7 @@ class Listener:
         while not self._closed:
             try:
                 conn, address = self._socket.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 break  # the listener was closed

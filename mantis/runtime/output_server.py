@@ -121,7 +121,7 @@ class OutputServer:
         for reader in readers:
             reader.close()
 
-    def __enter__(self) -> "OutputServer":
+    def __enter__(self) -> OutputServer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -22,13 +22,13 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 import reactivex
 from reactivex.disposable import Disposable
 
-from mantis.runtime.frames import (MAX_FRAME, FrameError, decode_stage_payload, encode_message,
-                                   read_payload)
+from mantis.runtime.frames import MAX_FRAME, FrameError, decode_stage_payload, encode_message, read_payload
 from mantis.runtime.listener import shut_down
 from mantis.runtime.stage_output import Handshake, Receipt
 
@@ -159,7 +159,7 @@ class StageInput:
                 self._links[endpoint] = link
                 link.start()
 
-    def _connected(self, link: "_Link") -> None:
+    def _connected(self, link: _Link) -> None:
         with self._lock:
             self.connects += 1
             if self._lost_unreplaced:
@@ -167,7 +167,7 @@ class StageInput:
                 self.reconnects += 1
         log.info("stage input %d: connected to upstream %s", self.handshake.worker_index, link.endpoint)
 
-    def _lost(self, link: "_Link", reason: str) -> None:
+    def _lost(self, link: _Link, reason: str) -> None:
         with self._lock:
             self.disconnects += 1
             self._lost_unreplaced += 1
@@ -189,7 +189,7 @@ class StageInput:
                 return False
             return True
 
-    def _finished(self, link: "_Link") -> None:
+    def _finished(self, link: _Link) -> None:
         """``link`` got END_OF_STREAM; complete once every current upstream has."""
         with self._lock:
             link.finished = True

@@ -22,7 +22,8 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import reactivex
 from reactivex.disposable import CompositeDisposable, Disposable
@@ -37,7 +38,7 @@ _POLL_S = 0.1
 
 
 def in_lanes(operators: Callable, lanes: int, lane_key: Callable[[Any], Any] | None = None,
-             per_batch: bool = False) -> "Lanes":
+             per_batch: bool = False) -> Lanes:
     """``operators`` (a Stage, or a BatchStage when ``per_batch``) run in ``lanes`` lanes.
 
     ``lane_key(event)`` deals events (or, for batches, their events) to lanes by key;

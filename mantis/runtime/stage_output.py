@@ -42,8 +42,9 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from mantis.job_dsl import SLOW_CONSUMER_POLICIES
 from mantis.runtime.framed_connection import FramedConnection
@@ -81,7 +82,7 @@ class Handshake:
         return {"worker_index": self.worker_index, "workers": self.workers}
 
     @classmethod
-    def from_message(cls, message: Any) -> "Handshake":
+    def from_message(cls, message: Any) -> Handshake:
         """The handshake in ``message``; ValueError naming what is wrong with it."""
         if not isinstance(message, dict):
             raise ValueError("no handshake before the end of the stream")
@@ -107,7 +108,7 @@ class Receipt:
         return {"received": self.received, "ended": True} if self.ended else {"received": self.received}
 
     @classmethod
-    def from_message(cls, message: Any) -> "Receipt":
+    def from_message(cls, message: Any) -> Receipt:
         """The receipt in ``message``; ValueError naming what is wrong with it."""
         if not isinstance(message, dict):
             raise ValueError("a receipt is a JSON object")
@@ -252,7 +253,7 @@ class StageOutputServer:
         if self.key is None:
             self._send_round_robin(routing, batch)
             return
-        for downstream, part in zip(routing.downstreams, self._partition(routing, batch)):
+        for downstream, part in zip(routing.downstreams, self._partition(routing, batch), strict=True):
             if part:
                 self._offer(downstream, part)
 
@@ -284,13 +285,13 @@ class StageOutputServer:
         for downstream in downstreams:
             downstream.close()
 
-    def __enter__(self) -> "StageOutputServer":
+    def __enter__(self) -> StageOutputServer:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _partition(self, routing: "_Routing", batch: list) -> list[list]:
+    def _partition(self, routing: _Routing, batch: list) -> list[list]:
         """``batch`` split into one list per connected downstream (by slot), each key to its owner.
 
         Every event's key is computed and looked up even when one downstream owns every
@@ -316,7 +317,7 @@ class StageOutputServer:
         return parts
 
     @staticmethod
-    def _slot_of(routing: "_Routing", k: Any) -> int:
+    def _slot_of(routing: _Routing, k: Any) -> int:
         """The slot of the downstream owning key ``k``, through (and into) the routing's cache."""
         cache = routing.slot_cache
         slot = cache.get(k)
@@ -327,7 +328,7 @@ class StageOutputServer:
             cache[k] = slot
         return slot
 
-    def _send_round_robin(self, routing: "_Routing", batch: list) -> None:
+    def _send_round_robin(self, routing: _Routing, batch: list) -> None:
         downstreams = routing.downstreams
         count = len(downstreams)
         first = next(self._turns) % count
@@ -340,14 +341,14 @@ class StageOutputServer:
         if not (self._blocking and target.put_waiting(frame, events, self.block_timeout_s)):
             self._count_drop(target, events)
 
-    def _offer(self, downstream: "_Downstream", batch: list) -> None:
+    def _offer(self, downstream: _Downstream, batch: list) -> None:
         frame, events = encode_stage_batch(batch), len(batch)
         taken = downstream.offer(frame, events) or (
             self._blocking and downstream.put_waiting(frame, events, self.block_timeout_s))
         if not taken:
             self._count_drop(downstream, events)
 
-    def _await_a_downstream(self) -> "_Routing":
+    def _await_a_downstream(self) -> _Routing:
         deadline = time.monotonic() + self.block_timeout_s
         with self._changed:
             while not self._routing.downstreams and not self._closed:
@@ -357,7 +358,7 @@ class StageOutputServer:
                 self._changed.wait(min(remaining, WAIT_SLICE_S))
             return self._routing
 
-    def _count_drop(self, downstream: "_Downstream | None", events: int) -> None:
+    def _count_drop(self, downstream: _Downstream | None, events: int) -> None:
         with self._lock:
             self._dropped_events += events
             if downstream is not None:
@@ -436,13 +437,13 @@ class StageOutputServer:
 class _Routing:
     """Who is connected, as publish sees it: downstreams by index, the ring, a key -> slot cache."""
 
-    downstreams: tuple["_Downstream", ...]
+    downstreams: tuple[_Downstream, ...]
     ring: HashRing | None
     slot_of_index: dict[int, int]
     slot_cache: dict
 
     @classmethod
-    def over(cls, downstreams, keyed: bool) -> "_Routing":
+    def over(cls, downstreams, keyed: bool) -> _Routing:
         ordered = tuple(sorted(downstreams, key=lambda d: d.handshake.worker_index))
         indexes = [d.handshake.worker_index for d in ordered]
         ring = HashRing(indexes) if keyed and indexes else None

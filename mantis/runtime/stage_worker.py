@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from mantis.job_dsl import Context, Job
 from mantis.runtime.output_server import OutputServer
-from mantis.runtime.stage_executor import (DEFAULT_BATCH_INTERVAL_S, DEFAULT_BATCH_SIZE,
-                                           StageExecutor)
+from mantis.runtime.stage_executor import DEFAULT_BATCH_INTERVAL_S, DEFAULT_BATCH_SIZE, StageExecutor
 from mantis.runtime.stage_input import StageInput
-from mantis.runtime.stage_output import (DEFAULT_BLOCK_TIMEOUT_S, DEFAULT_BUFFER_BATCHES,
-                                         StageOutputServer)
+from mantis.runtime.stage_output import DEFAULT_BLOCK_TIMEOUT_S, DEFAULT_BUFFER_BATCHES, StageOutputServer
 
 log = logging.getLogger("mantis.runtime.stage_worker")
 
@@ -217,7 +215,7 @@ class StageWorker:
         """Block until the worker is completed or failed (True) or ``timeout`` passes (False)."""
         return self._finished.wait(timeout)
 
-    def __enter__(self) -> "StageWorker":
+    def __enter__(self) -> StageWorker:
         return self
 
     def __exit__(self, *exc) -> None:
