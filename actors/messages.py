@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from mantis.codec import ValidationError
+from mantis.config import Config
 from mantis.ids import parse_job_id
 from mantis.job_state import KILL_REASONS
 
@@ -39,7 +40,7 @@ class Done:
 class InitMaster:
     """Manager start-up: load the store, recover clusters and jobs, remember the scheduler."""
 
-    config: dict
+    config: Config
     scheduler: Any
 
 
@@ -47,7 +48,7 @@ class InitMaster:
 class InitScheduler:
     """Scheduler start-up settings (agent timeout, placement tick)."""
 
-    config: dict
+    config: Config
 
 
 # -- typed requests ------------------------------------------------------------------
@@ -62,6 +63,8 @@ class InitScheduler:
 class ClusterRequest:
     """A request about one job cluster, named by ``name``."""
 
+    name: str
+
     @property
     def cluster_name(self) -> str:
         return self.name
@@ -72,6 +75,8 @@ class ClusterRequest:
 
 class JobRequest:
     """A request about one job, named by ``job_id`` (``<cluster>-<n>``)."""
+
+    job_id: str
 
     @property
     def cluster_name(self) -> str:
@@ -88,7 +93,7 @@ class CreateCluster(ClusterRequest):
     reply_to: Any = None
 
     @property
-    def name(self) -> str:
+    def cluster_name(self) -> str:
         return self.definition.name
 
 
@@ -178,7 +183,7 @@ class SubmitJob(ClusterRequest):
     reply_to: Any = None
 
     @property
-    def name(self) -> str:
+    def cluster_name(self) -> str:
         return self.cluster
 
 
@@ -332,7 +337,7 @@ class ShardContext:
     """What a hosted cluster or job actor needs from its shard (delivered in-process only:
     ``store`` is the shard's one store client)."""
 
-    config: dict
+    config: Config
     scheduler: Any
     manager: Any
     checker: Any
@@ -345,7 +350,7 @@ class InitShard:
 
     index: int
     count: int
-    config: dict
+    config: Config
     scheduler: Any
     manager: Any
     checker: Any = None
@@ -663,7 +668,7 @@ class InitEntryPointChecker:
     """EntryPointCheckerActor start-up: the master's config (``[master]
     entry_point_check_timeout_s`` and ``entry_point_cache_s``); answered with Done."""
 
-    config: dict
+    config: Config
 
 
 @dataclass
@@ -705,4 +710,4 @@ def brief_repr(message) -> str:
 
 for _cls in list(globals().values()):
     if isinstance(_cls, type) and is_dataclass(_cls) and _cls.__module__ == __name__:
-        _cls.__repr__ = brief_repr
+        _cls.__repr__ = brief_repr  # type: ignore[method-assign]

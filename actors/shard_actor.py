@@ -96,11 +96,14 @@ class _TrackedStore:
 class ShardActor(MantisActor):
     """Hosts the clusters (and their jobs) whose names hash to this shard."""
 
+    host: Host
+    store: GroupCommitStore
+
     ACCEPTS = {"new": (InitShard,)}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.host: Host | None = None
+        self.started = False  # InitShard handled: the host, store and context exist
         self._armed_at: float | None = None  # monotonic time the real wakeup is set for
         # Monotonic times the wakeups for a group commit and for the rest of a long
         # queue were set (None: not set).  Thespian drops wakeups that fall due while a
@@ -121,6 +124,7 @@ class ShardActor(MantisActor):
         self.context = ShardContext(msg.config, msg.scheduler, msg.manager, msg.checker, self.tracked)
         self.commit_delay_s = float(msg.config.master.commit_delay_s)
         self.phase = "running"
+        self.started = True
         clusters = self._load_clusters()
         self._turn()
         jobs = sum(1 for name in self.host.actors if name.startswith("job:"))
@@ -155,7 +159,7 @@ class ShardActor(MantisActor):
     # -- turns ----------------------------------------------------------------------------
 
     def receiveMessage(self, message, sender):
-        if self.host is None or isinstance(message, InitShard):
+        if not self.started or isinstance(message, InitShard):
             return super().receiveMessage(message, sender)
         if isinstance(message, MessageBatch):
             for m in message.messages:

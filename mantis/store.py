@@ -62,7 +62,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -654,7 +654,7 @@ def _named_jobs(directory: Path) -> list[tuple[str, dict]]:
     return [(p.stem, _read(p)) for p in paths]
 
 
-def open_store(config: dict, writer: str | None = None) -> FileStore | ZooKeeperStore:
+def open_store(config: Mapping[str, Any], writer: str | None = None) -> FileStore | ZooKeeperStore:
     """The store a master config names (``store.type``: file, the default, or zookeeper).
 
     ``writer`` names the file store's write-ahead log (one per process that batches,

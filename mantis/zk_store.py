@@ -36,7 +36,7 @@ transactions before it made durable.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import ujson
@@ -381,7 +381,7 @@ class ZooKeeperStore:
         return "/".join((self.root, kind, *names))
 
 
-def open_zookeeper_store(config: dict) -> ZooKeeperStore:
+def open_zookeeper_store(config: Mapping[str, Any]) -> ZooKeeperStore:
     """The store a ``[store]`` config with ``type = "zookeeper"`` names.
 
     Keys: ``hosts`` (default ``127.0.0.1:2181``), ``root`` (``/mantis``),
