@@ -24,7 +24,7 @@ from mantis import job_state
 from mantis.config import Config
 from mantis.job_state import Job, WorkerPolicy
 from mantis.job_views import watched_view
-from mantis.lifecycle import TransitionRejected
+from mantis.lifecycle import TransitionRejected, new_stimulus_id
 
 log = logging.getLogger("mantis.job")
 
@@ -89,7 +89,7 @@ class JobActor(MantisActor):
 
     # -- effects ------------------------------------------------------------------------
 
-    def _carry_out(self, effects: list) -> None:
+    def _carry_out(self, effects: list[job_state.Effect]) -> None:
         """Persist once if asked, then the other effects in order.
 
         The write is queued in the shard's store and made durable with the rest of the
@@ -99,9 +99,9 @@ class JobActor(MantisActor):
         if any(isinstance(e, job_state.Persist) for e in effects) and not self.job.is_terminal:
             self.store.put_job(self.job.cluster, self.job.job_id, self.job.to_json())
         for effect in effects:
-            if isinstance(effect, job_state.ScheduleWorker):
+            if isinstance(effect, job_state.PlaceWorker):
                 self.send_batched(self.scheduler, ScheduleWorker(worker_spec(self.job, effect.worker)))
-            elif isinstance(effect, job_state.StopWorker):
+            elif isinstance(effect, job_state.ReleaseWorker):
                 self.send_batched(self.scheduler, CancelWorker(effect.worker_key, effect.agent_id, effect.reason))
             elif isinstance(effect, job_state.WorkerReplaced):
                 log.info("worker %s replaced by %s after %.0fs backoff (%s)", effect.old, effect.new,
@@ -184,15 +184,17 @@ class JobActor(MantisActor):
     def receiveMsg_WorkerStatusBatch(self, msg: WorkerStatusBatch, sender):
         now = time.time()
         effects: list = []
+        # One message is one stimulus: the story shows which reports came together.
+        stimulus_id = new_stimulus_id(f"status-batch-{msg.agent_id}")
         for status in msg.statuses:
             try:
                 effects += self.job.worker_status(status.worker_key, status.status, now,
-                                                  status.reason, status.metrics)
+                                                  status.reason, status.metrics, stimulus_id=stimulus_id)
             except TransitionRejected as exc:
                 if self.job.worker_by_key(status.worker_key) is None and status.status not in (
                         "Completed", "Failed"):
                     # An incarnation this job no longer wants is still running: stop it.
-                    effects.append(job_state.StopWorker(status.worker_key, msg.agent_id, "not a live worker"))
+                    effects.append(job_state.ReleaseWorker(status.worker_key, msg.agent_id, "not a live worker"))
                 else:
                     log.info("%s", exc)
         self._carry_out(effects)

@@ -8,45 +8,81 @@ tested without an actor, and the actor stays a thin shell.
 
 Job states (Mantis): Accepted -> Launched -> Terminating_normal | Terminating_abnormal
 -> Completed | Failed.  A kill for reason Error or Lost ends Failed; any other reason
-ends Completed.
+ends Completed.  A job with no running worker to wait for skips Terminating: it ends
+at once through the table's ``complete`` or ``fail`` row (a finite job whose workers
+all completed, a kill before any worker launched).
+
+The job's and its workers' lifecycles are tables of handlers (``JOB_TABLE`` here,
+``WORKER_TABLE`` in ``worker_state``; see ``mantis.lifecycle``).  Each public method
+is one stimulus: every transition it causes carries its stimulus id and is told in
+the job's story (``Job.story(key)``); with ``lifecycle.VALIDATE`` on, the job's
+invariants are checked after each one.
 """
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+from mantis import lifecycle
 from mantis.definitions import JobDefinition
-from mantis.lifecycle import TransitionRejected, TransitionTable
-from mantis.worker_state import (ACCEPTED, COMPLETED, FAILED, LAUNCHED, RUNNING_STATES,
-                                 START_INITIATED, STARTED, Worker)
-
-JOB_ACCEPTED = "Accepted"
-JOB_LAUNCHED = "Launched"
-TERMINATING_NORMAL = "Terminating_normal"
-TERMINATING_ABNORMAL = "Terminating_abnormal"
-JOB_COMPLETED = "Completed"
-JOB_FAILED = "Failed"
-
-JOB_TABLE = TransitionTable(
-    "job",
-    {
-        JOB_ACCEPTED: {"launch": JOB_LAUNCHED, "kill_normal": TERMINATING_NORMAL,
-                       "kill_abnormal": TERMINATING_ABNORMAL, "fail": JOB_FAILED,
-                       "complete": JOB_COMPLETED},
-        JOB_LAUNCHED: {"kill_normal": TERMINATING_NORMAL, "kill_abnormal": TERMINATING_ABNORMAL,
-                       "fail": JOB_FAILED, "complete": JOB_COMPLETED},
-        TERMINATING_ABNORMAL: {"terminated": JOB_FAILED},
-        TERMINATING_NORMAL: {"terminated": JOB_COMPLETED},
-        JOB_COMPLETED: {},
-        JOB_FAILED: {},
-    },
+from mantis.ids import parse_worker_key
+from mantis.lifecycle import (
+    Meta,
+    Story,
+    StoryEntry,
+    Transition,
+    TransitionRejected,
+    TransitionTable,
+    check,
+    new_stimulus_id,
+    run_transition,
+    states_with,
+)
+from mantis.worker_state import (
+    ACCEPTED,
+    COMPLETED,
+    LAUNCHED,
+    RUNNING_STATES,
+    START_INITIATED,
+    STARTED,
+    Worker,
+    reported_event,
 )
 
-# How far along a worker is; a reported status at or behind the known one is a heartbeat.
-_RANK = {ACCEPTED: 0, LAUNCHED: 1, START_INITIATED: 2, STARTED: 3}
 
-ACTIVE_JOB_STATES = frozenset({JOB_ACCEPTED, JOB_LAUNCHED})
+class JobState(StrEnum):
+    """A job's state (Mantis' names, which stored records and the API carry as is)."""
+
+    ACCEPTED = "Accepted"
+    LAUNCHED = "Launched"
+    TERMINATING_NORMAL = "Terminating_normal"
+    TERMINATING_ABNORMAL = "Terminating_abnormal"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+# The meta-states of each state, declared once (Mantis' JobState.META_STATES).
+META_STATES: dict[JobState, frozenset[Meta]] = {
+    JobState.ACCEPTED: frozenset({Meta.ACTIVE}),
+    JobState.LAUNCHED: frozenset({Meta.ACTIVE}),
+    JobState.TERMINATING_NORMAL: frozenset({Meta.TERMINATING}),
+    JobState.TERMINATING_ABNORMAL: frozenset({Meta.TERMINATING}),
+    JobState.COMPLETED: frozenset({Meta.TERMINAL}),
+    JobState.FAILED: frozenset({Meta.TERMINAL}),
+}
+
+JOB_ACCEPTED = JobState.ACCEPTED
+JOB_LAUNCHED = JobState.LAUNCHED
+TERMINATING_NORMAL = JobState.TERMINATING_NORMAL
+TERMINATING_ABNORMAL = JobState.TERMINATING_ABNORMAL
+JOB_COMPLETED = JobState.COMPLETED
+JOB_FAILED = JobState.FAILED
+
+ACTIVE_JOB_STATES = states_with(META_STATES, Meta.ACTIVE)
+TERMINATING_JOB_STATES = states_with(META_STATES, Meta.TERMINATING)
+TERMINAL_JOB_STATES = states_with(META_STATES, Meta.TERMINAL)
 ABNORMAL_KILL_REASONS = frozenset({"Error", "Lost"})
 KILL_REASONS = ("Killed", "Normal", "Error", "Lost", "SLA", "RuntimeLimit")
 
@@ -71,6 +107,9 @@ class WorkerPolicy:
 
 
 # -- effects ---------------------------------------------------------------------
+# Effects are what the owner must do; they never share a name with an actor message
+# (the JobActor turns PlaceWorker into the scheduler's ScheduleWorker message, and
+# ReleaseWorker into CancelWorker).
 
 @dataclass(frozen=True)
 class Persist:
@@ -78,14 +117,14 @@ class Persist:
 
 
 @dataclass(frozen=True)
-class ScheduleWorker:
+class PlaceWorker:
     """Ask the scheduler to place ``worker`` (it is Accepted and its backoff is over)."""
 
     worker: Worker
 
 
 @dataclass(frozen=True)
-class StopWorker:
+class ReleaseWorker:
     """Stop a running worker on its agent, or withdraw a pending request."""
 
     worker_key: str
@@ -111,16 +150,77 @@ class WorkerReplaced:
     delay_s: float
 
 
+Effect = Persist | PlaceWorker | ReleaseWorker | JobEnded | WorkerReplaced
+
+
+# -- the job table's handlers --------------------------------------------------------
+
+def _kill(job: Job, now: float, sid: str, reason: str, message: str) -> list[Effect]:
+    """Terminating: stop every worker (withdrawing those never launched) and wait for
+    the running ones to confirm."""
+    job.kill_reason, job.kill_message = reason, message
+    job.terminating_since = now
+    return job._stop_all_workers(reason, now, sid) + [Persist()] + job._maybe_terminated(now, sid)
+
+
+def _end_now(job: Job, now: float, sid: str, reason: str, message: str) -> list[Effect]:
+    """Completed or Failed at once: no worker is running, so there is nothing to wait
+    for (a finite job whose workers all completed, a kill before any launch)."""
+    job.kill_reason, job.kill_message = reason, message
+    effects = job._stop_all_workers(reason, now, sid)
+    job._ended(now)
+    return effects + [Persist(), JobEnded(job.state, job.kill_reason)]
+
+
+def _terminated(job: Job, now: float, sid: str) -> list[Effect]:
+    """Every worker confirmed its stop (or timed out): the job has ended."""
+    job._ended(now)
+    return [Persist(), JobEnded(job.state, job.kill_reason)]
+
+
+JOB_TABLE = TransitionTable(
+    "job",
+    {
+        JOB_ACCEPTED: {"launch": Transition(JOB_LAUNCHED),
+                       "kill_normal": Transition(TERMINATING_NORMAL, _kill),
+                       "kill_abnormal": Transition(TERMINATING_ABNORMAL, _kill),
+                       "fail": Transition(JOB_FAILED, _end_now),
+                       "complete": Transition(JOB_COMPLETED, _end_now)},
+        JOB_LAUNCHED: {"kill_normal": Transition(TERMINATING_NORMAL, _kill),
+                       "kill_abnormal": Transition(TERMINATING_ABNORMAL, _kill),
+                       "fail": Transition(JOB_FAILED, _end_now),
+                       "complete": Transition(JOB_COMPLETED, _end_now)},
+        TERMINATING_ABNORMAL: {"terminated": Transition(JOB_FAILED, _terminated)},
+        TERMINATING_NORMAL: {"terminated": Transition(JOB_COMPLETED, _terminated)},
+        JOB_COMPLETED: {},
+        JOB_FAILED: {},
+    },
+    reasons={
+        (JOB_LAUNCHED, "launch"): "it is already launched",
+        **{(s, e): "the job is already terminating"
+           for s in TERMINATING_JOB_STATES for e in ("launch", "kill_normal", "kill_abnormal", "fail", "complete")},
+        **{(s, "terminated"): "the job is not terminating" for s in ACTIVE_JOB_STATES},
+        **{(s, e): "the job has ended" for s in TERMINAL_JOB_STATES
+           for e in ("launch", "kill_normal", "kill_abnormal", "fail", "complete", "terminated")},
+    },
+)
+
+
 # -- the job ---------------------------------------------------------------------
 
 @dataclass
 class Job:
-    """A job: its definition, its state, its live workers and their history."""
+    """A job: its definition, its state, its live workers and their history.
+
+    Its machine's entry is ``handle`` (job events); worker events go through
+    ``Worker.handle`` with this job's story.  The public methods below are the
+    stimuli: each stamps one stimulus id on every transition it causes.
+    """
 
     job_id: str
     cluster: str
     definition: JobDefinition
-    state: str = JOB_ACCEPTED
+    state: JobState = JOB_ACCEPTED
     submitted_at: float = 0.0
     ended_at: float | None = None
     kill_reason: str = ""
@@ -133,27 +233,78 @@ class Job:
     backoff: dict[str, list[float]] = field(default_factory=dict)  # "stage:index" -> [step, last failure]
     error_resubmits: deque = field(default_factory=deque)
     policy: WorkerPolicy = field(default_factory=WorkerPolicy, repr=False)
+    # What happened to the job and its workers, in memory only (not in the record).
+    log: Story = field(default_factory=Story, repr=False, compare=False)
+
+    # -- the machine -------------------------------------------------------------
+
+    def handle(self, event: str, now: float, *, stimulus_id: str | None = None, **details) -> list[Effect]:
+        """Apply a job event through JOB_TABLE; raise TransitionRejected if not allowed."""
+        return run_transition(JOB_TABLE, self, event, now, key=self.job_id, story=self.log,
+                              stimulus_id=stimulus_id or new_stimulus_id(event), **details)
+
+    def story(self, *keys: str) -> list[StoryEntry]:
+        """What happened to the job (its id) and to workers (their keys), oldest first."""
+        return self.log.story(*(keys or (self.job_id,)))
+
+    def validate(self) -> None:
+        """Check the job's invariants; raise InvariantViolation if one is broken."""
+        check(isinstance(self.state, JobState), f"job {self.job_id}: state {self.state!r} is not a JobState")
+        slots: set[tuple[int, int]] = set()
+        for number, w in self.workers.items():
+            check(w.number == number and w.job_id == self.job_id,
+                  f"job {self.job_id}: worker {w.key} filed under number {number}")
+            check(number < self.next_worker_number,
+                  f"job {self.job_id}: worker {w.key} numbered past {self.next_worker_number - 1}")
+            check(not w.is_terminal, f"job {self.job_id}: ended worker {w.key} is still live")
+            check(0 <= w.index < self.stage_sizes.get(w.stage, 0),
+                  f"job {self.job_id}: worker {w.key} on ({w.stage}, {w.index}) outside the stage sizes "
+                  f"{self.stage_sizes}")
+            check((w.stage, w.index) not in slots,
+                  f"job {self.job_id}: two live workers on (stage {w.stage}, index {w.index})")
+            slots.add((w.stage, w.index))
+            w.validate()
+        if self.state in TERMINAL_JOB_STATES:
+            check(not self.workers, f"job {self.job_id}: {self.state} with {len(self.workers)} live worker(s)")
+            check(self.ended_at is not None and self.terminating_since is None,
+                  f"job {self.job_id}: {self.state} without an end time, or still terminating")
+        elif self.state in TERMINATING_JOB_STATES:
+            check(self.terminating_since is not None, f"job {self.job_id}: {self.state} since no time")
+        else:
+            check(self.ended_at is None and self.terminating_since is None,
+                  f"job {self.job_id}: active but ended or terminating")
+
+    def _checked(self, effects: list[Effect]) -> list[Effect]:
+        """The end of a stimulus: the job must be consistent again (checked when on)."""
+        if lifecycle.VALIDATE:
+            self.validate()
+        return effects
+
+    def _worker_event(self, w: Worker, event: str, now: float, stimulus_id: str, **details) -> None:
+        w.handle(event, now, story=self.log, stimulus_id=stimulus_id, **details)
 
     # -- creation and recovery ---------------------------------------------------
 
     @classmethod
     def submit(cls, job_id: str, cluster: str, definition: JobDefinition,
-               now: float) -> tuple["Job", list]:
+               now: float) -> tuple[Job, list[Effect]]:
         """A new Accepted job with one Accepted worker per stage instance."""
         job = cls(job_id=job_id, cluster=cluster, definition=definition, submitted_at=now)
         for stage_number, stage in sorted(definition.scheduling_info.stages.items()):
             job.stage_sizes[stage_number] = stage.number_of_instances
             for index in range(stage.number_of_instances):
                 job._new_worker(stage_number, index, now)
-        return job, [Persist()] + job._due_schedules(now)
+        job.log.record(StoryEntry(new_stimulus_id("submit"), job_id, "submit", "", str(job.state), now))
+        return job, job._checked([Persist()] + job._due_schedules(now))
 
-    def recover(self, now: float) -> list:
+    def recover(self, now: float) -> list[Effect]:
         """After a master restart: give live workers a fresh heartbeat grace period.
 
         Running workers are kept (their agents re-report them); Accepted ones are asked
-        for again, since the scheduler's pending queue died with the old master.
+        for again, since the scheduler's pending queue died with the old master.  This
+        is not a transition (nothing was reported), so it changes times directly.
         """
-        effects: list = []
+        effects: list[Effect] = []
         for w in self.workers.values():
             if w.is_running:
                 w.last_heartbeat = now
@@ -161,10 +312,10 @@ class Job:
                     w.launched_at = now
             elif w.state == ACCEPTED:
                 w.requested = False
-        if self.state in (TERMINATING_NORMAL, TERMINATING_ABNORMAL):
+        if self.state in TERMINATING_JOB_STATES:
             self.terminating_since = now
-            effects += [StopWorker(w.key, w.agent_id, self.kill_reason) for w in self.workers.values()]
-        return effects + self._due_schedules(now)
+            effects += [ReleaseWorker(w.key, w.agent_id, self.kill_reason) for w in self.workers.values()]
+        return self._checked(effects + self._due_schedules(now))
 
     # -- queries -----------------------------------------------------------------
 
@@ -174,7 +325,7 @@ class Job:
 
     @property
     def is_terminal(self) -> bool:
-        return JOB_TABLE.is_terminal(self.state)
+        return self.state in TERMINAL_JOB_STATES
 
     def upstream_endpoints(self, stage: int) -> list[tuple[str, str, int]]:
         """(worker id, host, port) of the Started workers of stage ``stage - 1``: where a
@@ -189,93 +340,90 @@ class Job:
         return self._stage_finished(stage - 1)
 
     def worker_by_key(self, key: str) -> Worker | None:
-        number = int(key.rpartition("/w")[2]) if "/w" in key else -1
+        """The live worker with this key, or None (ended, another job's, or malformed)."""
+        try:
+            _, number = parse_worker_key(key)
+        except ValueError:
+            return None
         w = self.workers.get(number)
         return w if w is not None and w.key == key else None
 
     # -- worker events -----------------------------------------------------------
 
     def worker_launched(self, key: str, agent_id: str, host: str, ports: list[int],
-                        now: float) -> list:
+                        now: float, stimulus_id: str | None = None) -> list[Effect]:
         """The scheduler placed a worker on an agent (a repeat of a known launch is ignored)."""
-        w = self._live_worker(key)
+        sid = stimulus_id or new_stimulus_id("worker-launched")
+        w = self._live_worker(key, "launch", now, sid)
         if w.state != ACCEPTED and w.agent_id == agent_id:
             return []
-        w.apply("launch", now)
-        w.agent_id, w.host, w.ports = agent_id, host, list(ports)
-        return [Persist()]
+        self._worker_event(w, "launch", now, sid, agent_id=agent_id, host=host, ports=ports)
+        return self._checked([Persist()])
 
     def worker_status(self, key: str, status: str, now: float, reason: str = "",
-                      metrics: dict | None = None) -> list:
+                      metrics: dict | None = None, stimulus_id: str | None = None) -> list[Effect]:
         """An agent reported a worker's status: StartInitiated, Started, Completed, Failed,
         or Heartbeat.  A status for an unknown or already-ended worker is rejected."""
-        w = self._live_worker(key)
-        if status == "Heartbeat" or _RANK.get(status, 99) <= _RANK.get(w.state, 99):
-            # A heartbeat, or a repeat of a status we already have (agents report each
-            # worker's status every interval, and again when they re-register).
-            if w.is_running:
-                w.last_heartbeat = now
-                if metrics is not None:
-                    w.metrics = metrics
-            return []
-        event = {START_INITIATED: "start_initiated", STARTED: "started", COMPLETED: "complete",
-                 FAILED: "fail"}.get(status)
-        if event is None:
-            raise TransitionRejected(f"worker {key}: unknown status {status!r}")
-        previous = w.apply(event, now)
-        if metrics is not None:
-            w.metrics = metrics
-        if w.is_terminal:
-            w.reason = reason or w.state
-            return self._worker_ended(w, now)
-        effects: list = []
+        sid = stimulus_id or new_stimulus_id("worker-status")
+        w = self._live_worker(key, f"status {status}", now, sid)
+        try:
+            event = reported_event(key, w.state, status)
+        except TransitionRejected as exc:
+            self._log_rejected(key, f"status {status}", str(w.state), exc, now, sid)
+            raise
+        if event == "heartbeat":
+            self._worker_event(w, event, now, sid, metrics=metrics)
+            return self._checked([])
+        if event in ("fail", "complete"):
+            self._worker_event(w, event, now, sid, reason=reason, metrics=metrics)
+            return self._checked(self._worker_ended(w, now, sid))
+        self._worker_event(w, event, now, sid, metrics=metrics)
+        effects: list[Effect] = [Persist()]
         if (event == "started" and self.state == JOB_ACCEPTED
                 and all(x.state == STARTED for x in self.workers.values())):
-            self.state = JOB_TABLE.next_state(self.state, "launch", self.job_id)
-        if previous != w.state:
-            effects.append(Persist())
-        return effects
+            effects += self.handle("launch", now, stimulus_id=sid)
+        return self._checked(effects)
 
-    def _worker_ended(self, w: Worker, now: float) -> list:
+    def _worker_ended(self, w: Worker, now: float, sid: str) -> list[Effect]:
         self._archive_worker(w)
-        effects: list = [Persist()]
+        effects: list[Effect] = [Persist()]
         if not self.is_active:
-            return effects + self._maybe_terminated(now)
+            return effects + self._maybe_terminated(now, sid)
         if w.state == COMPLETED:
             # A worker that finished on its own leaves its slot empty; when all are empty
             # the job has completed (a finite job).
             if self._stage_finished(w.stage):
-                effects += self._release_unfed(w.stage + 1, now)
-            return effects + self._completed_if_empty(now)
+                effects += self._release_unfed(w.stage + 1, now, sid)
+            return effects + self._completed_if_empty(now, sid)
         if self._stage_finished(w.stage - 1):
             # Its input has ended for good: a replacement would wait forever for data.
             w.reason = f"{w.reason}; not replaced: stage {w.stage - 1} has completed"
-            return effects + self._completed_if_empty(now)
-        return effects + self._replace(w, now)
+            return effects + self._completed_if_empty(now, sid)
+        return effects + self._replace(w, now, sid)
 
     def _stage_finished(self, stage: int) -> bool:
         """True when ``stage`` exists and its every worker completed (a finite stage is done)."""
         return (stage >= 1 and self.stage_sizes.get(stage, 0) > 0
                 and not any(x.stage == stage for x in self.workers.values()))
 
-    def _release_unfed(self, stage: int, now: float) -> list:
+    def _release_unfed(self, stage: int, now: float, sid: str) -> list[Effect]:
         """Workers of ``stage`` not yet Started when their upstream stage completed: they
         could never connect to it, so they end now (Completed, with the reason)."""
-        effects: list = []
+        effects: list[Effect] = []
         for x in [x for x in self.workers.values() if x.stage == stage and x.state != STARTED]:
-            x.apply("complete", now)
-            x.reason = f"stage {stage - 1} completed before this worker started"
+            self._worker_event(x, "complete", now, sid, reason=f"stage {stage - 1} completed before this worker started")
             self._archive_worker(x)
             if x.agent_id:
-                effects.append(StopWorker(x.key, x.agent_id, x.reason))
+                effects.append(ReleaseWorker(x.key, x.agent_id, x.reason))
         return effects
 
-    def _completed_if_empty(self, now: float) -> list:
+    def _completed_if_empty(self, now: float, sid: str) -> list[Effect]:
         if self.workers:
             return []
-        return self.kill("Normal", "all workers completed", now)
+        # Nothing is left to stop, so the job completes at once (no Terminating step).
+        return self.handle("complete", now, stimulus_id=sid, reason="Normal", message="all workers completed")
 
-    def _replace(self, old: Worker, now: float) -> list:
+    def _replace(self, old: Worker, now: float, sid: str) -> list[Effect]:
         slot = f"{old.stage}:{old.index}"
         step, last = self.backoff.get(slot, [0, 0.0])
         if last and now - last > self.policy.backoff_reset_s:
@@ -286,58 +434,66 @@ class Job:
         while self.error_resubmits and now - self.error_resubmits[0] > 3600:
             self.error_resubmits.popleft()
         if len(self.error_resubmits) > self.policy.max_resubmits_per_hour:
-            return self.kill("Error", f"more than {self.policy.max_resubmits_per_hour} "
-                                      "worker resubmits in an hour", now)
+            return self._kill("Error", f"more than {self.policy.max_resubmits_per_hour} "
+                                       "worker resubmits in an hour", now, sid)
         new = self._new_worker(old.stage, old.index, now, resubmit_of=old,
                                ready_at=now + delay)
         return [WorkerReplaced(old.key, new.key, old.reason, delay), Persist()] + self._due_schedules(now)
 
     # -- periodic checks ----------------------------------------------------------
 
-    def tick(self, now: float) -> list:
+    def tick(self, now: float, stimulus_id: str | None = None) -> list[Effect]:
         """Heartbeat and startup timeouts, replacements whose backoff is over, and a
         termination that waited too long for its workers."""
-        effects: list = []
+        sid = stimulus_id or new_stimulus_id("tick")
+        effects: list[Effect] = []
         for w in list(self.workers.values()):
             if w.state in (LAUNCHED, START_INITIATED):
                 silent = now - (w.last_heartbeat or w.launched_at or now)
                 limit = max(self.policy.heartbeat_timeout_s, 0.0)
                 if now - (w.launched_at or now) > self.policy.startup_timeout_s and silent > limit:
-                    effects += self._fail_silent(w, now, "startup timed out")
+                    effects += self._fail_silent(w, now, "startup timed out", sid)
             elif w.state == STARTED and now - (w.last_heartbeat or now) > self.policy.heartbeat_timeout_s:
-                effects += self._fail_silent(w, now, "heartbeat timeout")
+                effects += self._fail_silent(w, now, "heartbeat timeout", sid)
         if (self.terminating_since is not None and self.workers
                 and now - self.terminating_since > self.policy.terminate_timeout_s):
             for w in list(self.workers.values()):
-                w.reason = "not confirmed stopped before the termination timeout"
-                w.apply("fail", now)
+                self._worker_event(w, "fail", now, sid,
+                                   reason="not confirmed stopped before the termination timeout")
                 self._archive_worker(w)
-            effects += [Persist()] + self._maybe_terminated(now)
-        return effects + self._due_schedules(now)
+            effects += [Persist()] + self._maybe_terminated(now, sid)
+        return self._checked(effects + self._due_schedules(now))
 
-    def _fail_silent(self, w: Worker, now: float, reason: str) -> list:
-        w.apply("fail", now)
-        w.reason = reason
-        return [StopWorker(w.key, w.agent_id, reason)] + self._worker_ended(w, now)
+    def _fail_silent(self, w: Worker, now: float, reason: str, sid: str) -> list[Effect]:
+        self._worker_event(w, "fail", now, sid, reason=reason)
+        return [ReleaseWorker(w.key, w.agent_id, reason)] + self._worker_ended(w, now, sid)
 
     # -- operator actions ---------------------------------------------------------
 
-    def kill(self, reason: str, message: str, now: float) -> list:
+    def kill(self, reason: str, message: str, now: float, stimulus_id: str | None = None) -> list[Effect]:
         """Terminate the job; reason Error or Lost ends it Failed, others Completed."""
-        event = "kill_abnormal" if reason in ABNORMAL_KILL_REASONS else "kill_normal"
-        self.state = JOB_TABLE.next_state(self.state, event, self.job_id)
-        self.kill_reason, self.kill_message = reason, message
-        self.terminating_since = now
-        effects: list = []
+        return self._checked(self._kill(reason, message, now, stimulus_id or new_stimulus_id("kill")))
+
+    def _kill(self, reason: str, message: str, now: float, sid: str) -> list[Effect]:
+        abnormal = reason in ABNORMAL_KILL_REASONS
+        if self.is_active and all(w.state == ACCEPTED for w in self.workers.values()):
+            # No worker runs, so none has a stop to confirm: the job ends at once.
+            event = "fail" if abnormal else "complete"
+        else:
+            event = "kill_abnormal" if abnormal else "kill_normal"
+        return self.handle(event, now, stimulus_id=sid, reason=reason, message=message)
+
+    def _stop_all_workers(self, reason: str, now: float, sid: str) -> list[Effect]:
+        """Ask every live worker to stop; those never launched end here (Completed)."""
+        effects: list[Effect] = []
         for w in list(self.workers.values()):
             if w.state == ACCEPTED:
-                w.apply("complete", now)
-                w.reason = "job killed before launch"
+                self._worker_event(w, "complete", now, sid, reason="job killed before launch")
                 self._archive_worker(w)
-            effects.append(StopWorker(w.key, w.agent_id, f"job killed: {reason}"))
-        return effects + [Persist()] + self._maybe_terminated(now)
+            effects.append(ReleaseWorker(w.key, w.agent_id, f"job killed: {reason}"))
+        return effects
 
-    def scale_stage(self, stage: int, count: int, now: float) -> list:
+    def scale_stage(self, stage: int, count: int, now: float, stimulus_id: str | None = None) -> list[Effect]:
         """Set a stage's number of workers: new indexes are added, the highest removed."""
         if not self.is_active:
             raise TransitionRejected(f"job {self.job_id}: cannot scale in state {self.state}")
@@ -350,39 +506,46 @@ class Job:
             raise TransitionRejected(f"job {self.job_id}: stage {stage} is not scalable")
         if not lo <= count <= hi:
             raise TransitionRejected(f"job {self.job_id}: stage {stage} must keep {lo}..{hi} workers")
-        effects: list = []
+        sid = stimulus_id or new_stimulus_id("scale")
+        effects: list[Effect] = []
         current = self.stage_sizes[stage]
         for index in range(current, count):
             self._new_worker(stage, index, now)
         for w in [w for w in self.workers.values() if w.stage == stage and w.index >= count]:
-            effects.append(StopWorker(w.key, w.agent_id, "stage scaled down"))
-            w.apply("complete", now)
-            w.reason = "stage scaled down"
+            effects.append(ReleaseWorker(w.key, w.agent_id, "stage scaled down"))
+            self._worker_event(w, "complete", now, sid, reason="stage scaled down")
             self._archive_worker(w)
         self.stage_sizes[stage] = count
-        return effects + [Persist()] + self._due_schedules(now)
+        return self._checked(effects + [Persist()] + self._due_schedules(now))
 
-    def resubmit_worker(self, number: int, reason: str, now: float) -> list:
+    def resubmit_worker(self, number: int, reason: str, now: float,
+                        stimulus_id: str | None = None) -> list[Effect]:
         """Replace worker ``number`` by a new incarnation on its index, without backoff."""
         if not self.is_active:
             raise TransitionRejected(f"job {self.job_id}: cannot resubmit in state {self.state}")
         w = self.workers.get(number)
         if w is None:
             raise TransitionRejected(f"job {self.job_id} has no live worker number {number}")
-        w.apply("fail", now)
-        w.reason = f"resubmitted: {reason}"
+        sid = stimulus_id or new_stimulus_id("resubmit")
+        self._worker_event(w, "fail", now, sid, reason=f"resubmitted: {reason}")
         self._archive_worker(w)
         new = self._new_worker(w.stage, w.index, now, resubmit_of=w, ready_at=now)
-        return ([StopWorker(w.key, w.agent_id, w.reason), WorkerReplaced(w.key, new.key, w.reason, 0.0),
-                 Persist()] + self._due_schedules(now))
+        return self._checked([ReleaseWorker(w.key, w.agent_id, w.reason),
+                              WorkerReplaced(w.key, new.key, w.reason, 0.0),
+                              Persist()] + self._due_schedules(now))
 
     # -- helpers --------------------------------------------------------------------
 
-    def _live_worker(self, key: str) -> Worker:
+    def _live_worker(self, key: str, event: str, now: float, sid: str) -> Worker:
         w = self.worker_by_key(key)
         if w is None:
-            raise TransitionRejected(f"worker {key}: not a live worker of job {self.job_id}")
+            exc = TransitionRejected(f"worker {key}: not a live worker of job {self.job_id}")
+            self._log_rejected(key, event, "not live", exc, now, sid)
+            raise exc
         return w
+
+    def _log_rejected(self, key: str, event: str, state: str, exc: Exception, now: float, sid: str) -> None:
+        self.log.record(StoryEntry(sid, key, event, state, None, now, f"rejected: {exc}"))
 
     def _new_worker(self, stage: int, index: int, now: float, resubmit_of: Worker | None = None,
                     ready_at: float | None = None) -> Worker:
@@ -400,8 +563,8 @@ class Job:
         self.archived_workers.append(w)
         del self.archived_workers[:-self.policy.archived_workers_kept]
 
-    def _due_schedules(self, now: float) -> list:
-        effects = []
+    def _due_schedules(self, now: float) -> list[Effect]:
+        effects: list[Effect] = []
         if not self.is_active:
             return effects
         for w in self.workers.values():
@@ -411,16 +574,17 @@ class Job:
             # repeated request as idempotent), so a lost message cannot strand a worker.
             if not w.requested or now - w.requested_at > self.policy.schedule_retry_s:
                 w.requested, w.requested_at = True, now
-                effects.append(ScheduleWorker(w))
+                effects.append(PlaceWorker(w))
         return effects
 
-    def _maybe_terminated(self, now: float) -> list:
-        if self.state not in (TERMINATING_NORMAL, TERMINATING_ABNORMAL) or self.workers:
+    def _maybe_terminated(self, now: float, sid: str) -> list[Effect]:
+        if self.state not in TERMINATING_JOB_STATES or self.workers:
             return []
-        self.state = JOB_TABLE.next_state(self.state, "terminated", self.job_id)
+        return self.handle("terminated", now, stimulus_id=sid)
+
+    def _ended(self, now: float) -> None:
         self.ended_at = now
         self.terminating_since = None
-        return [Persist(), JobEnded(self.state, self.kill_reason)]
 
     # -- encoding -------------------------------------------------------------------
 
@@ -428,7 +592,7 @@ class Job:
         """The stored form of the job (the store's layout, not the API's)."""
         return {
             "jobId": self.job_id, "cluster": self.cluster, "definition": self.definition.to_json(),
-            "state": self.state, "submittedAt": self.submitted_at, "endedAt": self.ended_at,
+            "state": str(self.state), "submittedAt": self.submitted_at, "endedAt": self.ended_at,
             "killReason": self.kill_reason, "killMessage": self.kill_message,
             "terminatingSince": self.terminating_since,
             "workers": [w.to_json() for w in self.workers.values()],
@@ -439,11 +603,11 @@ class Job:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], policy: WorkerPolicy | None = None) -> "Job":
+    def from_json(cls, data: dict[str, Any], policy: WorkerPolicy | None = None) -> Job:
         workers = [Worker.from_json(w) for w in data["workers"]]
         return cls(
             job_id=data["jobId"], cluster=data["cluster"],
-            definition=JobDefinition.from_json(data["definition"]), state=data["state"],
+            definition=JobDefinition.from_json(data["definition"]), state=JobState(data["state"]),
             submitted_at=data["submittedAt"], ended_at=data.get("endedAt"),
             kill_reason=data.get("killReason", ""), kill_message=data.get("killMessage", ""),
             terminating_since=data.get("terminatingSince"),
@@ -459,7 +623,7 @@ class Job:
         """The job as the API shows it."""
         d = self.definition
         return {
-            "jobId": self.job_id, "clusterName": self.cluster, "state": self.state,
+            "jobId": self.job_id, "clusterName": self.cluster, "state": str(self.state),
             "user": d.user, "version": d.version, "url": d.url,
             "submittedAt": self.submitted_at, "endedAt": self.ended_at,
             "killReason": self.kill_reason or None, "killMessage": self.kill_message or None,
@@ -473,6 +637,18 @@ class Job:
 
 
 __all__ = [
-    "Job", "WorkerPolicy", "Persist", "ScheduleWorker", "StopWorker", "JobEnded", "WorkerReplaced",
-    "JOB_TABLE", "KILL_REASONS", "RUNNING_STATES",
+    "ACTIVE_JOB_STATES",
+    "JOB_TABLE",
+    "KILL_REASONS",
+    "META_STATES",
+    "RUNNING_STATES",
+    "Effect",
+    "Job",
+    "JobEnded",
+    "JobState",
+    "Persist",
+    "PlaceWorker",
+    "ReleaseWorker",
+    "WorkerPolicy",
+    "WorkerReplaced",
 ]

@@ -38,7 +38,7 @@ def test_submit_creates_one_accepted_worker_per_stage_instance_and_asks_to_sched
     job, effects = new_job(2, 1)
     assert [(w.stage, w.index, w.number, w.state) for w in job.workers.values()] == [
         (1, 0, 1, "Accepted"), (1, 1, 2, "Accepted"), (2, 0, 3, "Accepted")]
-    assert kinds(effects) == ["Persist", "ScheduleWorker", "ScheduleWorker", "ScheduleWorker"]
+    assert kinds(effects) == ["Persist", "PlaceWorker", "PlaceWorker", "PlaceWorker"]
 
 
 def test_job_is_launched_once_every_worker_started():
@@ -56,8 +56,8 @@ def test_silent_worker_is_failed_and_replaced_on_same_index_with_new_number():
     job, _ = new_job(1)
     run_all(job, 100)
     effects = job.tick(111)
-    assert kinds(effects)[:2] == ["StopWorker", "Persist"]
-    assert "ScheduleWorker" in kinds(effects)
+    assert kinds(effects)[:2] == ["ReleaseWorker", "Persist"]
+    assert "PlaceWorker" in kinds(effects)
     (new,) = job.workers.values()
     assert (new.index, new.number, new.resubmit_of, new.resubmit_count) == (0, 2, 1, 1)
     old = job.archived_workers[-1]
@@ -86,7 +86,7 @@ def test_replacement_backoff_steps_and_is_forgotten_after_quiet_period():
     assert delays == [0, 5, 10]
     (w,) = job.workers.values()
     assert w.ready_at == 102 + 10 and not w.requested
-    assert "ScheduleWorker" in kinds(job.tick(112))
+    assert "PlaceWorker" in kinds(job.tick(112))
     run_all(job, 113)
     (w,) = job.workers.values()
     effects = job.worker_status(w.key, "Failed", 113 + 301, "crashed")
@@ -110,7 +110,7 @@ def test_kill_stops_workers_and_completes_when_they_confirm():
     job, _ = new_job(2)
     run_all(job, 100)
     effects = job.kill("Killed", "by test", 120)
-    assert kinds(effects) == ["StopWorker", "StopWorker", "Persist"]
+    assert kinds(effects) == ["ReleaseWorker", "ReleaseWorker", "Persist"]
     assert job.state == "Terminating_normal"
     keys = [w.key for w in job.workers.values()]
     job.worker_status(keys[0], "Completed", 121)
@@ -154,10 +154,10 @@ def test_scale_stage_adds_and_removes_highest_indexes():
     run_all(job, 100)
     effects = job.scale_stage(1, 4, 110)
     assert sorted(w.index for w in job.workers.values()) == [0, 1, 2, 3]
-    assert kinds(effects).count("ScheduleWorker") == 2
+    assert kinds(effects).count("PlaceWorker") == 2
     effects = job.scale_stage(1, 1, 111)
     assert sorted(w.index for w in job.workers.values()) == [0]
-    assert kinds(effects).count("StopWorker") == 3
+    assert kinds(effects).count("ReleaseWorker") == 3
 
 
 def test_scale_is_rejected_outside_policy_or_for_unscalable_stage():
@@ -175,7 +175,7 @@ def test_resubmit_worker_replaces_it_at_once():
     job, _ = new_job(1)
     run_all(job, 100)
     effects = job.resubmit_worker(1, "operator", 110)
-    assert kinds(effects)[0] == "StopWorker" and "ScheduleWorker" in kinds(effects)
+    assert kinds(effects)[0] == "ReleaseWorker" and "PlaceWorker" in kinds(effects)
     (w,) = job.workers.values()
     assert (w.number, w.resubmit_of) == (2, 1)
     with pytest.raises(TransitionRejected, match="no live worker number 1"):
@@ -197,7 +197,7 @@ def test_recovered_job_keeps_running_workers_with_fresh_grace_and_reschedules_ac
     job.worker_status(w1.key, "Started", 100)
     copy = js.Job.from_json(job.to_json(), POLICY)
     effects = copy.recover(500)
-    assert [e.worker.number for e in effects if isinstance(e, js.ScheduleWorker)] == [2]
+    assert [e.worker.number for e in effects if isinstance(e, js.PlaceWorker)] == [2]
     assert copy.workers[1].state == "Started" and copy.workers[1].last_heartbeat == 500
     assert copy.tick(505) == []
     copy.worker_status(w1.key, "Started", 506)  # the agent re-reports it: reattached
@@ -216,7 +216,7 @@ def test_repeated_launch_notice_is_ignored_and_unlaunched_request_is_asked_again
     job, _ = new_job(1)
     (w,) = job.workers.values()
     assert job.tick(100 + POLICY.schedule_retry_s - 1) == []
-    assert kinds(job.tick(100 + POLICY.schedule_retry_s + 1)) == ["ScheduleWorker"]
+    assert kinds(job.tick(100 + POLICY.schedule_retry_s + 1)) == ["PlaceWorker"]
     job.worker_launched(w.key, "a", "h", [1], 120)
     assert job.worker_launched(w.key, "a", "h", [1], 121) == [] and w.state == "Launched"
 
@@ -227,7 +227,7 @@ def test_a_worker_failing_after_its_upstream_stage_completed_is_not_replaced():
     source, counter_a, counter_b = job.workers.values()
     job.worker_status(source.key, "Completed", 110)
     effects = job.worker_status(counter_a.key, "Failed", 111, reason="worker process exited unexpectedly")
-    assert "ScheduleWorker" not in kinds(effects) and "WorkerReplaced" not in kinds(effects)
+    assert "PlaceWorker" not in kinds(effects) and "WorkerReplaced" not in kinds(effects)
     assert "not replaced: stage 1 has completed" in job.archived_workers[-1].reason
     assert job.state == "Launched" and list(job.workers.values()) == [counter_b]
     # The last one finishing ends the finite job.
@@ -251,7 +251,7 @@ def test_workers_not_started_when_their_upstream_completes_end_instead_of_waitin
     replacement = next(w for w in job.workers.values() if w.resubmit_of == counter_a.number)
     job.worker_launched(replacement.key, "agent-1", "127.0.0.1", [31010], 106)
     effects = job.worker_status(source.key, "Completed", 107)
-    assert ("StopWorker", replacement.key) in [(type(e).__name__, getattr(e, "worker_key", None)) for e in effects]
+    assert ("ReleaseWorker", replacement.key) in [(type(e).__name__, getattr(e, "worker_key", None)) for e in effects]
     ended = job.archived_workers[-1]
     assert ended.key == replacement.key and ended.state == "Completed"
     assert "stage 1 completed before this worker started" in ended.reason
