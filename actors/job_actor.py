@@ -256,4 +256,5 @@ class JobActor(MantisActor):
 
     def describe_actor(self) -> dict:
         """This job's entry in the admin view."""
-        return {"jobState": self.job.state, "workers": self.summary()["workers"]}
+        return {"jobState": self.job.state, "workers": self.summary()["workers"],
+                "story": self.job.describe_story()}

@@ -247,6 +247,13 @@ class Job:
         """What happened to the job (its id) and to workers (their keys), oldest first."""
         return self.log.story(*(keys or (self.job_id,)))
 
+    def describe_story(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The last ``limit`` transitions of the job and its live workers, oldest first,
+        as the admin view shows them."""
+        entries = self.story(self.job_id, *(w.key for w in self.workers.values()))
+        return [{"stimulusId": e.stimulus_id, "key": e.key, "event": e.event, "from": e.before,
+                 "to": e.after, "at": e.at, "note": e.note} for e in entries[-limit:]]
+
     def validate(self) -> None:
         """Check the job's invariants; raise InvariantViolation if one is broken."""
         check(isinstance(self.state, JobState), f"job {self.job_id}: state {self.state!r} is not a JobState")

@@ -96,6 +96,16 @@ def test_a_worker_story_shows_its_stimulus_ids_in_order():
     assert [e.stimulus_id for e in merged].index("report-c") < [e.stimulus_id for e in merged].index("report-e")
 
 
+def test_the_admin_view_of_a_story_is_plain_json():
+    job = new_job(1)
+    (w,) = job.workers.values()
+    job.worker_launched(w.key, "agent-1", "h", [31000], 101, stimulus_id="launch-a")
+    view = json.loads(json.dumps(job.describe_story()))
+    assert [(e["key"], e["event"], e["from"], e["to"]) for e in view] == [
+        ("c-1", "submit", "", "Accepted"), ("c-1/w1", "launch", "Accepted", "Launched")]
+    assert view[-1]["stimulusId"] == "launch-a"
+
+
 def test_a_rejected_event_is_in_the_story_with_its_reason():
     job = new_job(1)
     (w,) = job.workers.values()
