@@ -14,6 +14,19 @@ Two runs of the same flow over the same events:
 2. one process, plain reactivex, per-event operators (filter, map, group_by + scan):
    the ceiling a single core reaches with the idiomatic per-event form.
 
+and two references, measured in the same run on the same events:
+
+3. the limit: the same four processes (source, two relays, sink) passing the same
+   frames (the source's batches of 1,000 events as stage frames) over plain sockets,
+   with no operators: the relays forward each frame's bytes as they are, the sink
+   decodes them to count the events.  It is what four processes on this machine pass
+   before any operator runs (making the events and moving the frames), so our
+   end-to-end rate is reported as a fraction of it.
+4. bytewax 0.21 on the same flow (filter, map, key by user, running count), one
+   worker in a process of its own, as bytewax runs by default; skipped with a message
+   if bytewax is not installed (``pip install -e '.[bench]'``: it is never required).
+   Our end-to-end rate is reported as a multiple of it.
+
 Each run is repeated ``--repeat`` times and the best is reported (as ``timeit`` does):
 the machine is shared, and other load only ever makes a run slower.  Every run is
 printed, with the CPU cores the stage processes used between them.
@@ -23,12 +36,14 @@ keyed_count example's source); the filter keeps value >= 50 (half); the count st
 user it touched.  The sink checks that the final counts add up to the kept events.
 Usage: ``python scripts/bench_pipeline.py [--events 5000000] [--keys 1000] [--repeat 3]
 [--layout separate|source-with-map]``.  The last line printed is one JSON object with
-the figures.  SIGTERM or SIGINT stops every process the run started, then exits.
+the figures, ``limit_events_per_s`` and ``bytewax_events_per_s`` (null when skipped)
+among them.  SIGTERM or SIGINT stops every process the run started, then exits.
 """
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -46,11 +61,13 @@ from mantis.examples.keyed_count import make_event_factory  # noqa: E402
 from mantis.local_processes import StopOnExit  # noqa: E402
 from mantis.job_dsl import BatchSource, Context, Job, ProcessingStage  # noqa: E402
 from mantis.runtime.batch_operators import filter_each, map_each  # noqa: E402
-from mantis.runtime.frames import read_frame  # noqa: E402
+from mantis.runtime.frames import (HEADER, decode_stage_payload, encode_stage_batch, read_frame,  # noqa: E402
+                                   read_payload)
 from mantis.runtime.sources import paced_batches  # noqa: E402
 from mantis.runtime.stage_worker import StageWorker  # noqa: E402
 
 MIN_VALUE = 50  # the filter keeps values 50..99: half the events
+BATCH_SIZE = 1000  # events per source batch: paced_batches' default, so the limit sends the same frames
 POLL_S = 0.01   # how often a stage process looks at its counters (timing resolution)
 RUN_TIMEOUT_S = 300
 
@@ -267,6 +284,164 @@ def run_one_process(events: int, keys: int) -> dict:
     return {"events": events, "elapsed_s": elapsed, "events_per_s": events / elapsed}
 
 
+# -- reference 1, the limit: the same four processes, the same frames, no operators --------
+
+LIMIT_ROLES = ["source", "relay", "relay", "sink"]
+
+
+def run_limit_process(role: str, events: int, keys: int, control) -> None:
+    """One process of the limit run, connected as the stages are (each downstream process
+    connects to its upstream's port): the source makes the same batches our source makes
+    and sends them as stage frames; a relay forwards every frame's bytes untouched; the
+    sink decodes the frames and counts their events.  Reports its figures on ``control``."""
+    ignore_ctrl_c()
+    server = socket.create_server(("127.0.0.1", 0)) if role != "sink" else None
+    control.send(("port", server.getsockname()[1] if server else None))
+    _, upstream_port = control.recv()
+    upstream = socket.create_connection(("127.0.0.1", upstream_port)) if upstream_port else None
+    downstream = server.accept()[0] if server else None
+    cpu_start = time.process_time()
+    first_at = time.time() if role == "source" else None
+    count = frames = 0
+    if role == "source":
+        make_event = make_event_factory(keys)
+        for start in range(0, events, BATCH_SIZE):
+            batch = [make_event(n) for n in range(start, min(start + BATCH_SIZE, events))]
+            downstream.sendall(encode_stage_batch(batch))
+            count += len(batch)
+            frames += 1
+    else:
+        while (payload := read_payload(upstream)) is not None:
+            if first_at is None:
+                first_at = time.time()
+            frames += 1
+            if downstream is not None:
+                downstream.sendall(HEADER.pack(len(payload)) + payload)
+            else:
+                count += len(decode_stage_payload(payload))
+    finished_at = time.time()
+    if downstream is not None:
+        downstream.close()  # the end of the stream for the next process
+    control.send(("done", {"events": count, "frames": frames, "first_event_at": first_at or finished_at,
+                           "finished_at": finished_at, "cpu_s": time.process_time() - cpu_start}))
+
+
+def run_limit(events: int, keys: int) -> dict:
+    """The limit: four processes passing the source's frames over loopback; figures of the run."""
+    spawn = multiprocessing.get_context("spawn")
+    processes = []
+    for role in LIMIT_ROLES:
+        mine, theirs = spawn.Pipe()
+        process = spawn.Process(target=run_limit_process, args=(role, events, keys, theirs), daemon=True)
+        PROCESSES.append(process)  # before the start: a signal may come at any moment
+        process.start()
+        processes.append((process, mine))
+    ports = [conn.recv()[1] for _, conn in processes]
+    started_at = time.time()
+    for number, (_, conn) in enumerate(processes):
+        conn.send(("go", ports[number - 1] if number else None))
+    reports = [conn.recv()[1] for _, conn in processes]
+    for process, _ in processes:
+        process.join(10)
+    stop_processes()  # any that did not end by themselves
+    sink = reports[-1]
+    if sink["events"] != events:
+        raise SystemExit(f"limit run: the sink counted {sink['events']} events, the source sent {events}")
+    elapsed = sink["finished_at"] - started_at
+    cpu_s = sum(report["cpu_s"] for report in reports)
+    return {"events": events, "elapsed_s": elapsed, "events_per_s": events / elapsed,
+            "cores_used": cpu_s / elapsed, "frames": sink["frames"]}
+
+
+# -- reference 2: bytewax 0.21 on the same flow ---------------------------------------
+
+def bytewax_version() -> str | None:
+    """bytewax's version if it is installed, else None (it is an optional extra: ``.[bench]``)."""
+    if importlib.util.find_spec("bytewax") is None:
+        return None
+    from importlib.metadata import version
+
+    return version("bytewax")
+
+
+def run_bytewax_process(events: int, keys: int, control) -> None:
+    """The flow as a bytewax dataflow, run by one worker in this process (``run_main``);
+    reports the time it took and the final counts' checks on ``control``."""
+    ignore_ctrl_c()
+    # Imported here, in the child, because bytewax is optional: the script runs without it.
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.inputs import DynamicSource, StatelessSourcePartition
+    from bytewax.outputs import DynamicSink, StatelessSinkPartition
+    from bytewax.testing import run_main
+
+    make_event = make_event_factory(keys)
+    final: dict[str, int] = {}
+
+    class Batches(StatelessSourcePartition):
+        """The same events in the same batches of BATCH_SIZE as our source."""
+
+        def __init__(self):
+            self.next_id = 0
+
+        def next_batch(self) -> list:
+            if self.next_id >= events:
+                raise StopIteration
+            end = min(self.next_id + BATCH_SIZE, events)
+            batch = [make_event(n) for n in range(self.next_id, end)]
+            self.next_id = end
+            return batch
+
+    class Source(DynamicSource):
+        def build(self, step_id, worker_index, worker_count):
+            return Batches()
+
+    class LatestCounts(StatelessSinkPartition):
+        def write_batch(self, items) -> None:
+            for user, update in items:
+                final[user] = update["count"]
+
+    class Sink(DynamicSink):
+        def build(self, step_id, worker_index, worker_count):
+            return LatestCounts()
+
+    def count(state, event):
+        state = (state or 0) + 1
+        return state, {"user": event["user"], "count": state}
+
+    flow = Dataflow("bench")
+    kept = op.filter("keep", op.input("source", flow, Source()), lambda e: e["value"] >= MIN_VALUE)
+    projected = op.map("project", kept, lambda e: {"user": e["user"], "value": e["value"]})
+    counts = op.stateful_map("count", op.key_on("by_user", projected, lambda e: e["user"]), count)
+    op.output("sink", counts, Sink())
+    cpu_start = time.process_time()
+    started = time.perf_counter()
+    run_main(flow)
+    elapsed = time.perf_counter() - started
+    control.send(("done", {"elapsed_s": elapsed, "total_count": sum(final.values()), "users": len(final),
+                           "cpu_s": time.process_time() - cpu_start}))
+
+
+def run_bytewax(events: int, keys: int) -> dict:
+    """bytewax on the same flow, in a process of its own (so SIGTERM stops it like the others)."""
+    spawn = multiprocessing.get_context("spawn")
+    mine, theirs = spawn.Pipe()
+    process = spawn.Process(target=run_bytewax_process, args=(events, keys, theirs), daemon=True)
+    PROCESSES.append(process)
+    process.start()
+    theirs.close()  # so a crash of the child is an EOFError here, not a wait forever
+    try:
+        report = mine.recv()[1]
+    except EOFError:
+        process.join(10)
+        raise SystemExit(f"the bytewax run died (exit code {process.exitcode})") from None
+    process.join(10)
+    stop_processes()
+    if report["total_count"] != kept_events(events, keys) or report["users"] != min(keys, events):
+        raise SystemExit("bytewax run computed wrong counts")
+    return {"events": events, "elapsed_s": report["elapsed_s"], "events_per_s": events / report["elapsed_s"]}
+
+
 def main() -> None:
     with StopOnExit() as guard:
         guard.on_exit(stop_processes)
@@ -281,6 +456,8 @@ def parse_args() -> argparse.Namespace:
                         help="separate: source, filter+map and count each in a process")
     parser.add_argument("--one-process-events", type=int, default=1_000_000,
                         help="events for the one-process reactivex run (it is slow)")
+    parser.add_argument("--bytewax-events", type=int, default=1_000_000,
+                        help="events for the bytewax run (one worker, per event: slow)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best is reported")
     return parser.parse_args()
 
@@ -306,14 +483,43 @@ def benchmark(args: argparse.Namespace) -> None:
         print(f"run {attempt}, one process, per-event reactivex: {one['events']:,} events in "
               f"{one['elapsed_s']:.2f}s = {one['events_per_s']:,.0f} events/s")
     one = max(ones, key=lambda r: r["events_per_s"])
-    print(f"best: distributed {distributed['events_per_s']:,.0f} events/s, one process "
-          f"{one['events_per_s']:,.0f} events/s, ratio {distributed['events_per_s'] / one['events_per_s']:.2f}")
+    limit = best_of(args.repeat, "limit, 4 processes passing the same frames, no operators",
+                    lambda: run_limit(args.events, args.keys))
+    version = bytewax_version()
+    if version is None:
+        print("bytewax: not installed, skipped (pip install -e '.[bench]' to measure it)")
+        bytewax = None
+    else:
+        bytewax = best_of(args.repeat, f"bytewax {version}, one worker, same flow",
+                          lambda: run_bytewax(min(args.bytewax_events, args.events), args.keys))
+    rate = distributed["events_per_s"]
+    print(f"best: distributed {rate:,.0f} events/s, one process "
+          f"{one['events_per_s']:,.0f} events/s, ratio {rate / one['events_per_s']:.2f}")
+    print(f"      {rate / limit['events_per_s']:.1%} of the limit ({limit['events_per_s']:,.0f} events/s)"
+          + (f", {rate / bytewax['events_per_s']:.2f}x bytewax ({bytewax['events_per_s']:,.0f} events/s)"
+             if bytewax else ", bytewax skipped"))
     print(json.dumps({
-        "end_to_end_events_per_s": round(distributed["events_per_s"]),
+        "end_to_end_events_per_s": round(rate),
         "one_process_events_per_s": round(one["events_per_s"]),
         "per_stage_events_per_s": {name: round(f["events_per_s"])
                                    for name, f in distributed["per_stage"].items()},
+        "limit_events_per_s": round(limit["events_per_s"]),
+        "bytewax_events_per_s": round(bytewax["events_per_s"]) if bytewax else None,
+        "fraction_of_limit": round(rate / limit["events_per_s"], 3),
+        "multiple_of_bytewax": round(rate / bytewax["events_per_s"], 2) if bytewax else None,
     }))
+
+
+def best_of(repeat: int, name: str, run) -> dict:
+    """``run()`` ``repeat`` times, each printed; the fastest (other load only slows a run down)."""
+    runs = []
+    for attempt in range(1, repeat + 1):
+        gc.collect()
+        result = run()
+        runs.append(result)
+        print(f"run {attempt}, {name}: {result['events']:,} events in {result['elapsed_s']:.2f}s "
+              f"= {result['events_per_s']:,.0f} events/s")
+    return max(runs, key=lambda r: r["events_per_s"])
 
 
 if __name__ == "__main__":
