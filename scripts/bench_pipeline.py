@@ -32,8 +32,8 @@ the machine is shared, and other load only ever makes a run slower.  Every run i
 printed, with the CPU cores the stage processes used between them.
 
 Events: ``{"id": n, "user": "user-<(n*7919) % keys>", "value": 0..99}`` (the
-keyed_count example's source); the filter keeps value >= 50 (half); the count stage emits, per batch, the latest count of each
-user it touched.  The sink checks that the final counts add up to the kept events.
+keyed_count example's source); the filter keeps value >= 50 (half); the count stage emits,
+per batch, the latest count of each user it touched.  The sink checks that the final counts add up to the kept events.
 Usage: ``python scripts/bench_pipeline.py [--events 5000000] [--keys 1000] [--repeat 3]
 [--layout separate|source-with-map]``.  The last line printed is one JSON object with
 the figures, ``limit_events_per_s`` and ``bytewax_events_per_s`` (null when skipped)
@@ -58,11 +58,10 @@ import reactivex  # noqa: E402
 from reactivex import operators as ops  # noqa: E402
 
 from mantis.examples.keyed_count import make_event_factory  # noqa: E402
-from mantis.local_processes import StopOnExit  # noqa: E402
 from mantis.job_dsl import BatchSource, Context, Job, ProcessingStage  # noqa: E402
+from mantis.local_processes import StopOnExit  # noqa: E402
 from mantis.runtime.batch_operators import filter_each, map_each  # noqa: E402
-from mantis.runtime.frames import (HEADER, decode_stage_payload, encode_stage_batch, read_frame,  # noqa: E402
-                                   read_payload)
+from mantis.runtime.frames import HEADER, decode_stage_payload, encode_stage_batch, read_frame, read_payload  # noqa: E402
 from mantis.runtime.sources import paced_batches  # noqa: E402
 from mantis.runtime.stage_worker import StageWorker  # noqa: E402
 
@@ -241,7 +240,7 @@ def run_distributed(events: int, keys: int, layout: str) -> dict:
                          f"{sink_report['users']} users, expected {expected_total} over {keys}")
     elapsed = sink_report["finished_at"] - started_at
     per_stage = {}
-    for name, report in zip(STAGE_NAMES[layout], reports):
+    for name, report in zip(STAGE_NAMES[layout], reports, strict=True):
         busy = max(report["finished_at"] - report["first_event_at"], 1e-9)
         per_stage[name] = {"events": report["events_in"], "events_per_s": report["events_in"] / busy,
                            "events_per_cpu_s": report["events_in"] / max(report["cpu_s"], 1e-9),

@@ -10,10 +10,32 @@ import json
 
 import tornado.testing
 
-from actors.messages import (AgentAction, CreateCluster, DeleteCluster, DescribeActors, DisableCluster,
-                             Done, EnableCluster, GetArchivedWorkers, GetCluster, GetJob, GetPending, KillJob,
-                             ListAgents, ListClusters, ListJobs, Rejected, ReplaceCluster, ResubmitWorker,
-                             ScaleStage, SubmitJob, UpdateArtifact, UpdateJobSla, UpdateLabels, UpdateSla)
+from actors.messages import (
+    AgentAction,
+    CreateCluster,
+    DeleteCluster,
+    DescribeActors,
+    DisableCluster,
+    Done,
+    EnableCluster,
+    GetArchivedWorkers,
+    GetCluster,
+    GetJob,
+    GetPending,
+    KillJob,
+    ListAgents,
+    ListClusters,
+    ListJobs,
+    Rejected,
+    ReplaceCluster,
+    ResubmitWorker,
+    ScaleStage,
+    SubmitJob,
+    UpdateArtifact,
+    UpdateJobSla,
+    UpdateLabels,
+    UpdateSla,
+)
 from tests.webapi.fake_gateway import FakeGateway
 from webapi.app import make_app
 
