@@ -48,8 +48,8 @@ class AgentActor(MantisActor):
         # worker start without importing it again and share those pages with its siblings.
         import reactivex.operators  # noqa: F401
 
-        import mantis.job_dsl  # noqa: F401
         import mantis.runtime.stage_worker  # noqa: F401
+        import mantis.sdk.job_dsl  # noqa: F401
 
         self.offer = msg.offer
         self.heartbeat_interval_s = msg.heartbeat_interval_s

@@ -18,8 +18,8 @@ import ujson
 
 from actors.actor_system import address_from_text, ask, start_actor_system
 from actors.messages import AgentOfferInfo, ConnectMaster, StartAgent
-from mantis import master_address
 from mantis.config import AgentConfig, Config
+from mantis.ha import master_address
 
 log = logging.getLogger("mantis.agent")
 
@@ -100,7 +100,7 @@ class MasterLocator:
         self.fallback_url = fallback_url
         self.follower = None
         if e.hosts:
-            from mantis.leader_election import LeaderFollower
+            from mantis.ha.leader_election import LeaderFollower
 
             self.follower = LeaderFollower(e.hosts, e.path).start()
 

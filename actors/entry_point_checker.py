@@ -4,7 +4,7 @@ Before a job is accepted, the master checks that its entry point loads and its p
 resolve.  That means importing the user's module, and user code must never run inside
 the master's actors: a module that hangs on import would stall the actor, one that
 crashes the interpreter would kill it.  This actor (one per master) runs each check in
-a fresh ``python -m mantis.entry_point_check`` process instead, and:
+a fresh ``python -m mantis.sdk.entry_point_check`` process instead, and:
 
 - never blocks: children are polled on a short timer, so many checks run at once and a
   hanging one delays no other;
@@ -163,7 +163,7 @@ class EntryPointCheckerActor(MantisActor):
                 stdin.seek(0)
                 # start_new_session: the child leads its own process group, so a kill also
                 # reaches whatever the user's module forked, and no terminal signal reaches it.
-                process = subprocess.Popen([sys.executable, "-m", "mantis.entry_point_check"],
+                process = subprocess.Popen([sys.executable, "-m", "mantis.sdk.entry_point_check"],
                                            stdin=stdin, stdout=subprocess.PIPE, stderr=stderr,
                                            env=env, start_new_session=True)
         except BaseException:

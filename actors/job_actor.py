@@ -1,4 +1,4 @@
-"""JobActor: a thin shell around one ``mantis.job_state.Job``.
+"""JobActor: a thin shell around one ``mantis.lifecycles.job_state.Job``.
 
 A hosted actor (``job:<jobId>``) in the shard of its cluster.  It turns messages into
 calls on the Job (the rules live there) and carries out the effects the Job returns,
@@ -14,17 +14,38 @@ import logging
 import time
 
 from actors.base import MantisActor
-from actors.messages import (CancelWorker, DescribeActors, Done, GetArchivedWorkers, GetJob, JobChanged,
-                             JobFinished, JobKilled, JobSummary, KillJob, RegisterJob, Rejected, ResubmitWorker,
-                             ScaleStage, ScheduleWorker, StageScaled, StartJob, UnregisterJob,
-                             UpdateUpstream, WatchJob, WorkerLaunched, WorkerResubmitted, WorkerSpec,
-                             WorkerStatusBatch)
+from actors.messages import (
+    CancelWorker,
+    DescribeActors,
+    Done,
+    GetArchivedWorkers,
+    GetJob,
+    JobChanged,
+    JobFinished,
+    JobKilled,
+    JobSummary,
+    KillJob,
+    RegisterJob,
+    Rejected,
+    ResubmitWorker,
+    ScaleStage,
+    ScheduleWorker,
+    StageScaled,
+    StartJob,
+    UnregisterJob,
+    UpdateUpstream,
+    WatchJob,
+    WorkerLaunched,
+    WorkerResubmitted,
+    WorkerSpec,
+    WorkerStatusBatch,
+)
 from actors.watchers import Watchers
-from mantis import job_state
 from mantis.config import Config
-from mantis.job_state import Job, WorkerPolicy
-from mantis.job_views import watched_view
-from mantis.lifecycle import TransitionRejected, new_stimulus_id
+from mantis.lifecycles import job_state
+from mantis.lifecycles.job_state import Job, WorkerPolicy
+from mantis.lifecycles.job_views import watched_view
+from mantis.lifecycles.tables import TransitionRejected, new_stimulus_id
 
 log = logging.getLogger("mantis.job")
 

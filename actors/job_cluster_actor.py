@@ -1,7 +1,7 @@
 """JobClusterActor: one job cluster, its job id counter and its jobs' actors.
 
 A hosted actor (``cluster:<name>``) in the shard that owns the cluster.  It applies
-cluster changes through ``mantis.cluster_state.JobCluster`` (the rules), writes the
+cluster changes through ``mantis.lifecycles.cluster_state.JobCluster`` (the rules), writes the
 cluster record (the shard makes the turn's writes durable before any answer leaves),
 hosts one JobActor per active job (new or recovered from the store) and answers
 requests about ended jobs from the archive.
@@ -55,12 +55,12 @@ from actors.messages import (
     WatchJob,
 )
 from actors.watchers import Watchers
-from mantis.cluster_state import JobCluster
-from mantis.codec import ValidationError
-from mantis.definitions import JobClusterDefinition
-from mantis.ids import parse_job_id
-from mantis.job_state import ACTIVE_JOB_STATES, Job
-from mantis.lifecycle import TransitionRejected
+from mantis.lifecycles.cluster_state import JobCluster
+from mantis.lifecycles.job_state import ACTIVE_JOB_STATES, Job
+from mantis.lifecycles.tables import TransitionRejected
+from mantis.model.codec import ValidationError
+from mantis.model.definitions import JobClusterDefinition
+from mantis.model.ids import parse_job_id
 
 log = logging.getLogger("mantis.cluster")
 

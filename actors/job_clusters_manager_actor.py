@@ -34,9 +34,9 @@ from actors.messages import (
     ShardReady,
 )
 from actors.shard_actor import ShardActor, shard_of
-from mantis.codec import ValidationError
-from mantis.ids import parse_job_id
-from mantis.store import FileStore
+from mantis.model.codec import ValidationError
+from mantis.model.ids import parse_job_id
+from mantis.stores.file_store import FileStore
 
 log = logging.getLogger("mantis.clusters")
 

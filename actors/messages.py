@@ -12,10 +12,10 @@ import reprlib
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-from mantis.codec import ValidationError
 from mantis.config import Config
-from mantis.ids import parse_job_id
-from mantis.job_state import KILL_REASONS
+from mantis.lifecycles.job_state import KILL_REASONS
+from mantis.model.codec import ValidationError
+from mantis.model.ids import parse_job_id
 
 # -- answers ------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ from actors.messages import (
     WorkerSpec,
     WorkerStatus,
 )
-from mantis.ids import parse_worker_key
+from mantis.model.ids import parse_worker_key
 from scheduler.placement import Placement
 
 log = logging.getLogger("mantis.scheduler")

@@ -46,11 +46,12 @@ from actors.messages import (
     WorkerLaunched,
     WorkerStatusBatch,
 )
-from mantis.cluster_state import JobCluster
-from mantis.codec import ValidationError
-from mantis.group_commit import GroupCommitStore
-from mantis.ids import parse_job_id, parse_worker_key
-from mantis.store import StoreError, open_store
+from mantis.lifecycles.cluster_state import JobCluster
+from mantis.model.codec import ValidationError
+from mantis.model.ids import parse_job_id, parse_worker_key
+from mantis.stores import open_store
+from mantis.stores.file_store import StoreError
+from mantis.stores.group_commit import GroupCommitStore
 
 log = logging.getLogger("mantis.shard")
 

@@ -5,7 +5,7 @@ registers (its offer and the workers it runs), sends one AgentHeartbeat per inte
 with every worker's status (also its own liveness), reports status changes between
 heartbeats, obeys LaunchWorker and StopWorkerOnAgent, and re-registers when a scheduler
 does not know it.  No worker process runs: the workers and their faults are the
-deterministic model in ``mantis/agent_simulation.py``; this actor only turns its
+deterministic model in ``mantis/tooling/agent_simulation.py``; this actor only turns its
 reports into messages, on a timer (wakeupAfter), under simpleSystemBase and
 multiprocTCPBase alike.
 
@@ -37,7 +37,7 @@ from actors.messages import (
     UpdateUpstream,
     WorkerStatus,
 )
-from mantis.agent_simulation import Faults, Fleet, Timing
+from mantis.tooling.agent_simulation import Faults, Fleet, Timing
 
 log = logging.getLogger("mantis.sim")
 

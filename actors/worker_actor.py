@@ -29,8 +29,8 @@ class WorkerActor(MantisActor):
         self.process_stats = None
 
     def receiveMsg_RunWorker(self, msg: RunWorker, sender):
-        from mantis.job_dsl import Context, load_job, resolve_parameters
         from mantis.runtime.process_stats import ProcessStats
+        from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
 
         self.spec, self.agent = msg.spec, msg.agent
         self.process_stats = ProcessStats()

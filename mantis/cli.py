@@ -60,7 +60,7 @@ def call(master: str, method: str, path: str, body=None, timeout: float = 15.0, 
 
 def leader_url(hosts: str, path: str) -> str:
     """The leading master's API URL, from its description in ZooKeeper; CliError if none."""
-    from mantis.leader_election import LeaderElectionError, find_leader
+    from mantis.ha.leader_election import LeaderElectionError, find_leader
 
     try:
         leader = find_leader(hosts, path, timeout=5.0)

@@ -16,7 +16,7 @@ How it travels and is read:
 - New code reads attributes: ``config.master.host``, ``config.workers.backoff_steps_s``.
 - Every ``Config`` and section is also a read-only mapping (``config["master"]["host"]``,
   ``config["store"].get("type")``, ``.items()``), for code that takes plain dicts of
-  sections (``mantis.store.open_store``, the TOML writer of ``local_processes``).
+  sections (``mantis.stores.file_store.open_store``, the TOML writer of ``local_processes``).
 - ``to_dict()`` is the plain JSON view: a dict of sections, lists for tuples, as
   ``GET /api/v1/masterConfigs`` answers.
 """

@@ -53,7 +53,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mantis import config as config_module  # noqa: E402
-from mantis.local_processes import LocalCluster, StopOnExit, free_listen_port, pss_mb  # noqa: E402
+from mantis.tooling.local_processes import LocalCluster, StopOnExit, free_listen_port, pss_mb  # noqa: E402
 
 CLUSTER = "bench"  # the clusters are bench_0, bench_1, ...
 

@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mantis import config as config_module  # noqa: E402
-from mantis.local_processes import HaCluster, StopOnExit, api, wait_for  # noqa: E402
-from mantis.zookeeper_server import ZooKeeperServer  # noqa: E402
+from mantis.tooling.local_processes import HaCluster, StopOnExit, api, wait_for  # noqa: E402
+from mantis.tooling.zookeeper_server import ZooKeeperServer  # noqa: E402
 
 JOB = {"name": "failover", "url": "mantis.examples.keyed_count:job",
        "parameters": [{"name": "rate", "value": 500}, {"name": "keys", "value": 20}],

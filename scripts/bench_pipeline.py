@@ -58,12 +58,12 @@ import reactivex  # noqa: E402
 from reactivex import operators as ops  # noqa: E402
 
 from mantis.examples.keyed_count import make_event_factory  # noqa: E402
-from mantis.job_dsl import BatchSource, Context, Job, ProcessingStage  # noqa: E402
-from mantis.local_processes import StopOnExit  # noqa: E402
 from mantis.runtime.batch_operators import filter_each, map_each  # noqa: E402
 from mantis.runtime.frames import HEADER, decode_stage_payload, encode_stage_batch, read_frame, read_payload  # noqa: E402
 from mantis.runtime.sources import paced_batches  # noqa: E402
 from mantis.runtime.stage_worker import StageWorker  # noqa: E402
+from mantis.sdk.job_dsl import BatchSource, Context, Job, ProcessingStage  # noqa: E402
+from mantis.tooling.local_processes import StopOnExit  # noqa: E402
 
 MIN_VALUE = 50  # the filter keeps values 50..99: half the events
 BATCH_SIZE = 1000  # events per source batch: paced_batches' default, so the limit sends the same frames

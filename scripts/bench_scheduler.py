@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mantis.local_processes import StopOnExit  # noqa: E402
+from mantis.tooling.local_processes import StopOnExit  # noqa: E402
 from scheduler import AgentOffer, AgentPool, Matcher, WorkerRequest  # noqa: E402
 
 FAMILIES = {  # instance family -> [(size name, cpus, mem MB, network Mbps)]

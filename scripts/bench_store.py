@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mantis.group_commit import GroupCommitStore  # noqa: E402
-from mantis.store import FileStore  # noqa: E402
+from mantis.stores.file_store import FileStore  # noqa: E402
+from mantis.stores.group_commit import GroupCommitStore  # noqa: E402
 
 CLUSTER = "bench"
 
@@ -121,7 +121,7 @@ def bench_zookeeper(records: list[tuple[str, dict]], hosts: str) -> dict:
     """The ZooKeeper store: a transaction per record, then one per batch."""
     from kazoo.client import KazooClient
 
-    from mantis.zk_store import ZooKeeperStore
+    from mantis.stores.zk_store import ZooKeeperStore
 
     root = f"/bench-store-{os.getpid()}"
     store = ZooKeeperStore(hosts, root=root, timeout=30.0)

@@ -1,7 +1,7 @@
 """Fixtures shared by every test folder."""
 import pytest
 
-from mantis.local_processes import LocalCluster
+from mantis.tooling.local_processes import LocalCluster
 from tests.support import make_config
 
 

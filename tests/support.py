@@ -7,7 +7,7 @@ import socket
 import time
 
 from mantis import config as config_module
-from mantis.local_processes import free_listen_port, pids_with_cmdline, wait_for  # noqa: F401  (wait_for re-exported)
+from mantis.tooling.local_processes import free_listen_port, pids_with_cmdline, wait_for  # noqa: F401  (wait_for re-exported)
 
 
 def reap_forked_leftovers(grace_s: float = 3.0) -> list[int]:

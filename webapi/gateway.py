@@ -25,7 +25,7 @@ from thespian.actors import PoisonMessage
 
 from actors.messages import ClusterRequest, Done, GetShards, JobRequest, Rejected
 from actors.shard_actor import shard_of
-from mantis.codec import ValidationError
+from mantis.model.codec import ValidationError
 from webapi.watcher import Watcher
 
 log = logging.getLogger("mantis.gateway")

@@ -1,6 +1,6 @@
 """REST v1 handlers: Mantis' paths for job clusters, jobs, actions and the master.
 
-Each handler parses and validates its input (``mantis.definitions`` does the strict
+Each handler parses and validates its input (``mantis.model.definitions`` does the strict
 part), asks the actors through the Gateway, and writes JSON.  Every failure is a JSON
 ``{"error": ...}`` with a 4xx status (503 when the master does not answer); a handler
 never lets a traceback reach the client.
@@ -37,10 +37,10 @@ from actors.messages import (
     UpdateLabels,
     UpdateSla,
 )
-from mantis import codec
-from mantis.codec import ValidationError
-from mantis.definitions import JobClusterDefinition, JobDefinition, JobSla, Label, cluster_name
-from mantis.ids import parse_job_id
+from mantis.model import codec
+from mantis.model.codec import ValidationError
+from mantis.model.definitions import JobClusterDefinition, JobDefinition, JobSla, Label, cluster_name
+from mantis.model.ids import parse_job_id
 from webapi.gateway import ApiError
 
 log = logging.getLogger("mantis.api")

@@ -33,9 +33,9 @@ import time
 import tornado.iostream
 
 from actors.messages import GetCluster, GetJob, ListJobs, WatchCluster, WatchJob
-from mantis import codec
-from mantis.job_state import ACTIVE_JOB_STATES
-from mantis.job_views import discovery_snapshot, latest_job_id, status_snapshot  # noqa: F401
+from mantis.lifecycles.job_state import ACTIVE_JOB_STATES
+from mantis.lifecycles.job_views import discovery_snapshot, latest_job_id, status_snapshot  # noqa: F401
+from mantis.model import codec
 from webapi.gateway import ApiError
 from webapi.handlers import ApiHandler, _check_job_id, _check_name
 

@@ -25,7 +25,7 @@ import tornado.web
 
 from mantis import config as config_module
 from mantis.config import Config
-from mantis.master_role import MasterRole
+from mantis.ha.master_role import MasterRole
 from webapi.app import make_app
 from webapi.gateway import Gateway
 from webapi.standby import RoleRouter, make_standby_app
@@ -178,7 +178,7 @@ class MasterService:
 
 
 def _start_election(service: MasterService, config: Config) -> None:
-    from mantis.leader_election import LeaderElection
+    from mantis.ha.leader_election import LeaderElection
 
     e = config.leader_election
 

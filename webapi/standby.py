@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import tornado.httputil
 import tornado.web
 
-from mantis import codec
+from mantis.model import codec
 
 
 class RoleRouter(tornado.httputil.HTTPServerConnectionDelegate):

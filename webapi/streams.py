@@ -13,7 +13,7 @@ the relay ends the stream only after reading every connection to its end (at mos
 ``END_DRAIN_S``), so a finite job's last batches (e.g. a final summary) reach the
 subscriber before the end.
 
-A subscriber may narrow what it gets (``mantis.subscription``): ``?filter=<expression>``
+A subscriber may narrow what it gets (``mantis.runtime.subscription``): ``?filter=<expression>``
 and ``?sampleMSec=<ms>``, applied here per subscriber.  By cluster name
 (``/api/v1/jobconnectbyname/{clusterName}``) a ``ClusterOutputRelay`` follows the
 cluster's latest active job, switching when a newer one is submitted or the current one
@@ -31,10 +31,10 @@ import tornado.web
 import tornado.websocket
 
 from actors.messages import GetCluster, GetJob, ListJobs
-from mantis import codec
-from mantis.job_state import ACTIVE_JOB_STATES
+from mantis.lifecycles.job_state import ACTIVE_JOB_STATES
+from mantis.model import codec
 from mantis.runtime.frames import read_frame_async
-from mantis.subscription import Subscription, SubscriptionError
+from mantis.runtime.subscription import Subscription, SubscriptionError
 from webapi.gateway import ApiError
 from webapi.handlers import ApiHandler, _check_job_id, _check_name
 from webapi.job_streams import latest_job_id

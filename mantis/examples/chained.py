@@ -18,12 +18,12 @@ from __future__ import annotations
 import reactivex
 from reactivex import operators as ops
 
-from mantis.codec import ValidationError
-from mantis.definitions import cluster_name
 from mantis.examples.parameters import parsed_by
-from mantis.ids import parse_job_id
-from mantis.job_dsl import Context, Job, ParameterDefinition, ParameterError
+from mantis.model.codec import ValidationError
+from mantis.model.definitions import cluster_name
+from mantis.model.ids import parse_job_id
 from mantis.runtime.job_source import UpstreamEvent, job_output_source
+from mantis.sdk.job_dsl import Context, Job, ParameterDefinition, ParameterError
 
 TAG_FIELD = "upstreamJobId"
 

@@ -41,9 +41,9 @@ import reactivex
 from reactivex import operators as ops
 
 from mantis.examples.parameters import paced_parameters
-from mantis.job_dsl import BatchSource, Context, Job, ParameterDefinition, ProcessingStage
 from mantis.runtime.batch_operators import filter_each, map_each
 from mantis.runtime.sources import paced_batches
+from mantis.sdk.job_dsl import BatchSource, Context, Job, ParameterDefinition, ProcessingStage
 
 # A prime stride spreads consecutive events over the users, and Knuth's multiplicative
 # hash gives values independent of the user, without a random generator.

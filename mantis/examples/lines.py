@@ -17,8 +17,8 @@ import ujson
 from reactivex import operators as ops
 
 from mantis.examples.parameters import parsed_by
-from mantis.job_dsl import Context, Job, ParameterDefinition, ParameterError
 from mantis.runtime.line_sources import file_lines, http_lines, tcp_lines
+from mantis.sdk.job_dsl import Context, Job, ParameterDefinition, ParameterError
 
 log = logging.getLogger("mantis.examples.lines")
 

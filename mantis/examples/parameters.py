@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mantis.job_dsl import ParameterDefinition, at_least
+from mantis.sdk.job_dsl import ParameterDefinition, at_least
 
 
 def paced_parameters(rate: int, items: str = "events", keys: int | None = None) -> list[ParameterDefinition]:

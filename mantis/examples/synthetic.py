@@ -18,8 +18,8 @@ import reactivex
 from reactivex import operators as ops
 
 from mantis.examples.parameters import paced_parameters
-from mantis.job_dsl import Context, Job, ParameterDefinition
 from mantis.runtime.sources import paced_source
+from mantis.sdk.job_dsl import Context, Job, ParameterDefinition
 
 KINDS = ("view", "click", "add_to_cart", "purchase")
 HIGH_VALUE = 90.0

@@ -13,8 +13,8 @@ import reactivex
 from reactivex import operators as ops
 
 from mantis.examples.parameters import paced_parameters
-from mantis.job_dsl import Context, Job, ParameterDefinition, at_least
 from mantis.runtime.sources import paced_source
+from mantis.sdk.job_dsl import Context, Job, ParameterDefinition, at_least
 
 CORPUS = (
     "The quick brown fox jumps over the lazy dog.",

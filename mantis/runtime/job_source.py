@@ -8,7 +8,7 @@ another submitted).  Either way it subscribes to ``GET {master}/api/v1/jobs/{job
 
 The master may restart or fail over under a long-running chain, so a broken stream is
 reconnected after a short backoff (``RETRY_DELAYS_S``) and the master's address is asked
-for again (``mantis.master_address.master_url``) on every connect.  Events the upstream
+for again (``mantis.ha.master_address.master_url``) on every connect.  Events the upstream
 emitted while no connection stood are lost: the master relays output, it does not keep it.
 
 Like every source it is ``thread_fed`` (``mantis.runtime.sources``): it emits from a
@@ -29,11 +29,11 @@ from typing import Any, NamedTuple
 
 import reactivex
 
-from mantis import codec
-from mantis.job_dsl import Context
-from mantis.master_address import master_url
+from mantis.ha.master_address import master_url
+from mantis.model import codec
 from mantis.runtime.listener import shut_down
 from mantis.runtime.sources import Halt, thread_fed
+from mantis.sdk.job_dsl import Context
 
 log = logging.getLogger("mantis.runtime.job_source")
 

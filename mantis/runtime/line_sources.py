@@ -26,9 +26,9 @@ import urllib.request
 
 import reactivex
 
-from mantis.job_dsl import Context
 from mantis.runtime.listener import shut_down
 from mantis.runtime.sources import Halt, thread_fed
+from mantis.sdk.job_dsl import Context
 
 POLL_S = 0.1
 READ_CHUNK = 65536

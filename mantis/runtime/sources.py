@@ -21,7 +21,7 @@ from typing import Any
 import reactivex
 from reactivex.disposable import Disposable
 
-from mantis.job_dsl import Context
+from mantis.sdk.job_dsl import Context
 
 # Events emitted between two looks at the stop signals (and at the clock when paced):
 # small enough to stop within a millisecond or so, large enough to cost nothing per event.
@@ -138,7 +138,7 @@ def paced_batches(context: Context, make_event: Callable[[int], Any], rate: floa
                   limit: int = 0, batch_size: int = 1000) -> reactivex.Observable:
     """Like ``paced_source`` but emits lists: ``[make_event(0), ..., make_event(k-1)]``, ...
 
-    Wrap the factory that returns it in ``mantis.job_dsl.BatchSource`` so the runtime
+    Wrap the factory that returns it in ``mantis.sdk.job_dsl.BatchSource`` so the runtime
     knows its items are batches.  Batches hold at most ``batch_size`` events; when paced
     (``rate`` > 0) a batch holds what is due, so a slow stream is not held back waiting
     for a full batch.  ``rate``, ``limit``, stopping and errors are as in ``paced_source``.

@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 import reactivex
 
-from mantis.job_dsl import BatchSource, Context, Job, error_line
 from mantis.runtime.batching import batches_of, events_of
+from mantis.sdk.job_dsl import BatchSource, Context, Job, error_line
 
 log = logging.getLogger("mantis.runtime.executor")
 

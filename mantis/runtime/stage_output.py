@@ -46,7 +46,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mantis.job_dsl import SLOW_CONSUMER_POLICIES
 from mantis.runtime.framed_connection import FramedConnection
 from mantis.runtime.frames import (
     END_OF_STREAM,
@@ -56,6 +55,7 @@ from mantis.runtime.frames import (
 )
 from mantis.runtime.hash_ring import CACHE_LIMIT, HashRing, key_text, stable_hash
 from mantis.runtime.listener import Listener
+from mantis.sdk.job_dsl import SLOW_CONSUMER_POLICIES
 
 log = logging.getLogger("mantis.runtime.stage_output")
 

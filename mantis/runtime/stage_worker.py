@@ -25,11 +25,11 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mantis.job_dsl import Context, Job
 from mantis.runtime.output_server import OutputServer
 from mantis.runtime.stage_executor import DEFAULT_BATCH_INTERVAL_S, DEFAULT_BATCH_SIZE, StageExecutor
 from mantis.runtime.stage_input import StageInput
 from mantis.runtime.stage_output import DEFAULT_BLOCK_TIMEOUT_S, DEFAULT_BUFFER_BATCHES, StageOutputServer
+from mantis.sdk.job_dsl import Context, Job
 
 log = logging.getLogger("mantis.runtime.stage_worker")
 

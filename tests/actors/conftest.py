@@ -4,7 +4,7 @@ import pytest
 from actors.actor_system import start_master_actors
 from actors.agent_runner import attach_agent
 from actors.messages import CreateCluster, Done, GetJob, SubmitJob
-from mantis.definitions import JobClusterDefinition, JobDefinition
+from mantis.model.definitions import JobClusterDefinition, JobDefinition
 from tests.support import make_config, reap_forked_leftovers
 
 

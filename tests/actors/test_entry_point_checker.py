@@ -171,7 +171,7 @@ def test_a_check_process_ends_itself_if_nobody_kills_it(tmp_path):
 
     request = {"url": HANGS, "parameters": {}, "sys_path": sys.path, "deadline_s": 1.0}
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "mantis.entry_point_check"], input=json.dumps(request),
+    done = subprocess.run([sys.executable, "-m", "mantis.sdk.entry_point_check"], input=json.dumps(request),
                           capture_output=True, text=True, timeout=10)
     assert done.returncode == -14 and done.stdout == ""  # SIGALRM
     assert time.monotonic() - started < 3.0

@@ -4,10 +4,26 @@ import signal
 
 import pytest
 
-from actors.messages import (CreateCluster, DeleteCluster, DisableCluster, Done, EnableCluster,
-                             GetArchivedWorkers, GetJob, GetPending, InitScheduler, KillJob, ListAgents,
-                             ListClusters, ListJobs, Rejected, ResubmitWorker, ScaleStage, SubmitJob)
-from mantis.definitions import JobClusterDefinition, JobDefinition
+from actors.messages import (
+    CreateCluster,
+    DeleteCluster,
+    DisableCluster,
+    Done,
+    EnableCluster,
+    GetArchivedWorkers,
+    GetJob,
+    GetPending,
+    InitScheduler,
+    KillJob,
+    ListAgents,
+    ListClusters,
+    ListJobs,
+    Rejected,
+    ResubmitWorker,
+    ScaleStage,
+    SubmitJob,
+)
+from mantis.model.definitions import JobClusterDefinition, JobDefinition
 from tests.support import wait_for
 
 CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",

@@ -7,10 +7,9 @@ import time
 
 import pytest
 
-from actors.messages import (DescribeActors, Done, GetJob, GetShards, KillJob, ListJobs, Rejected,
-                             ScaleStage, SubmitJob)
+from actors.messages import DescribeActors, Done, GetJob, GetShards, KillJob, ListJobs, Rejected, ScaleStage, SubmitJob
 from actors.shard_actor import shard_of
-from mantis.definitions import JobDefinition
+from mantis.model.definitions import JobDefinition
 from tests.support import wait_for
 
 SYNTH = {"name": "synth", "url": "mantis.examples.synthetic:job", "parameters": [{"name": "rate", "value": 20}],
@@ -137,7 +136,7 @@ def test_a_file_store_that_cannot_commit_answers_503_and_nothing_is_acknowledged
 def zk_master(request, tmp_path):
     """The master's actors on a ZooKeeper store of this test's own, over both system bases."""
     from actors.actor_system import start_master_actors
-    from mantis.zookeeper_server import ZooKeeperServer, zookeeper_installed
+    from mantis.tooling.zookeeper_server import ZooKeeperServer, zookeeper_installed
     from tests.actors.conftest import Master
     from tests.support import make_config, reap_forked_leftovers
 

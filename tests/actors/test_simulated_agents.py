@@ -25,7 +25,7 @@ class MasterApi:
     def create_cluster(self, definition: dict) -> None:
         """Create a job cluster from its JSON definition."""
         from actors.messages import CreateCluster
-        from mantis.definitions import JobClusterDefinition
+        from mantis.model.definitions import JobClusterDefinition
 
         reply = self.ask(CreateCluster(JobClusterDefinition.from_json(definition)))
         assert isinstance(reply, Done), reply
@@ -33,7 +33,7 @@ class MasterApi:
     def submit(self, cluster: str) -> str:
         """Submit a job with the cluster's defaults; its id."""
         from actors.messages import SubmitJob
-        from mantis.definitions import JobDefinition
+        from mantis.model.definitions import JobDefinition
 
         reply = self.ask(SubmitJob(cluster, JobDefinition.from_json({"user": "t"})))
         assert isinstance(reply, Done), reply

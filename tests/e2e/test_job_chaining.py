@@ -10,10 +10,10 @@ import pytest
 import reactivex
 
 from mantis.examples import chained, synthetic
-from mantis.job_dsl import Context, ParameterError, resolve_parameters
 from mantis.runtime.job_source import UpstreamEvent
-from tests.support import wait_for
+from mantis.sdk.job_dsl import Context, ParameterError, resolve_parameters
 from tests.sse_client import SseReader
+from tests.support import wait_for
 
 SEED = 11
 UPSTREAM = {"name": "up", "url": "mantis.examples.synthetic:job",

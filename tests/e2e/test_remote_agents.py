@@ -1,7 +1,7 @@
 """Three agent processes with their own actor systems, hosts and zones, one master."""
 import pytest
 
-from mantis.local_processes import LocalCluster, Service
+from mantis.tooling.local_processes import LocalCluster, Service
 from tests.support import free_port, free_port_range, make_config, wait_for
 
 ZONES = {"a": "127.0.0.2", "b": "127.0.0.3", "c": "127.0.0.4"}

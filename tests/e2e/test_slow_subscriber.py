@@ -3,7 +3,7 @@ import base64
 import os
 import socket
 
-from mantis.local_processes import pss_mb
+from mantis.tooling.local_processes import pss_mb
 from tests.sse_client import SseReader
 from tests.support import wait_for
 

@@ -1,8 +1,8 @@
 """A stage worker in a process of its own, driven over a multiprocessing pipe (for tests)."""
 from __future__ import annotations
 
-from mantis.job_dsl import Context, load_job, resolve_parameters
 from mantis.runtime.stage_worker import StageWorker
+from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
 
 
 def run_stage_worker_process(entry_point: str, stage_number: int, worker_index: int,

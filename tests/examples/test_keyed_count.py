@@ -5,8 +5,8 @@ from collections import Counter
 from reactivex.subject import Subject
 
 from mantis.examples import keyed_count
-from mantis.job_dsl import Context, load_job, resolve_parameters
 from mantis.runtime.stage_worker import StageWorker
+from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
 from tests.examples.stage_processes import run_stage_worker_process
 from tests.runtime.readers import FrameCollector
 from tests.support import wait_for

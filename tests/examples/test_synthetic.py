@@ -4,8 +4,8 @@ import time
 import pytest
 
 from mantis.examples import synthetic
-from mantis.job_dsl import Context, ParameterError, load_job, resolve_parameters
 from mantis.runtime.stage_executor import StageExecutor
+from mantis.sdk.job_dsl import Context, ParameterError, load_job, resolve_parameters
 from tests.support import wait_for
 
 

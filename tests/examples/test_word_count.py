@@ -2,8 +2,8 @@
 from collections import Counter
 
 from mantis.examples import word_count
-from mantis.job_dsl import Context, load_job, resolve_parameters
 from mantis.runtime.stage_executor import StageExecutor
+from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
 from tests.support import wait_for
 
 

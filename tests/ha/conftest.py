@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from mantis.zookeeper_server import ZK_SERVER_SCRIPT, ZooKeeperServer, zookeeper_installed
+from mantis.tooling.zookeeper_server import ZK_SERVER_SCRIPT, ZooKeeperServer, zookeeper_installed
 
 NOT_INSTALLED = (f"ZooKeeper is not installed ({ZK_SERVER_SCRIPT} missing): "
                  "run scripts/install_zookeeper.sh (Debian package zookeeper, needs Java)")

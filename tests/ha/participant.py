@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from mantis.leader_election import LeaderElection  # noqa: E402
+from mantis.ha.leader_election import LeaderElection  # noqa: E402
 
 
 def main() -> None:

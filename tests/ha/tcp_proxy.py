@@ -24,7 +24,7 @@ class TcpProxy:
     def hosts(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "TcpProxy":
+    def __enter__(self) -> TcpProxy:
         threading.Thread(target=self._accept, daemon=True, name="tcp-proxy").start()
         return self
 

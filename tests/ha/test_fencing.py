@@ -1,9 +1,9 @@
 """Fencing: only the current leader's writes reach the ZooKeeper store."""
 import pytest
 
-from mantis.leader_election import LeaderElection
-from mantis.store import open_store
-from mantis.zk_store import NotLeaderError, ZooKeeperStore
+from mantis.ha.leader_election import LeaderElection
+from mantis.stores import open_store
+from mantis.stores.zk_store import NotLeaderError, ZooKeeperStore
 from tests.support import wait_for
 
 

@@ -3,10 +3,10 @@ import pytest
 
 from actors.agent_runner import MasterLocator
 from mantis import config as config_module
-from mantis import master_address
-from mantis.leader_election import LeaderElection
-from mantis.store import open_store
-from mantis.zk_store import NotLeaderError
+from mantis.ha import master_address
+from mantis.ha.leader_election import LeaderElection
+from mantis.stores import open_store
+from mantis.stores.zk_store import NotLeaderError
 from tests.support import wait_for
 from webapi.server import lease_config
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from mantis.leader_election import LeaderElection, LeaderElectionError, find_leader
-from mantis.zk_store import NotLeaderError, ZooKeeperStore
+from mantis.ha.leader_election import LeaderElection, LeaderElectionError, find_leader
+from mantis.stores.zk_store import NotLeaderError, ZooKeeperStore
 from tests.support import free_port, wait_for
 
 SESSION_TIMEOUT = 4.0

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from mantis.local_processes import HaCluster, api
+from mantis.tooling.local_processes import HaCluster, api
 from tests.ha.tcp_proxy import TcpProxy
 from tests.sse_client import read_sse
 from tests.support import make_config, wait_for

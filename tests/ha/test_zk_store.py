@@ -2,10 +2,11 @@
 import pytest
 from kazoo.client import KazooClient
 
-from mantis.group_commit import GroupCommitStore
-from mantis.leader_election import LeaderElection
-from mantis.store import FileStore, StoreError, open_store
-from mantis.zk_store import NotLeaderError, ZooKeeperStore
+from mantis.ha.leader_election import LeaderElection
+from mantis.stores import open_store
+from mantis.stores.file_store import FileStore, StoreError
+from mantis.stores.group_commit import GroupCommitStore
+from mantis.stores.zk_store import NotLeaderError, ZooKeeperStore
 from tests.support import wait_for
 
 

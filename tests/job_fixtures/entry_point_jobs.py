@@ -6,7 +6,7 @@ a child process.
 """
 import reactivex
 
-from mantis.job_dsl import Job, ParameterDefinition, at_least
+from mantis.sdk.job_dsl import Job, ParameterDefinition, at_least
 
 print("entry_point_jobs imported (this line must not reach the check's answer)")
 

@@ -2,10 +2,10 @@
 machines' invariants (``validate()``), which production leaves off for speed."""
 import pytest
 
-from mantis import lifecycle
+from mantis.lifecycles import tables as lifecycle
 
 
 @pytest.fixture(autouse=True)
 def validate_every_transition(monkeypatch):
-    """Switch on mantis.lifecycle.VALIDATE for the test."""
+    """Switch on mantis.lifecycles.tables.VALIDATE for the test."""
     monkeypatch.setattr(lifecycle, "VALIDATE", True)

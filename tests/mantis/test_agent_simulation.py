@@ -1,7 +1,7 @@
 """The simulated fleet as a pure model: lifecycles, faults, and determinism."""
 from dataclasses import dataclass, field
 
-from mantis.agent_simulation import Faults, Fleet, Timing
+from mantis.tooling.agent_simulation import Faults, Fleet, Timing
 
 AGENTS = ["sim-0", "sim-1", "sim-2"]
 

@@ -1,9 +1,9 @@
 """Strict JSON decoding of cluster and job definitions."""
 import pytest
 
-from mantis.codec import ValidationError
-from mantis.definitions import JobClusterDefinition, JobDefinition
-from mantis.ids import parse_job_id, parse_worker_key
+from mantis.model.codec import ValidationError
+from mantis.model.definitions import JobClusterDefinition, JobDefinition
+from mantis.model.ids import parse_job_id, parse_worker_key
 
 CLUSTER = {
     "name": "clicks", "url": "mantis.examples.synthetic:job", "version": "2",
@@ -67,7 +67,7 @@ def test_example_cluster_definitions_in_conf_are_valid_and_their_jobs_load():
     import json
     from pathlib import Path
 
-    from mantis.job_dsl import load_job, resolve_parameters
+    from mantis.sdk.job_dsl import load_job, resolve_parameters
 
     paths = sorted(Path("conf/clusters").glob("*.json"))
     assert paths

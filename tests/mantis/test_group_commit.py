@@ -8,10 +8,9 @@ import time
 
 import pytest
 
+from mantis.stores.file_store import FileStore, StoreError, committed_batches
+from mantis.stores.group_commit import GroupCommitStore
 from tests.support import file_size_limit
-
-from mantis.group_commit import GroupCommitStore
-from mantis.store import FileStore, StoreError, committed_batches
 
 
 @pytest.fixture
@@ -180,8 +179,8 @@ def test_a_writer_killed_mid_run_loses_no_batch_it_reported_committed(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {os.getcwd()!r})
-        from mantis.group_commit import GroupCommitStore
-        from mantis.store import FileStore
+        from mantis.stores.group_commit import GroupCommitStore
+        from mantis.stores.file_store import FileStore
         store = GroupCommitStore(FileStore({str(tmp_path)!r}, writer="shard-1",
                                            checkpoint_bytes=1 << 40))
         batch = 0

@@ -1,9 +1,9 @@
 """The job's rules: workers per stage, launch, heartbeats, replacement, kill, scale."""
 import pytest
 
-from mantis import job_state as js
-from mantis.definitions import JobDefinition, SchedulingInfo, StageSchedulingInfo
-from mantis.lifecycle import TransitionRejected
+from mantis.lifecycles import job_state as js
+from mantis.lifecycles.tables import TransitionRejected
+from mantis.model.definitions import JobDefinition, SchedulingInfo, StageSchedulingInfo
 
 POLICY = js.WorkerPolicy(heartbeat_timeout_s=10, startup_timeout_s=30, backoff_steps=(0, 5, 10),
                          backoff_reset_s=300, max_resubmits_per_hour=5, terminate_timeout_s=20)

@@ -3,16 +3,10 @@ import json
 
 import pytest
 
-from mantis import job_state as js
-from mantis.cluster_state import CLUSTER_TABLE, ClusterState, JobCluster
-from mantis.cluster_state import META_STATES as CLUSTER_META
-from mantis.definitions import (
-    JobClusterDefinition,
-    JobDefinition,
-    SchedulingInfo,
-    StageSchedulingInfo,
-)
-from mantis.lifecycle import (
+from mantis.lifecycles import job_state as js
+from mantis.lifecycles.cluster_state import CLUSTER_TABLE, ClusterState, JobCluster
+from mantis.lifecycles.cluster_state import META_STATES as CLUSTER_META
+from mantis.lifecycles.tables import (
     InvariantViolation,
     Meta,
     Story,
@@ -20,8 +14,14 @@ from mantis.lifecycle import (
     TransitionRejected,
     states_with,
 )
-from mantis.worker_state import META_STATES as WORKER_META
-from mantis.worker_state import WORKER_TABLE, WorkerState
+from mantis.lifecycles.worker_state import META_STATES as WORKER_META
+from mantis.lifecycles.worker_state import WORKER_TABLE, WorkerState
+from mantis.model.definitions import (
+    JobClusterDefinition,
+    JobDefinition,
+    SchedulingInfo,
+    StageSchedulingInfo,
+)
 
 MACHINES = [(WORKER_TABLE, WorkerState, WORKER_META), (js.JOB_TABLE, js.JobState, js.META_STATES),
             (CLUSTER_TABLE, ClusterState, CLUSTER_META)]

@@ -1,10 +1,10 @@
 """Every allowed transition of the worker and job tables, and a sample of rejected ones."""
 import pytest
 
-from mantis.cluster_state import CLUSTER_TABLE
-from mantis.job_state import JOB_TABLE
-from mantis.lifecycle import TransitionRejected
-from mantis.worker_state import WORKER_TABLE
+from mantis.lifecycles.cluster_state import CLUSTER_TABLE
+from mantis.lifecycles.job_state import JOB_TABLE
+from mantis.lifecycles.tables import TransitionRejected
+from mantis.lifecycles.worker_state import WORKER_TABLE
 
 WORKER_ALLOWED = [
     ("Accepted", "launch", "Launched"), ("Accepted", "fail", "Failed"), ("Accepted", "complete", "Completed"),

@@ -1,8 +1,8 @@
 """The master role table: standby, leading, stopped, and the record of terms."""
 import pytest
 
-from mantis.lifecycle import TransitionRejected
-from mantis.master_role import LEADING, STANDBY, STOPPED, MasterRole
+from mantis.ha.master_role import LEADING, STANDBY, STOPPED, MasterRole
+from mantis.lifecycles.tables import TransitionRejected
 
 
 def test_elected_then_lost_records_one_closed_term():

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import textwrap
 
-from mantis.store import FileStore
+from mantis.stores.file_store import FileStore
 
 
 def test_records_round_trip_and_ended_jobs_move_to_the_archive(tmp_path):
@@ -26,7 +26,7 @@ def test_a_writer_killed_mid_stream_leaves_old_or_new_record_never_torn(tmp_path
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {os.getcwd()!r})
-        from mantis.store import FileStore
+        from mantis.stores.file_store import FileStore
         store = FileStore({str(tmp_path)!r})
         i = 0
         print("ready", flush=True)
@@ -48,7 +48,7 @@ def test_a_writer_killed_mid_stream_leaves_old_or_new_record_never_torn(tmp_path
 
 import pytest  # noqa: E402
 
-from mantis.store import StoreError, committed_batches  # noqa: E402
+from mantis.stores.file_store import StoreError, committed_batches  # noqa: E402
 from tests.support import file_size_limit  # noqa: E402
 
 
@@ -96,7 +96,6 @@ def test_a_batch_commits_with_one_fsync_of_the_log_and_one_line(tmp_path, fsyncs
 
 
 def test_a_record_changed_many_times_between_checkpoints_is_written_once(tmp_path, monkeypatch):
-    import mantis.store
 
     store = FileStore(tmp_path, writer="w")
     written = []
@@ -157,11 +156,11 @@ def test_a_torn_last_line_was_never_committed_and_is_not_replayed(tmp_path):
 
 
 def test_on_linux_a_checkpoint_syncs_the_filesystem_once_instead_of_every_file(tmp_path, fsyncs, monkeypatch):
-    import mantis.store
+    import mantis.stores.file_store
 
     synced = []
-    real = mantis.store._syncfs
-    monkeypatch.setattr(mantis.store, "_syncfs", lambda fd: synced.append(fd) or real(fd))
+    real = mantis.stores.file_store._syncfs
+    monkeypatch.setattr(mantis.stores.file_store, "_syncfs", lambda fd: synced.append(fd) or real(fd))
     store = FileStore(tmp_path, writer="w", checkpoint_bytes=5_000)
     wal = tmp_path / "wal" / "w.log"
     store.write_batch([("put_job", "c", "c-1", {"pad": "x" * 3_000})])
@@ -181,9 +180,9 @@ def test_an_unreadable_line_ends_the_committed_part_of_a_log():
 
 
 def test_a_checkpoint_empties_the_log_once_it_grows_past_its_threshold(tmp_path, fsyncs, monkeypatch):
-    import mantis.store
+    import mantis.stores.file_store
 
-    monkeypatch.setattr(mantis.store, "_syncfs", lambda fd: False)  # file by file, as without Linux
+    monkeypatch.setattr(mantis.stores.file_store, "_syncfs", lambda fd: False)  # file by file, as without Linux
     store = FileStore(tmp_path, writer="w", checkpoint_bytes=5_000)
     wal = tmp_path / "wal" / "w.log"
     store.write_batch([("put_job", "c", "c-1", {"pad": "x" * 3_000})])
@@ -237,7 +236,7 @@ def test_a_log_append_that_fails_is_cut_back_and_never_replayed(tmp_path):
     script = textwrap.dedent(f"""
         import resource, signal, sys
         sys.path.insert(0, {os.getcwd()!r})
-        from mantis.store import FileStore, StoreError
+        from mantis.stores.file_store import FileStore, StoreError
         store = FileStore({str(tmp_path)!r}, writer="w")
         store.write_batch([("put_job", "c", "c-1", {{"n": 1}})])
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -1,7 +1,7 @@
 """Subscriber filters and sampling: what is allowed, what matches, what is refused."""
 import pytest
 
-from mantis.subscription import Subscription, SubscriptionError, compile_filter
+from mantis.runtime.subscription import Subscription, SubscriptionError, compile_filter
 
 EVENT = {"user": "u-1", "value": 72, "tags": {"country": "NL"}, "ok": True}
 

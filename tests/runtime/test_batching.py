@@ -7,11 +7,11 @@ import reactivex
 from reactivex import operators as ops
 from reactivex.subject import ReplaySubject, Subject
 
-from mantis.job_dsl import BatchSource, Context, Job, ProcessingStage
 from mantis.runtime.batch_operators import filter_each, flat_map_each, map_each
 from mantis.runtime.batching import batches_of, events_of
 from mantis.runtime.sources import paced_batches
 from mantis.runtime.stage_executor import StageExecutor
+from mantis.sdk.job_dsl import BatchSource, Context, Job, ProcessingStage
 from tests.support import wait_for
 
 

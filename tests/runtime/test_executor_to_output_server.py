@@ -1,7 +1,7 @@
 """A worker's two halves together: the executor publishes into the output server, readers read."""
-from mantis.job_dsl import Context, load_job, resolve_parameters
 from mantis.runtime.output_server import OutputServer
 from mantis.runtime.stage_executor import StageExecutor
+from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
 from tests.runtime.readers import FrameCollector
 from tests.support import wait_for
 

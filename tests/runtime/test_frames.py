@@ -8,8 +8,16 @@ import struct
 import pytest
 
 from mantis.runtime import frames
-from mantis.runtime.frames import (HEADER, FrameError, decode_payload, decode_stage_payload, encode_batch,
-                                   encode_stage_batch, read_frame, read_frame_async)
+from mantis.runtime.frames import (
+    HEADER,
+    FrameError,
+    decode_payload,
+    decode_stage_payload,
+    encode_batch,
+    encode_stage_batch,
+    read_frame,
+    read_frame_async,
+)
 
 
 @pytest.fixture

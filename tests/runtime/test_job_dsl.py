@@ -5,8 +5,16 @@ import textwrap
 import pytest
 import reactivex
 
-from mantis.job_dsl import (Context, Job, JobLoadError, ParameterDefinition, ParameterError,
-                            at_least, load_job, resolve_parameters)
+from mantis.sdk.job_dsl import (
+    Context,
+    Job,
+    JobLoadError,
+    ParameterDefinition,
+    ParameterError,
+    at_least,
+    load_job,
+    resolve_parameters,
+)
 
 
 def a_job(*parameters):
@@ -32,7 +40,7 @@ def user_package(tmp_path, monkeypatch):
 
 JOB_MODULE = """
     import reactivex
-    from mantis.job_dsl import Job
+    from mantis.sdk.job_dsl import Job
     job = Job("mine", lambda c: reactivex.empty(), lambda events, c: events)
     def make_job():
         return job

@@ -12,8 +12,8 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from mantis.job_dsl import Context
 from mantis.runtime.job_source import UpstreamError, UpstreamEvent, job_output_source
+from mantis.sdk.job_dsl import Context
 from tests.support import wait_for
 
 CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",

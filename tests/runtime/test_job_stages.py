@@ -2,8 +2,14 @@
 import pytest
 import reactivex
 
-from mantis.job_dsl import (BatchSource, Job, ParameterDefinition, ParameterError, ProcessingStage,
-                            resolve_parameters)
+from mantis.sdk.job_dsl import (
+    BatchSource,
+    Job,
+    ParameterDefinition,
+    ParameterError,
+    ProcessingStage,
+    resolve_parameters,
+)
 
 
 def source(context):

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from mantis.examples import lines as lines_example
-from mantis.job_dsl import Context, ParameterError, resolve_parameters
 from mantis.runtime.line_sources import file_lines, http_lines, tcp_lines
+from mantis.sdk.job_dsl import Context, ParameterError, resolve_parameters
 from tests.support import free_port, wait_for
 
 

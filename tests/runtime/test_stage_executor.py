@@ -6,9 +6,9 @@ import pytest
 import reactivex
 from reactivex import operators as ops
 
-from mantis.job_dsl import Context, Job
 from mantis.runtime.sources import paced_source
 from mantis.runtime.stage_executor import StageExecutor
+from mantis.sdk.job_dsl import Context, Job
 from tests.support import wait_for
 
 

@@ -5,8 +5,8 @@ import pytest
 import reactivex
 from reactivex import operators as ops
 
-from mantis.job_dsl import Context, Job, ProcessingStage
 from mantis.runtime.stage_executor import StageExecutor
+from mantis.sdk.job_dsl import Context, Job, ProcessingStage
 from tests.support import wait_for
 
 

@@ -5,10 +5,10 @@ import pytest
 import reactivex
 from reactivex import operators as ops
 
-from mantis.job_dsl import Context, Job, ProcessingStage
 from mantis.runtime.batch_operators import map_each
 from mantis.runtime.sources import paced_source
 from mantis.runtime.stage_worker import StageWorker
+from mantis.sdk.job_dsl import Context, Job, ProcessingStage
 from tests.runtime.readers import DownstreamReader, FrameCollector
 from tests.support import wait_for
 

@@ -2,8 +2,20 @@
 with one clear line."""
 import pytest
 
-from scheduler.constraints import (HOSTNAME, Cluster, ClusterAffinity, ExclusiveHost, GroupBy, Is, Like, MaxPer,
-                                   Unique, Unlike, ZoneBalance, parse_constraint)
+from scheduler.constraints import (
+    HOSTNAME,
+    Cluster,
+    ClusterAffinity,
+    ExclusiveHost,
+    GroupBy,
+    Is,
+    Like,
+    MaxPer,
+    Unique,
+    Unlike,
+    ZoneBalance,
+    parse_constraint,
+)
 
 
 def test_mantis_names_parse_case_insensitively():

@@ -2,8 +2,13 @@
 import pytest
 
 from scheduler import Matcher
-from scheduler.fitness import (average_of, cpu_bin_packing, cpu_mem_network_bin_packing, memory_bin_packing,
-                               network_bin_packing)
+from scheduler.fitness import (
+    average_of,
+    cpu_bin_packing,
+    cpu_mem_network_bin_packing,
+    memory_bin_packing,
+    network_bin_packing,
+)
 from tests.scheduler.builders import hosts_of, offer, pool_of, request
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.messages import Done, Rejected
-from mantis.codec import ValidationError
+from mantis.model.codec import ValidationError
 from webapi.gateway import ApiError
 
 # What masterInfo and masterConfigs read from the config.

@@ -4,9 +4,8 @@ import itertools
 import json
 import urllib.parse
 
-
-from tests.support import wait_for
 from tests.sse_client import CLOSED, SseReader
+from tests.support import wait_for
 from webapi.job_streams import discovery_snapshot, latest_job_id, status_snapshot
 
 CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",

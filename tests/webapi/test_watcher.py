@@ -5,8 +5,8 @@ import pytest
 
 from actors.actor_system import start_master_actors
 from actors.agent_runner import attach_agent
-from actors.messages import (CreateCluster, KillJob, ScaleStage, SubmitJob, WatchCluster, WatchJob)
-from mantis.definitions import JobClusterDefinition, JobDefinition
+from actors.messages import CreateCluster, KillJob, ScaleStage, SubmitJob, WatchCluster, WatchJob
+from mantis.model.definitions import JobClusterDefinition, JobDefinition
 from tests.support import make_config, reap_forked_leftovers
 from webapi.watcher import Watcher
 

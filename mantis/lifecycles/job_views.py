@@ -7,7 +7,7 @@ nothing a watcher acts on has changed.
 """
 from __future__ import annotations
 
-from mantis.ids import parse_job_id
+from mantis.model.ids import parse_job_id
 
 
 def _worker_port(worker: dict) -> int | None:

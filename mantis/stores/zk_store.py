@@ -1,6 +1,6 @@
 """Durable metadata store for clusters and jobs in ZooKeeper, fenced by leadership.
 
-Same interface and contract as ``FileStore`` (``mantis/store.py``): a ``put_*``
+Same interface and contract as ``FileStore`` (``mantis/stores/file_store.py``): a ``put_*``
 returns only after ZooKeeper has accepted the write (a synchronous, quorum-committed
 request), a record is replaced whole (one znode per record), ended jobs move to the
 archive (in one ZooKeeper transaction: the archive record appears exactly when the
@@ -12,7 +12,7 @@ Layout under ``root`` (default ``/mantis``), each record one znode of UTF-8 JSON
     jobs/<cluster>/<jobId>          one active Job record (with its workers)
     archive/<cluster>/<jobId>       one ended Job record
 
-Fencing: a store given a leadership lease (``mantis.leader_election.Lease``, or any
+Fencing: a store given a leadership lease (``mantis.ha.leader_election.Lease``, or any
 object with ``node_path`` and ``node_version``) writes only in a transaction that also
 checks that the lease's znode still exists at that version.  The leader's candidate znode
 is ephemeral and lowest while it leads, so once the term is over (session expired or
@@ -27,7 +27,7 @@ A record is limited to ``max_record_bytes`` of JSON (default 1,000,000): ZooKeep
 refuses requests over its ``jute.maxbuffer`` (1 MiB by default) by dropping the
 connection, so the store refuses bigger records itself, with a StoreError that says so.
 
-Batches: ``write_batch(ops)`` (the operations of ``mantis/store.py``) writes every op
+Batches: ``write_batch(ops)`` (the operations of ``mantis/stores/file_store.py``) writes every op
 in ONE transaction, fenced like the single writes: all of it or none of it.  Only a
 batch whose records add up to more than ``max_batch_bytes`` (default 1,000,000, under
 the same 1 MiB request limit) is split, in order, into several transactions, each of
@@ -45,7 +45,7 @@ from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, N
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
-from mantis.store import StoreError, check_op, job_order
+from mantis.stores.file_store import StoreError, check_op, job_order
 
 MAX_RECORD_BYTES = 1_000_000
 # The records (and paths) one batch transaction may carry before the batch is split.

@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mantis.definitions import JobClusterDefinition, JobDefinition
-from mantis.ids import job_id
-from mantis.lifecycle import (
+from mantis.lifecycles.tables import (
     Meta,
     Story,
     StoryEntry,
@@ -26,6 +24,8 @@ from mantis.lifecycle import (
     run_transition,
     states_with,
 )
+from mantis.model.definitions import JobClusterDefinition, JobDefinition
+from mantis.model.ids import job_id
 
 
 class ClusterState(StrEnum):

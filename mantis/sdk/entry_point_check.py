@@ -1,4 +1,4 @@
-"""Check a job's entry point in a process of its own: ``python -m mantis.entry_point_check``.
+"""Check a job's entry point in a process of its own: ``python -m mantis.sdk.entry_point_check``.
 
 The master must never run user code inside its actors: a job module that hangs on import
 would stall the actor, one that crashes the interpreter would kill it.  So the
@@ -31,7 +31,7 @@ MAX_ERROR_CHARS = 1000
 def check(url: str, parameters: dict) -> str | None:
     """None if the job at ``url`` loads and ``parameters`` resolve against it, else the
     one-line reason.  Runs the user's code in this process: call it only in a child."""
-    from mantis.job_dsl import JobLoadError, ParameterError, error_line, load_job, resolve_parameters
+    from mantis.sdk.job_dsl import JobLoadError, ParameterError, error_line, load_job, resolve_parameters
 
     try:
         resolve_parameters(load_job(url), parameters)

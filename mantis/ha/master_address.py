@@ -23,7 +23,7 @@ def master_url(timeout: float = 5.0) -> str:
     """The leading master's API URL as best known now (never raises; falls back to the URL)."""
     hosts = os.environ.get(ZOOKEEPER_VAR)
     if hosts:
-        from mantis.leader_election import DEFAULT_PATH, LeaderElectionError, find_leader
+        from mantis.ha.leader_election import DEFAULT_PATH, LeaderElectionError, find_leader
 
         try:
             leader = find_leader(hosts, os.environ.get(LEADER_PATH_VAR, DEFAULT_PATH), timeout)

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mantis import codec
-from mantis.codec import Field, ValidationError
+from mantis.model import codec
+from mantis.model.codec import Field, ValidationError
 
 CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")
 ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")

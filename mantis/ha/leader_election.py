@@ -4,7 +4,7 @@ Any number of masters run a ``LeaderElection`` on the same ``path``; exactly one
 them leads at a time.  It is the lock recipe (ephemeral sequential candidates, lowest
 wins, each candidate watches only the one just below it), written out here instead of
 kazoo's ``Election`` so that the winner holds its candidate znode's path as a ``Lease``
-that the store checks inside every write (``mantis/zk_store.py``), and so that the
+that the store checks inside every write (``mantis/stores/zk_store.py``), and so that the
 election itself reacts to the connection state rather than blocking in ``run()``.
 
 Layout under ``path`` (default ``/mantis/leader``)::

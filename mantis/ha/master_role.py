@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from mantis.lifecycle import TransitionTable
+from mantis.lifecycles.tables import TransitionTable
 
 STANDBY = "Standby"
 LEADING = "Leading"

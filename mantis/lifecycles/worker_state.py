@@ -10,8 +10,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-from mantis.ids import worker_key
-from mantis.lifecycle import (
+from mantis.lifecycles.tables import (
     Meta,
     Story,
     Transition,
@@ -23,6 +22,7 @@ from mantis.lifecycle import (
     run_transition,
     states_with,
 )
+from mantis.model.ids import worker_key
 
 
 class WorkerState(StrEnum):

@@ -47,7 +47,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from mantis.store import StoreError, check_op, job_order, op_key
+from mantis.stores.file_store import StoreError, check_op, job_order, op_key
 
 
 class GroupCommitStore:

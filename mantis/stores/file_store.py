@@ -62,14 +62,11 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ujson
-
-if TYPE_CHECKING:
-    from mantis.zk_store import ZooKeeperStore
 
 log = logging.getLogger(__name__)
 
@@ -652,19 +649,3 @@ def committed_batches(data: bytes) -> list[list[tuple]]:
 def _named_jobs(directory: Path) -> list[tuple[str, dict]]:
     paths = sorted(directory.glob("*.json"), key=lambda p: job_order(p.stem))
     return [(p.stem, _read(p)) for p in paths]
-
-
-def open_store(config: Mapping[str, Any], writer: str | None = None) -> FileStore | ZooKeeperStore:
-    """The store a master config names (``store.type``: file, the default, or zookeeper).
-
-    ``writer`` names the file store's write-ahead log (one per process that batches,
-    e.g. a shard); the ZooKeeper store needs none and ignores it.
-    """
-    kind = config.get("type", "file")
-    if kind == "file":
-        return FileStore(config.get("path", "./mantis-data"), writer=writer)
-    if kind == "zookeeper":
-        # Imported here: zk_store builds on this module, and the file store needs no kazoo.
-        from mantis.zk_store import open_zookeeper_store
-        return open_zookeeper_store(config)
-    raise StoreError(f"unknown store type {kind!r} (known: file, zookeeper)")

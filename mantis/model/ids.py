@@ -6,8 +6,8 @@ same index and a new, never reused, worker number.
 """
 from __future__ import annotations
 
-from mantis.codec import ValidationError
-from mantis.definitions import CLUSTER_NAME
+from mantis.model.codec import ValidationError
+from mantis.model.definitions import CLUSTER_NAME
 
 
 def job_id(cluster: str, n: int) -> str:

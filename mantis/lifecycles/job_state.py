@@ -13,7 +13,7 @@ at once through the table's ``complete`` or ``fail`` row (a finite job whose wor
 all completed, a kill before any worker launched).
 
 The job's and its workers' lifecycles are tables of handlers (``JOB_TABLE`` here,
-``WORKER_TABLE`` in ``worker_state``; see ``mantis.lifecycle``).  Each public method
+``WORKER_TABLE`` in ``worker_state``; see ``mantis.lifecycles.tables``).  Each public method
 is one stimulus: every transition it causes carries its stimulus id and is told in
 the job's story (``Job.story(key)``); with ``lifecycle.VALIDATE`` on, the job's
 invariants are checked after each one.
@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mantis import lifecycle
-from mantis.definitions import JobDefinition
-from mantis.ids import parse_worker_key
-from mantis.lifecycle import (
+from mantis.lifecycles import tables as lifecycle
+from mantis.lifecycles.tables import (
     Meta,
     Story,
     StoryEntry,
@@ -40,7 +38,7 @@ from mantis.lifecycle import (
     run_transition,
     states_with,
 )
-from mantis.worker_state import (
+from mantis.lifecycles.worker_state import (
     ACCEPTED,
     COMPLETED,
     LAUNCHED,
@@ -50,6 +48,8 @@ from mantis.worker_state import (
     Worker,
     reported_event,
 )
+from mantis.model.definitions import JobDefinition
+from mantis.model.ids import parse_worker_key
 
 
 class JobState(StrEnum):
@@ -418,7 +418,8 @@ class Job:
         could never connect to it, so they end now (Completed, with the reason)."""
         effects: list[Effect] = []
         for x in [x for x in self.workers.values() if x.stage == stage and x.state != STARTED]:
-            self._worker_event(x, "complete", now, sid, reason=f"stage {stage - 1} completed before this worker started")
+            why = f"stage {stage - 1} completed before this worker started"
+            self._worker_event(x, "complete", now, sid, reason=why)
             self._archive_worker(x)
             if x.agent_id:
                 effects.append(ReleaseWorker(x.key, x.agent_id, x.reason))

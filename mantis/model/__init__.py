@@ -1,0 +1,1 @@
+"""The model: ids, definitions (clusters, jobs, stages, machines, constraints) and their JSON codecs."""
