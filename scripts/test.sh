@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q -e '.[test]'
 bash scripts/install_zookeeper.sh   # a real ZooKeeper for the HA tests (Debian's package)
+python3 -m ruff check mantis actors scheduler webapi   # lint (.ruff.toml)
 exec python3 -m pytest -q "$@"
