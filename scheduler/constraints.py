@@ -216,7 +216,8 @@ class Like(AttributeConstraint):
     """The attribute's whole value matches the regular expression ``pattern``."""
 
     pattern: str
-    _regex: re.Pattern = field(init=False, repr=False, compare=False, hash=False, default=None)
+    # Set in __post_init__ (always, so no default is needed).
+    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False, hash=False)
 
     operator = "LIKE"
 
@@ -331,7 +332,7 @@ class ClusterAffinity(Constraint):
 
 _OPERATORS = ("UNIQUE", "CLUSTER", "GROUP_BY", "MAX_PER", "LIKE", "UNLIKE", "IS")
 _VALUE_REQUIRED = {"MAX_PER", "LIKE", "UNLIKE", "IS"}
-_MANTIS_NAMES = {
+_MANTIS_NAMES: dict[str, Callable[[], Constraint]] = {
     "uniquehost": lambda: Unique(attribute=HOSTNAME, label="UniqueHost"),
     "uniquehostperstage": lambda: Unique(attribute=HOSTNAME, per_stage=True, label="UniqueHostPerStage"),
     "exclusivehost": ExclusiveHost,
@@ -392,6 +393,7 @@ def _parse_operator(parts: list, spec: Any) -> Constraint:
     if operator == "CLUSTER":
         return Cluster(attribute=attribute, value=value)
     if operator == "IS":
+        assert value is not None  # IS is in _VALUE_REQUIRED, checked above
         return Is(attribute=attribute, value=value)
     if operator in ("GROUP_BY", "MAX_PER"):
         number = None
@@ -404,7 +406,9 @@ def _parse_operator(parts: list, spec: Any) -> Constraint:
                 raise ValueError(f"constraint {spec!r}: {operator} value must be a positive integer, got {value!r}")
         if operator == "GROUP_BY":
             return GroupBy(attribute=attribute, groups=number)
+        assert number is not None  # MAX_PER is in _VALUE_REQUIRED, so number was parsed above
         return MaxPer(attribute=attribute, limit=number)
+    assert value is not None  # LIKE and UNLIKE are in _VALUE_REQUIRED, checked above
     try:
         re.compile(value)
     except re.error as exc:

@@ -96,8 +96,8 @@ class Matcher:
             if request.worker_key in seen:
                 continue
             seen.add(request.worker_key)
-            if request.worker_key in pool:
-                where = pool.placement(request.worker_key)
+            where = pool.placement(request.worker_key)  # None unless the pool holds it
+            if where is not None:
                 pending[request.worker_key] = [f"already placed on agent {where.agent_id}; release it first"]
                 continue
             group = groups.get(request.group_key)
@@ -249,6 +249,7 @@ class Matcher:
                         # Possible when later placements in the round loosened a
                         # constraint (GROUP_BY caps grow with the job's instances).
                         veto = ROOM_AFTER_ROUND
+            assert veto is not None  # every branch above names a veto
             vetoes[veto] = vetoes.get(veto, 0) + 1
         reasons = [f"{n} agent{'' if n == 1 else 's'} {reason}"
                    for reason, n in sorted(vetoes.items(), key=lambda item: (-item[1], item[0]))]
