@@ -87,6 +87,7 @@ class FramedConnection:
         with self._send_lock:
             if self.closed:
                 return False
+            queued: bytes | memoryview = frame
             if self.frames.unfinished_tasks == 0:
                 # The writer is idle, so writing here cannot reorder frames.
                 try:
@@ -100,9 +101,9 @@ class FramedConnection:
                     self.sent_events += events
                     return True
                 # The rest goes first in the queue; it was empty, so there is room.
-                frame = memoryview(frame)[sent:]
+                queued = memoryview(frame)[sent:]
             try:
-                self.frames.put_nowait((frame, events))
+                self.frames.put_nowait((queued, events))
                 return True
             except queue.Full:
                 return False

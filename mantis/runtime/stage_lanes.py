@@ -85,16 +85,16 @@ class _LaneRun:
         self.context = context
         self.stopped = threading.Event()  # disposed or failed: lanes and dealing stop
         self.emit_lock = threading.Lock()
-        self.queues = [queue.Queue(LANE_QUEUE) for _ in range(self.count)]
-        self.inputs = [Subject() for _ in range(self.count)]
+        self.queues: list[queue.Queue[Any]] = [queue.Queue(LANE_QUEUE) for _ in range(self.count)]
+        self.inputs: list[Subject[Any]] = [Subject() for _ in range(self.count)]
         self.remaining = self.count  # lanes not completed yet
         self.turns = itertools.count()
 
     def start(self, items: reactivex.Observable, scheduler) -> CompositeDisposable:
         """Subscribe every lane's operators, start the lanes' threads, deal ``items`` to them."""
         subscriptions = CompositeDisposable()
-        for lane in self.inputs:
-            subscriptions.add(self.lanes.operators(lane, self.context).subscribe(
+        for lane_input in self.inputs:
+            subscriptions.add(self.lanes.operators(lane_input, self.context).subscribe(
                 self._emit, self._fail, self._lane_completed))
         for lane in range(self.count):
             threading.Thread(target=self._feed, args=(lane,), daemon=True, name=f"stage-lane-{lane}").start()
@@ -131,17 +131,17 @@ class _LaneRun:
         if lane_key is None:
             self._put(next(self.turns) % count, item)
         elif not self.lanes.per_batch:
-            self._put(self._lane_of(item), item)
+            self._put(self._lane_of(lane_key, item), item)
         else:
             parts: dict[int, list] = {}
             for event in item:
-                parts.setdefault(self._lane_of(event), []).append(event)
+                parts.setdefault(self._lane_of(lane_key, event), []).append(event)
             for lane, part in parts.items():
                 self._put(lane, part)
 
-    def _lane_of(self, event) -> int:
+    def _lane_of(self, lane_key: Callable[[Any], Any], event) -> int:
         # Lanes live in one process: Python's own string hash is consistent here.
-        return hash(key_text(self.lanes.lane_key(event))) % self.count
+        return hash(key_text(lane_key(event))) % self.count
 
     def _end_all(self) -> None:
         for lane in range(self.count):
