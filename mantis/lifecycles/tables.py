@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 # Off in production (the checks walk every worker of a job on every transition); the
 # tests switch it on so that every transition they drive is checked.
@@ -146,10 +146,15 @@ class TransitionTable:
         object.__setattr__(self, "transitions", rows)
 
     @property
+    def _rows(self) -> Mapping[str, Mapping[str, Transition]]:
+        """``transitions`` as stored: __post_init__ made every row a Transition."""
+        return cast(Mapping[str, Mapping[str, Transition]], self.transitions)
+
+    @property
     def states(self) -> list[str]:
         """Every state named in the table, sources and targets."""
         seen: dict[str, None] = {}
-        for state, events in self.transitions.items():
+        for state, events in self._rows.items():
             seen[state] = None
             for row in events.values():
                 seen[row.target] = None
@@ -174,7 +179,7 @@ class TransitionTable:
     def row(self, state: str, event: str, entity: str = "") -> Transition:
         """The row for ``event`` in ``state``, or TransitionRejected saying why not."""
         try:
-            return self.transitions[state][event]
+            return self._rows[state][event]
         except KeyError:
             raise TransitionRejected(self.rejection(state, event, entity)) from None
 
