@@ -297,6 +297,8 @@ class Job:
                now: float) -> tuple[Job, list[Effect]]:
         """A new Accepted job with one Accepted worker per stage instance."""
         job = cls(job_id=job_id, cluster=cluster, definition=definition, submitted_at=now)
+        # A job gets its definition merged with its cluster's, which always has scheduling info.
+        assert definition.scheduling_info is not None, "job definition not merged with its cluster's"
         for stage_number, stage in sorted(definition.scheduling_info.stages.items()):
             job.stage_sizes[stage_number] = stage.number_of_instances
             for index in range(stage.number_of_instances):
@@ -446,7 +448,8 @@ class Job:
                                        "worker resubmits in an hour", now, sid)
         new = self._new_worker(old.stage, old.index, now, resubmit_of=old,
                                ready_at=now + delay)
-        return [WorkerReplaced(old.key, new.key, old.reason, delay), Persist()] + self._due_schedules(now)
+        effects: list[Effect] = [WorkerReplaced(old.key, new.key, old.reason, delay), Persist()]
+        return effects + self._due_schedules(now)
 
     # -- periodic checks ----------------------------------------------------------
 
@@ -507,6 +510,7 @@ class Job:
             raise TransitionRejected(f"job {self.job_id}: cannot scale in state {self.state}")
         if stage not in self.stage_sizes:
             raise TransitionRejected(f"job {self.job_id} has no stage {stage}")
+        assert self.definition.scheduling_info is not None  # merged on submit, see submit()
         info = self.definition.scheduling_info.stages[stage]
         policy = info.scaling_policy or {}
         lo, hi = int(policy.get("min", 0)), int(policy.get("max", 10_000))
@@ -538,9 +542,10 @@ class Job:
         self._worker_event(w, "fail", now, sid, reason=f"resubmitted: {reason}")
         self._archive_worker(w)
         new = self._new_worker(w.stage, w.index, now, resubmit_of=w, ready_at=now)
-        return self._checked([ReleaseWorker(w.key, w.agent_id, w.reason),
-                              WorkerReplaced(w.key, new.key, w.reason, 0.0),
-                              Persist()] + self._due_schedules(now))
+        effects: list[Effect] = [ReleaseWorker(w.key, w.agent_id, w.reason),
+                                 WorkerReplaced(w.key, new.key, w.reason, 0.0),
+                                 Persist()]
+        return self._checked(effects + self._due_schedules(now))
 
     # -- helpers --------------------------------------------------------------------
 
