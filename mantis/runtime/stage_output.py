@@ -86,13 +86,18 @@ class Handshake:
         """The handshake in ``message``; ValueError naming what is wrong with it."""
         if not isinstance(message, dict):
             raise ValueError("no handshake before the end of the stream")
-        index, workers = message.get("worker_index"), message.get("workers")
-        for name, value in (("worker_index", index), ("workers", workers)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"handshake field {name} must be a whole number, got {value!r}")
+        index = _whole_number("worker_index", message.get("worker_index"))
+        workers = _whole_number("workers", message.get("workers"))
         if workers < 1 or not 0 <= index < workers:
             raise ValueError(f"handshake says worker {index} of {workers}")
         return cls(index, workers)
+
+
+def _whole_number(name: str, value: Any) -> int:
+    """``value`` if it is an int (not a bool); ValueError naming handshake field ``name`` else."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"handshake field {name} must be a whole number, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -250,10 +255,11 @@ class StageOutputServer:
         if not routing.downstreams:
             self._count_drop(None, len(batch))
             return
-        if self.key is None:
+        key = self.key
+        if key is None:
             self._send_round_robin(routing, batch)
             return
-        for downstream, part in zip(routing.downstreams, self._partition(routing, batch), strict=True):
+        for downstream, part in zip(routing.downstreams, self._partition(routing, batch, key), strict=True):
             if part:
                 self._offer(downstream, part)
 
@@ -291,14 +297,15 @@ class StageOutputServer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _partition(self, routing: _Routing, batch: list) -> list[list]:
-        """``batch`` split into one list per connected downstream (by slot), each key to its owner.
+    def _partition(self, routing: _Routing, batch: list, key: Callable[[Any], Any]) -> list[list]:
+        """``batch`` split into one list per connected downstream (by slot), each key (by the
+        stage's key function ``key``) to its owner.
 
         Every event's key is computed and looked up even when one downstream owns every
         key, so a key function that raises, or an unhashable key, fails the same way
         whatever the number of downstream workers.
         """
-        key, cache = self.key, routing.slot_cache
+        cache = routing.slot_cache
         if len(routing.downstreams) == 1:
             # Every key is owned by the only downstream, so the batch goes whole; the
             # keys are still computed and looked up (C-level map passes, a third cheaper
@@ -308,7 +315,7 @@ class StageOutputServer:
                     self._slot_of(routing, k)
             return [batch]
         slot_of = self._slot_of
-        parts = [[] for _ in routing.downstreams]
+        parts: list[list] = [[] for _ in routing.downstreams]
         appends = [part.append for part in parts]
         for event in batch:
             k = key(event)
@@ -322,7 +329,10 @@ class StageOutputServer:
         cache = routing.slot_cache
         slot = cache.get(k)
         if slot is None:
-            slot = routing.slot_of_index[routing.ring.index_of_hash(stable_hash(key_text(k)))]
+            ring = routing.ring
+            if ring is None:
+                raise RuntimeError("keyed routing without a hash ring (no downstream connected?)")
+            slot = routing.slot_of_index[ring.index_of_hash(stable_hash(key_text(k)))]
             if len(cache) >= CACHE_LIMIT:
                 cache.clear()
             cache[k] = slot
