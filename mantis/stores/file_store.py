@@ -64,9 +64,12 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import ujson
+
+if TYPE_CHECKING:
+    import ctypes
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +179,7 @@ def _syncfs(fd: int) -> bool:
     return True
 
 
-_LIBC = None
+_LIBC: ctypes.CDLL | Literal[False] | None = None  # None: not loaded yet; False: no syncfs
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -340,7 +343,7 @@ class FileStore:
 
     def _named(self, directory: Path) -> list[tuple[str, dict]]:
         """``(stem, record)`` of the records in ``directory``, batches not yet applied included."""
-        found = {p: None for p in directory.glob("*.json")}
+        found: dict[Path, str | None] = {p: None for p in directory.glob("*.json")}
         for path, text in list(self._unapplied.items()):
             if path.parent == directory:
                 found[path] = text
@@ -456,6 +459,7 @@ class FileStore:
     def _append(self, line: bytes) -> None:
         """Append one batch to the log and fsync it: the commit point."""
         fd, start = self._wal_fd, self._wal_size
+        assert fd is not None  # callers checked, under the lock, that the log is open
         try:
             view = memoryview(line)
             while view:
@@ -488,6 +492,8 @@ class FileStore:
         written since the last checkpoint would otherwise cost one fsync each, a stall
         of a second in the turn that checkpoints); elsewhere, file by file.
         """
+        wal_fd = self._wal_fd
+        assert wal_fd is not None  # callers checked (or just opened) the log, under the lock
         self._checkpointed_at = time.monotonic()
         if self._unapplied:
             # The latest version of each record, in one go; on failure nothing is lost
@@ -495,7 +501,7 @@ class FileStore:
             self._apply([(("put", path), text) for path, text in self._unapplied.items()])
             self._unapplied.clear()
         try:
-            if _syncfs(self._wal_fd):
+            if _syncfs(wal_fd):
                 self._dirty_files.clear()
                 self._dirty_dirs.clear()
             for path in sorted(self._dirty_files):
@@ -509,8 +515,8 @@ class FileStore:
                     os.close(fd)
             for directory in sorted(self._dirty_dirs, key=lambda d: len(d.parts), reverse=True):
                 _fsync_dir(directory)
-            os.ftruncate(self._wal_fd, 0)
-            os.fsync(self._wal_fd)
+            os.ftruncate(wal_fd, 0)
+            os.fsync(wal_fd)
         except OSError as exc:
             self._broken = f"checkpoint failed: {_oneline(exc)}"
             raise StoreError(f"checkpoint of {self._wal_path}: {_oneline(exc)}") from None
@@ -530,9 +536,10 @@ class FileStore:
         try:
             for op, text in encoded:
                 for what, path in self._targets(op):
-                    if what == "replace" and text is None:
-                        what = "unlink"
-                    actions.append((what, path, self._write_temp(path, text) if what == "replace" else None))
+                    if what == "replace" and text is not None:
+                        actions.append((what, path, self._write_temp(path, text)))
+                    else:  # a replace by no text is an unlink
+                        actions.append(("unlink" if what == "replace" else what, path, None))
         except BaseException:
             for _, _, tmp in actions:
                 if tmp is not None and os.path.exists(tmp):
@@ -541,6 +548,7 @@ class FileStore:
         for i, (what, path, tmp) in enumerate(actions):
             try:
                 if what == "replace":
+                    assert tmp is not None  # every replace got its temp file above
                     os.replace(tmp, path)
                     self._dirty_files.add(path)
                     self._dirty_dirs.add(path.parent)
