@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 
 import reactivex
+from reactivex.abc import DisposableBase
 
 from mantis.runtime.batching import batches_of, events_of
 from mantis.sdk.job_dsl import BatchSource, Context, Job, error_line
@@ -85,7 +86,7 @@ class StageExecutor:
         self._outcome: tuple[str, str | None] | None = None
         self._ended = threading.Event()    # the pipeline should end: completed, failed or stopped
         self._finished = threading.Event()  # final batch published and state terminal
-        self._subscription = None
+        self._subscription: DisposableBase | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"stage-{job.name}")
         self._flusher = threading.Thread(target=self._flush_on_time, daemon=True,
                                          name=f"stage-flush-{job.name}")
@@ -154,6 +155,8 @@ class StageExecutor:
                 raise _PipelineError(f"source returned {type(source).__name__}, not an Observable")
             input_is_batches = isinstance(self.job.source, BatchSource)
         else:
+            if self.upstream is None:  # refused by __init__; checked for the type
+                raise _PipelineError("no upstream to read")
             source, input_is_batches = self.upstream, True
         if input_is_batches:
             source = self._counted_batches(source)
@@ -162,7 +165,7 @@ class StageExecutor:
             source = self._counted_events(source)
             stage_input = (batches_of(source, self.batch_size, self.batch_interval_s)
                            if stage.per_batch else source)
-        operators = stage.batch_operators if stage.per_batch else stage.operators
+        operators = stage.given_operators
         try:
             output = operators(stage_input, self.context)
         except Exception as exc:

@@ -95,20 +95,20 @@ class Source(Protocol):
     the pipeline thread and starve operators that schedule on the current thread.
     """
 
-    def __call__(self, context: Context) -> reactivex.Observable: ...
+    def __call__(self, context: Context, /) -> reactivex.Observable: ...
 
 
 class Stage(Protocol):
     """Per-event stage operators: ``stage(events, context)`` returns the output Observable."""
 
-    def __call__(self, events: reactivex.Observable, context: Context) -> reactivex.Observable: ...
+    def __call__(self, events: reactivex.Observable, context: Context, /) -> reactivex.Observable: ...
 
 
 class BatchStage(Protocol):
     """Per-batch stage operators: ``stage(batches, context)`` maps an Observable of event
     lists to an Observable of event lists (empty lists are allowed and skipped)."""
 
-    def __call__(self, batches: reactivex.Observable, context: Context) -> reactivex.Observable: ...
+    def __call__(self, batches: reactivex.Observable, context: Context, /) -> reactivex.Observable: ...
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ class Sink(Protocol):
     Called on the pipeline thread with lists of events, in order; an exception fails the job.
     """
 
-    def __call__(self, batch: list, context: Context) -> None: ...
+    def __call__(self, batch: list, context: Context, /) -> None: ...
 
 
 def at_least(minimum: float) -> tuple[Callable[[Any], bool], str]:
@@ -244,6 +244,15 @@ class ProcessingStage:
         """True when the stage's operators work on batches (``batch_operators``)."""
         return self.batch_operators is not None
 
+    @property
+    def given_operators(self) -> Stage | BatchStage:
+        """The operators the stage runs: ``batch_operators`` when ``per_batch``, else ``operators``."""
+        if self.batch_operators is not None:
+            return self.batch_operators
+        if self.operators is None:  # __post_init__ refuses a stage without operators
+            raise ValueError("stage: give exactly one of operators or batch_operators")
+        return self.operators
+
 
 @dataclass(frozen=True)
 class StagePlan:
@@ -328,12 +337,14 @@ class Job:
         # user's ProcessingStage is left as given (it may serve several jobs).
         from mantis.runtime.stage_lanes import LANES_MARK, in_lanes
 
-        operators = stage.batch_operators if stage.per_batch else stage.operators
+        operators = stage.given_operators
         if stage.concurrency == 1 or getattr(operators, LANES_MARK, False):
             return stage
         lanes = in_lanes(operators, stage.concurrency, previous.key_function if previous else None,
                          per_batch=stage.per_batch)
-        return dataclasses.replace(stage, **{"batch_operators" if stage.per_batch else "operators": lanes})
+        if stage.per_batch:
+            return dataclasses.replace(stage, batch_operators=lanes)
+        return dataclasses.replace(stage, operators=lanes)
 
     @property
     def stage_count(self) -> int:
