@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 import reactivex
+from reactivex.abc import ObserverBase
 from reactivex.disposable import Disposable
 
 from mantis.runtime.frames import MAX_FRAME, FrameError, decode_stage_payload, encode_message, read_payload
@@ -78,7 +79,7 @@ class StageInput:
         self._feed_lock = threading.Lock()  # one batch at a time into the pipeline
         self._endpoints: tuple[UpstreamEndpoint, ...] = _endpoints(endpoints)
         self._links: dict[UpstreamEndpoint, _Link] = {}
-        self._observer = None
+        self._observer: ObserverBase[list] | None = None  # the one subscriber of ``batches``
         self._ended = False  # completed, failed or closed: nothing more is fed
         self._upstream_finished = False  # the upstream stage completed (see update)
 
@@ -126,14 +127,15 @@ class StageInput:
 
     def _complete_if_upstream_finished(self) -> None:
         with self._lock:
-            done = self._upstream_finished and not self._endpoints and self._observer is not None
-        if done:
+            done = self._upstream_finished and not self._endpoints
+            observer = self._observer
+        if done and observer is not None:
             with self._feed_lock:
                 if not self._ended:
                     self._ended = True
                     log.info("stage input %d: the upstream stage has completed; input ends",
                              self.handshake.worker_index)
-                    self._observer.on_completed()
+                    observer.on_completed()
 
     def close(self) -> None:
         """Disconnect from every upstream; nothing more is fed to the pipeline."""
@@ -144,6 +146,13 @@ class StageInput:
             link.retire()
 
     # -- called by links ---------------------------------------------------------------
+
+    def _subscriber(self) -> ObserverBase[list]:
+        """The pipeline's observer; links exist only once ``batches`` is subscribed, so it is set."""
+        observer = self._observer
+        if observer is None:
+            raise RuntimeError("stage input: fed before its batches were subscribed")
+        return observer
 
     def _sync_links(self) -> None:
         """Under _lock: one link per current endpoint."""
@@ -183,7 +192,7 @@ class StageInput:
             self.batches_in += 1
             self.bytes_in += size
             try:
-                self._observer.on_next(batch)
+                self._subscriber().on_next(batch)
             except Exception as exc:  # an operator that does not catch its own errors
                 self._fail(exc)
                 return False
@@ -199,12 +208,12 @@ class StageInput:
             with self._feed_lock:
                 if not self._ended:
                     self._ended = True
-                    self._observer.on_completed()
+                    self._subscriber().on_completed()
 
     def _fail(self, exc: Exception) -> None:
         """Under _feed_lock: end the stream with ``exc`` and stop every link."""
         self._ended = True
-        self._observer.on_error(exc)
+        self._subscriber().on_error(exc)
         self.close()  # never waits for a link, so a link's own thread may call it
 
 
