@@ -247,11 +247,11 @@ class LeaderElection:
             for extra in ours[1:]:  # a duplicate from a retried create: keep one
                 self._call(self._client.delete_async(f"{self._candidates_path}/{extra}"))
             mine = ours[0]
-            self._candidate = f"{self._candidates_path}/{mine}"
+            candidate = self._candidate = f"{self._candidates_path}/{mine}"
             ordered = sorted(children, key=_sequence)
             index = ordered.index(mine)
             if index == 0:
-                self._take_office()
+                self._take_office(candidate)
                 return
             below = f"{self._candidates_path}/{ordered[index - 1]}"
             if self._call(self._client.exists_async(below, watch=self._on_watch)) is None:
@@ -261,14 +261,15 @@ class LeaderElection:
             log.warning("leader election at %s: %s: %s", self.path, type(exc).__name__, exc)
             self._retry_later()
 
-    def _take_office(self) -> None:
-        stat = self._call(self._client.exists_async(self._candidate))
+    def _take_office(self, candidate: str) -> None:
+        """Lead as ``candidate`` (our candidate znode, the lowest one)."""
+        stat = self._call(self._client.exists_async(candidate))
         if stat is None:
             self._events.put(_RECHECK)
             return
         data = self._description_data
         transaction = self._client.transaction()
-        transaction.check(self._candidate, stat.version)
+        transaction.check(candidate, stat.version)
         transaction.create(self._description_path, data, ephemeral=True)
         self._published = True  # from here on the outcome may be unknown: withdraw on loss
         results = self._call(transaction.commit_async())
@@ -287,8 +288,8 @@ class LeaderElection:
         with self._lock:
             if not self._connected:
                 return  # a loss is queued right behind us; it will withdraw
-            lease = self._lease = Lease(self._candidate, stat.version)
-        log.info("elected leader at %s as %s", self.path, self._candidate)
+            lease = self._lease = Lease(candidate, stat.version)
+        log.info("elected leader at %s as %s", self.path, candidate)
         try:
             self._on_elected(lease)
         except Exception:
