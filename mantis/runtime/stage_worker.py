@@ -176,7 +176,7 @@ class StageWorker:
         output, stage_input = self.output, self.input
         connections = output.connections  # before events_out: see StageWorkerMetrics
         events_out = self.executor.events_out
-        to_stage = isinstance(output, StageOutputServer)
+        to_stage = output if isinstance(output, StageOutputServer) else None
         return StageWorkerMetrics(
             stage_number=self.plan.stage_number, port=output.port, state=self._state,
             events_in=self.executor.events_in, events_out=events_out,
@@ -185,9 +185,9 @@ class StageWorker:
             upstream_connections=stage_input.connected if stage_input else 0,
             bytes_in=stage_input.bytes_in if stage_input else 0,
             reconnects=stage_input.reconnects if stage_input else 0,
-            delivered_events=output.delivered_events if to_stage else 0,
-            lost_events=output.lost_events if to_stage else 0,
-            in_flight_events=output.in_flight_events if to_stage else 0)
+            delivered_events=to_stage.delivered_events if to_stage is not None else 0,
+            lost_events=to_stage.lost_events if to_stage is not None else 0,
+            in_flight_events=to_stage.in_flight_events if to_stage is not None else 0)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the pipeline, disconnect input and output, wait up to ``timeout`` s; True if all ended.
@@ -242,18 +242,21 @@ class StageWorker:
         self._settle()
 
     def _wait_for_downstream(self) -> None:
+        output = self.output
+        if not isinstance(output, StageOutputServer):
+            return  # the last stage: its subscribers come and go, nobody to wait for
         if self.downstream_wait_s <= 0:
             return  # asked not to wait: start at once, whoever is connected
         waited = 0.0
         while waited < self.downstream_wait_s and not self._stopping:
-            if self.output.wait_for_downstream(min(STOP_CHECK_S, self.downstream_wait_s - waited)):
+            if output.wait_for_downstream(min(STOP_CHECK_S, self.downstream_wait_s - waited)):
                 return
             waited += STOP_CHECK_S
         if not self._stopping:
             log.warning("job '%s' stage %d worker %d: next stage not fully connected after %.1fs "
                         "(connected: %s); starting anyway", self.job.name, self.plan.stage_number,
                         self.context.worker_index, self.downstream_wait_s,
-                        list(self.output.connected_indexes))
+                        list(output.connected_indexes))
 
     def _settle(self) -> None:
         """Make the executor's outcome the worker's state, once."""
