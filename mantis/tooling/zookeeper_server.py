@@ -89,13 +89,14 @@ class ZooKeeperServer:
             raise ZooKeeperServerError(f"{self.script} not found: run scripts/install_zookeeper.sh")
         if self.directory is None:
             self.directory = Path(tempfile.mkdtemp(prefix="mantis-zk-"))
+        directory = self.directory
         # A port picked by us may be taken between picking and binding: try a few.
         attempts = 5 if self.requested_port == 0 else 1
         for attempt in range(attempts):
             if self.requested_port == 0 and (attempt > 0 or not self.port):
                 self.port = _free_loopback_port()
             try:
-                self._launch_and_wait()
+                self._launch_and_wait(directory)
                 return self
             except ZooKeeperServerError:
                 self._terminate(signal.SIGKILL)
@@ -103,26 +104,26 @@ class ZooKeeperServer:
                     raise
         raise AssertionError("unreachable")
 
-    def _launch_and_wait(self) -> None:
-        config = self._write_config()
+    def _launch_and_wait(self, directory: Path) -> None:
+        config = self._write_config(directory)
         env = dict(os.environ, JMXDISABLE="true",
                    # Later -D flags win: keep logs in our folder, not /var/log/zookeeper.
-                   JVMFLAGS=f"-Xmx{self.heap_mb}m -Dzookeeper.log.dir={self.directory} "
+                   JVMFLAGS=f"-Xmx{self.heap_mb}m -Dzookeeper.log.dir={directory} "
                             "-Dzookeeper.admin.enableServer=false")
-        log = open(self.directory / "zookeeper.out", "ab")
+        log = open(directory / "zookeeper.out", "ab")
         try:
-            self.process = subprocess.Popen([str(self.script), "start-foreground", str(config)],
-                                            stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=env,
-                                            start_new_session=True)
+            process = self.process = subprocess.Popen(
+                [str(self.script), "start-foreground", str(config)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True)
         finally:
             log.close()
-        self._wait_until_serving()
+        self._wait_until_serving(process)
 
-    def _write_config(self) -> Path:
-        data = self.directory / "data"
+    def _write_config(self, directory: Path) -> Path:
+        data = directory / "data"
         data.mkdir(exist_ok=True)
-        config = self.directory / "zoo.cfg"
+        config = directory / "zoo.cfg"
         config.write_text("\n".join([
             f"tickTime={self.tick_time_ms}",
             f"dataDir={data}",
@@ -135,12 +136,12 @@ class ZooKeeperServer:
         ]) + "\n")
         return config
 
-    def _wait_until_serving(self) -> None:
+    def _wait_until_serving(self, process: subprocess.Popen) -> None:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 raise ZooKeeperServerError(
-                    f"zookeeper exited with {self.process.returncode}: {self.output()[-2000:]}")
+                    f"zookeeper exited with {process.returncode}: {self.output()[-2000:]}")
             probe = KazooClient(self.hosts, timeout=2.0, logger=_probe_log)
             try:
                 probe.start(timeout=1.0)
