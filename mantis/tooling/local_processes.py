@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO, Literal
 
 
 def write_config(config: dict, path: Path) -> Path:
@@ -39,8 +40,8 @@ class Service:
     def __init__(self, args: list[str], log_path: Path, cwd: Path | None = None):
         self.args, self.log_path = args, log_path
         self.cwd = cwd or Path.cwd()
-        self.proc = None
-        self.log = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log: BinaryIO | None = None
         # Known before the start, so that a stop() interrupted by a signal between the fork
         # and the assignment of ``proc`` still finds the process by its command line.
         self.cmdline = "\0".join([sys.executable, "-m", "mantis.cli", *self.args]).encode() + b"\0"
@@ -368,7 +369,7 @@ class StopOnExit:
             self._previous[sig] = signal.signal(sig, self._on_signal)
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:  # never swallows the exception
         # From here on a signal only marks that one came (see _on_signal); nothing raises
         # in the middle of stopping.
         if self.signalled is None:
