@@ -117,14 +117,19 @@ class SseConnection:
                 continue
             if response.status != 200:
                 raise HttpStatusError(response.status, _error_message(response))
+            sock = self._sock
+            if sock is None:  # closed meanwhile
+                raise _Aborted("closed")
             # From now on reads block for events, not for a request/answer exchange.
-            self._sock.settimeout(self.read_timeout)
+            sock.settimeout(self.read_timeout)
             self._response = response
             return self
         raise HttpStatusError(310, f"more than {MAX_REDIRECTS} redirects from {self.url}")
 
     def _get(self, url: str) -> http.client.HTTPResponse:
         parts = urllib.parse.urlsplit(url)
+        if parts.hostname is None:
+            raise http.client.InvalidURL(f"no host in {url!r}")
         kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = kind(parts.hostname, parts.port, timeout=self.connect_timeout)
         conn.connect()
@@ -139,8 +144,12 @@ class SseConnection:
 
     def events(self) -> Iterator[tuple[str, str]]:
         """``(event_name, data)`` per SSE event until the stream ends (see the class docstring)."""
-        name, data = "message", []
-        for raw in self._response:
+        response = self._response
+        if response is None:
+            raise RuntimeError(f"{self.url}: events() before open()")
+        name = "message"
+        data: list[str] = []
+        for raw in response:
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if not line:
                 if data:
@@ -211,7 +220,8 @@ class _Missing:
     """How long something has been answered 404 without a break; ``expired`` after the grace."""
 
     def __init__(self, grace_s: float):
-        self.grace_s, self.since = grace_s, None
+        self.grace_s = grace_s
+        self.since: float | None = None
 
     def seen(self) -> bool:
         now = time.monotonic()
