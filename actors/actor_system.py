@@ -18,6 +18,7 @@ from typing import Any
 from thespian.actors import ActorAddress, ActorSystem
 
 from actors.messages import Done, InitMaster, InitScheduler, Rejected
+from mantis.config import Config
 
 log = logging.getLogger("mantis.system")
 
@@ -86,7 +87,7 @@ class MasterActors:
     base: str
 
 
-def start_master_actors(config: dict) -> MasterActors:
+def start_master_actors(config: Config) -> MasterActors:
     """Start the master's actor system, the scheduler and the clusters manager (which
     recovers every cluster and job from the store)."""
     from actors.job_clusters_manager_actor import GLOBAL_NAME as MANAGER

@@ -169,6 +169,7 @@ class EntryPointCheckerActor(MantisActor):
         except BaseException:
             stderr.close()
             raise
+        assert process.stdout is not None  # started with stdout=PIPE
         os.set_blocking(process.stdout.fileno(), False)
         self.children_started += 1
         log.info("entry point check started: %s %s (pid %d)", url, key[1], process.pid)
@@ -290,6 +291,8 @@ def _last_line(file, limit: int = 4096) -> str:
 
 def _close(check: _RunningCheck) -> None:
     for f in (check.process.stdout, check.stderr):
+        if f is None:
+            continue
         try:
             f.close()
         except OSError:

@@ -69,11 +69,14 @@ def policy_from_config(config: Config) -> WorkerPolicy:
 
 def worker_spec(job: Job, worker) -> WorkerSpec:
     """What the scheduler and the agent need to place and run ``worker``."""
-    stage = job.definition.scheduling_info.stages[worker.stage]
+    info, url = job.definition.scheduling_info, job.definition.url
+    # A submitted job's definition is merged with its cluster's, which has both.
+    assert info is not None and url is not None, f"job {job.job_id} has no scheduling info or url"
+    stage = info.stages[worker.stage]
     m = stage.machine
     return WorkerSpec(
         worker_key=worker.key, job_id=job.job_id, stage=worker.stage, index=worker.index,
-        number=worker.number, entry_point=job.definition.url,
+        number=worker.number, entry_point=url,
         parameters=job.definition.parameter_values(), cpus=m.cpu_cores, mem_mb=m.memory_mb,
         disk_mb=m.disk_mb, network_mbps=m.network_mbps, num_ports=m.num_ports,
         hard_constraints=list(stage.hard_constraints), soft_constraints=list(stage.soft_constraints),
@@ -101,9 +104,9 @@ class JobActor(MantisActor):
         log.info("job %s running in state %s with %d live worker(s)", self.job.job_id,
                  self.job.state, len(self.job.workers))
         self.phase = "running"
-        self._last_summary = None
+        self._last_summary: dict | None = None
         self.watchers = Watchers()
-        self._upstream_sent: dict[str, list] = {}  # worker key -> endpoints last sent
+        self._upstream_sent: dict[str, tuple[list, bool]] = {}  # worker key -> (endpoints, finished) last sent
         self.send_batched(self.scheduler, RegisterJob(self.job.job_id))
         self._carry_out(effects)
         self.start_ticking(float(self.config.get("workers", {}).get("check_interval_s", 1.0)))
@@ -137,7 +140,7 @@ class JobActor(MantisActor):
         that changed (a replacement, a scale, a new port): this is job discovery."""
         if self.phase != "running" or len(self.job.stage_sizes) < 2:
             return
-        cache: dict[int, list] = {}
+        cache: dict[int, tuple[list, bool]] = {}
         for w in self.job.workers.values():
             if w.stage < 2 or not w.is_running:
                 continue

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from typing import Any
 
 import ujson
 from thespian.actors import ActorExitRequest
@@ -122,7 +123,7 @@ class JobClusterActor(MantisActor):
     def _persist(self) -> None:
         self.store.put_cluster(self.cluster.name, self.cluster.to_json())
 
-    def _change(self, msg, sender, change) -> tuple[bool, object]:
+    def _change(self, msg, sender, change) -> tuple[bool, Any]:
         """Run ``change`` on the cluster and return (True, its result); if a rule or a
         validation refuses it, put the cluster back as it was, answer the asker with the
         reason (400 or 409) and return (False, None)."""
@@ -164,7 +165,11 @@ class JobClusterActor(MantisActor):
         self.answer(msg, sender, Done(self.cluster.describe()))
 
     def _apply_change(self, msg, sender, change) -> None:
-        ok, _ = self._change(msg, sender, lambda: (change(), self._persist()))
+        def change_and_persist() -> None:
+            change()
+            self._persist()
+
+        ok, _ = self._change(msg, sender, change_and_persist)
         if not ok:
             return
         log.info("job cluster %s: %s by %s", self.cluster.name, type(msg).__name__, msg.user)
@@ -227,6 +232,9 @@ class JobClusterActor(MantisActor):
         if self.context.checker is None:
             self.answer(msg, sender, Rejected(503, "no entry point checker is running"))
             return
+        if definition.url is None:
+            self.answer(msg, sender, Rejected(400, f"job cluster {self.cluster.name} names no entry point (url)"))
+            return
         key = _check_key(definition)
         if self.passed.get(key, 0.0) > time.monotonic():
             self._accept(msg, sender)  # checked moments ago: no round trip to the checker
@@ -237,9 +245,10 @@ class JobClusterActor(MantisActor):
                                                         (self.myAddress.name, token)))
 
     def receiveMsg_EntryPointChecked(self, msg: EntryPointChecked, sender):
-        submit, key = self.checking.pop(msg.token[1], (None, None))
-        if submit is None:
+        waiting = self.checking.pop(msg.token[1], None)
+        if waiting is None:
             return
+        submit, key = waiting
         if msg.error is not None:
             self.answer(submit, sender, Rejected(400, msg.error))
             return
@@ -251,7 +260,7 @@ class JobClusterActor(MantisActor):
         """Give a checked submission its id and its record; the answer leaves with the turn's write."""
         now = time.time()
 
-        def accept() -> Job:
+        def accept() -> tuple[Job, dict]:
             job_id, definition = self.cluster.submit(submit.definition, now)
             job, _ = Job.submit(job_id, self.cluster.name, definition, now)
             # Written in this turn with the cluster's new counter: the answer leaves the

@@ -37,6 +37,7 @@ from actors.messages import (
     UpdateUpstream,
     WorkerStatus,
 )
+from mantis.config import Config
 from mantis.tooling.agent_simulation import Faults, Fleet, Timing
 
 log = logging.getLogger("mantis.sim")
@@ -222,6 +223,7 @@ class SimulatedAgentsActor(MantisActor):
 
     def receiveMsg_InjectFault(self, msg: InjectFault, sender):
         now = time.time()
+        reply: Done | Rejected
         if msg.kind == "fail" and self.fleet.fail(msg.target, now, msg.reason):
             reply = Done({"failed": msg.target})
         elif msg.kind == "silence" and msg.target in self.offers:
@@ -294,7 +296,7 @@ def _log_straight_to_stderr() -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.mantis_direct = True
+    setattr(handler, "mantis_direct", True)  # noqa: B010  (marks our own handler; logging has no slot for it)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
@@ -302,7 +304,7 @@ def _log_straight_to_stderr() -> None:
 
 # -- the process around it ------------------------------------------------------------------
 
-def start_simulated_agents(asys, config: dict, count: int, seed: int = 0, fail_rate: float = 0.0,
+def start_simulated_agents(asys, config: Config, count: int, seed: int = 0, fail_rate: float = 0.0,
                            silence_rate: float = 0.0, prefix: str = "sim"):
     """Create and start a SimulatedAgentsActor in ``asys`` hosting ``count`` agents, each
     offering the ``agent`` config section's resources; returns its address."""
@@ -314,7 +316,7 @@ def start_simulated_agents(asys, config: dict, count: int, seed: int = 0, fail_r
     return address
 
 
-def run_simulated_agents(config: dict, master_url: str, count: int, seed: int = 0, fail_rate: float = 0.0,
+def run_simulated_agents(config: Config, master_url: str, count: int, seed: int = 0, fail_rate: float = 0.0,
                          silence_rate: float = 0.0, prefix: str = "sim",
                          stop: threading.Event | None = None) -> None:
     """Run ``count`` simulated agents until ``stop`` is set or SIGTERM: their own actor

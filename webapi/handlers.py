@@ -114,7 +114,7 @@ def _check_job_id(job_id: str) -> str:
     return job_id
 
 
-def _fields(data: Any, allowed: set[str], required: set[str] = frozenset()) -> dict:
+def _fields(data: Any, allowed: set[str], required: frozenset[str] | set[str] = frozenset()) -> dict:
     if not isinstance(data, dict):
         raise ApiError(400, "body must be a JSON object")
     unknown = sorted(set(data) - allowed)

@@ -23,6 +23,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from actors.actor_system import MasterActors, start_master_actors
 from mantis import config as config_module
 from mantis.config import Config
 from mantis.ha.master_role import MasterRole
@@ -94,7 +95,7 @@ class MasterService:
         self.config, self.loop, self.router, self.url = config, loop, router, url
         self.election = election
         self.role = MasterRole()
-        self.master = None
+        self.master: MasterActors | None = None
         self.gateway: Gateway | None = None
         self.leading_event = threading.Event()
         self.standby_app = make_standby_app(self.info, self.leader_url)
@@ -131,8 +132,6 @@ class MasterService:
 
     def lead(self, lease=None) -> None:
         """Become the serving leader; on failure, stay standby and re-raise."""
-        from actors.actor_system import start_master_actors
-
         log.info("elected leader (lease %s); starting the master's actors", getattr(lease, "node_path", "-"))
         self.role.change("elected")
         try:
