@@ -42,7 +42,7 @@ def count_words(lines: reactivex.Observable, context: Context) -> reactivex.Obse
     """The stage: a running count per word, emitted every ``emit_every`` occurrences of it."""
     every = context.parameters["emit_every"]
 
-    def running_counts(group: reactivex.GroupedObservable) -> reactivex.Observable:
+    def running_counts(group: reactivex.GroupedObservable[str, str]) -> reactivex.Observable:
         word = group.key
         return group.pipe(
             ops.scan(lambda count, _: count + 1, 0),
@@ -50,11 +50,11 @@ def count_words(lines: reactivex.Observable, context: Context) -> reactivex.Obse
             ops.map(lambda count: {"word": word, "count": count}),
         )
 
-    return lines.pipe(
-        ops.flat_map(words_of),
-        ops.group_by(lambda word: word),
-        ops.flat_map(running_counts),
-    )
+    words: reactivex.Observable[str] = lines.pipe(ops.flat_map(words_of))
+    # Annotated: the checker cannot infer group_by's value type without an element mapper.
+    by_word: reactivex.Observable[reactivex.GroupedObservable[str, str]] = words.pipe(
+        ops.group_by(lambda word: word))
+    return by_word.pipe(ops.flat_map(running_counts))
 
 
 job = Job(
