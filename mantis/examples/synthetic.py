@@ -44,6 +44,9 @@ def keep_kinds_and_tag(events: reactivex.Observable, context: Context) -> reacti
     """The stage: keep the kinds named by ``kinds``, mark events worth ``HIGH_VALUE`` or more."""
     keep = frozenset(_kinds(context.parameters["kinds"]))
 
+    def wanted(event: dict) -> bool:
+        return event["event"] in keep
+
     def tag(event: dict) -> dict:
         # The source builds a fresh dict per event, so tagging in place is safe and
         # saves a copy per event.
@@ -51,7 +54,7 @@ def keep_kinds_and_tag(events: reactivex.Observable, context: Context) -> reacti
         return event
 
     return events.pipe(
-        ops.filter(lambda event: event["event"] in keep),
+        ops.filter(wanted),
         ops.map(tag),
     )
 
