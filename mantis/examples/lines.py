@@ -46,7 +46,7 @@ def line_events(context: Context) -> reactivex.Observable:
     if kind == "file":
         return file_lines(context, *args)
     if kind == "tail":
-        return file_lines(context, *args, follow=True)
+        return file_lines(context, args[0], follow=True)
     if kind == "tcp":
         return tcp_lines(context, *args)
     return http_lines(context, *args)
@@ -66,8 +66,11 @@ def to_events(lines: reactivex.Observable, context: Context) -> reactivex.Observ
                 log.info("%d line(s) skipped: not JSON", skipped[0])
             return None
 
+    def has_text(line: str) -> bool:
+        return contains in line
+
     if contains:
-        lines = lines.pipe(ops.filter(lambda line: contains in line))
+        lines = lines.pipe(ops.filter(has_text))
     if not as_json:
         return lines.pipe(ops.map(lambda line: {"line": line}))
     return lines.pipe(ops.map(parse), ops.filter(lambda event: event is not None))
