@@ -15,6 +15,8 @@ Parameters (exactly one of the first two):
 """
 from __future__ import annotations
 
+from typing import Any
+
 import reactivex
 from reactivex import operators as ops
 
@@ -59,8 +61,11 @@ def upstream_events(context: Context) -> reactivex.Observable:
 
 def tag_with_upstream(events: reactivex.Observable, context: Context) -> reactivex.Observable:
     """The stage: each upstream event, tagged with its job id when ``tag`` is true."""
+    def untagged(upstream: UpstreamEvent) -> Any:
+        return upstream.event
+
     if not context.parameters["tag"]:
-        return events.pipe(ops.map(lambda upstream: upstream.event))
+        return events.pipe(ops.map(untagged))
 
     def tag(upstream: UpstreamEvent) -> dict:
         event = upstream.event

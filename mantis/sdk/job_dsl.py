@@ -296,7 +296,8 @@ class Job:
     description: str = ""
     stages: list[ProcessingStage] = field(default_factory=list)
     # Checks the resolved parameters together (one of two required, say); raises ParameterError.
-    validate: Callable[[dict[str, Any]], None] | None = None
+    # What it returns is ignored (a parser may serve, returning what it parsed).
+    validate: Callable[[dict[str, Any]], object] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
