@@ -17,7 +17,11 @@ from typing import Any
 
 from thespian.actors import ActorAddress, ActorSystem
 
+from actors.job_clusters_manager_actor import GLOBAL_NAME as MANAGER
+from actors.job_clusters_manager_actor import JobClustersManagerActor
 from actors.messages import Done, InitMaster, InitScheduler, Rejected
+from actors.scheduler_actor import GLOBAL_NAME as SCHEDULER
+from actors.scheduler_actor import SchedulerActor
 from mantis.config import Config
 
 log = logging.getLogger("mantis.system")
@@ -90,11 +94,6 @@ class MasterActors:
 def start_master_actors(config: Config) -> MasterActors:
     """Start the master's actor system, the scheduler and the clusters manager (which
     recovers every cluster and job from the store)."""
-    from actors.job_clusters_manager_actor import GLOBAL_NAME as MANAGER
-    from actors.job_clusters_manager_actor import JobClustersManagerActor
-    from actors.scheduler_actor import GLOBAL_NAME as SCHEDULER
-    from actors.scheduler_actor import SchedulerActor
-
     m = config["master"]
     asys = start_actor_system(m["actor_system_base"], int(m["admin_port"]), m["host"])
     scheduler = asys.createActor(SchedulerActor, globalName=SCHEDULER)

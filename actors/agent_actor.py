@@ -31,6 +31,11 @@ from actors.messages import (
     WorkerStatus,
 )
 
+# Workers are forked from this process: importing WorkerActor (the runtime and the job
+# SDK with it) here lets every worker start without importing them again, sharing
+# those pages with its siblings.
+from actors.worker_actor import WorkerActor
+
 log = logging.getLogger("mantis.agent")
 
 TERMINAL = ("Completed", "Failed")
@@ -44,13 +49,6 @@ class AgentActor(MantisActor):
     ACCEPTS = {"new": (StartAgent,), "running": RUNNING}
 
     def receiveMsg_StartAgent(self, msg: StartAgent, sender):
-        # Workers are forked from this process: importing the runtime once here lets every
-        # worker start without importing it again and share those pages with its siblings.
-        import reactivex.operators  # noqa: F401
-
-        import mantis.runtime.stage_worker  # noqa: F401
-        import mantis.sdk.job_dsl  # noqa: F401
-
         self.offer = msg.offer
         self.heartbeat_interval_s = msg.heartbeat_interval_s
         self.worker_silence_s = msg.worker_silence_s
@@ -93,8 +91,6 @@ class AgentActor(MantisActor):
     # -- workers ----------------------------------------------------------------------
 
     def receiveMsg_LaunchWorker(self, msg: LaunchWorker, sender):
-        from actors.worker_actor import WorkerActor
-
         spec = msg.spec
         if spec.worker_key in self.workers:
             return  # a repeated launch (master retry) of a worker we already run

@@ -17,9 +17,11 @@ import urllib.request
 import ujson
 
 from actors.actor_system import address_from_text, ask, start_actor_system
+from actors.agent_actor import AgentActor
 from actors.messages import AgentOfferInfo, ConnectMaster, StartAgent
 from mantis.config import AgentConfig, Config
 from mantis.ha import master_address
+from mantis.ha.leader_election import LeaderFollower
 
 log = logging.getLogger("mantis.agent")
 
@@ -59,8 +61,6 @@ def offer_from_config(agent: AgentConfig) -> AgentOfferInfo:
 
 def start_agent_actor(asys, config: Config):
     """Create and start the AgentActor in ``asys``; returns its address."""
-    from actors.agent_actor import AgentActor
-
     address = asys.createActor(AgentActor, globalName=f"mantis-agent-{config.agent.id}")
     w = config.workers
     interval = float(w.heartbeat_interval_s)
@@ -100,8 +100,6 @@ class MasterLocator:
         self.fallback_url = fallback_url
         self.follower = None
         if e.hosts:
-            from mantis.ha.leader_election import LeaderFollower
-
             self.follower = LeaderFollower(e.hosts, e.path).start()
 
     def url(self) -> str | None:

@@ -109,7 +109,7 @@ class JobActor(MantisActor):
         self._upstream_sent: dict[str, tuple[list, bool]] = {}  # worker key -> (endpoints, finished) last sent
         self.send_batched(self.scheduler, RegisterJob(self.job.job_id))
         self._carry_out(effects)
-        self.start_ticking(float(self.config.get("workers", {}).get("check_interval_s", 1.0)))
+        self.start_ticking(float(self.config.workers.check_interval_s))
 
     # -- effects ------------------------------------------------------------------------
 

@@ -14,6 +14,9 @@ import os
 
 from actors.base import MantisActor
 from actors.messages import RunWorker, UpdateUpstream, WorkerReport
+from mantis.runtime.process_stats import ProcessStats
+from mantis.runtime.stage_worker import StageWorker
+from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
 
 log = logging.getLogger("mantis.worker")
 
@@ -29,9 +32,6 @@ class WorkerActor(MantisActor):
         self.process_stats = None
 
     def receiveMsg_RunWorker(self, msg: RunWorker, sender):
-        from mantis.runtime.process_stats import ProcessStats
-        from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
-
         self.spec, self.agent = msg.spec, msg.agent
         self.process_stats = ProcessStats()
         self.parent_pid = os.getppid()
@@ -54,8 +54,6 @@ class WorkerActor(MantisActor):
         self.start_ticking(msg.heartbeat_interval_s)
 
     def _stage_worker(self, job, context, port: int):
-        from mantis.runtime.stage_worker import StageWorker
-
         try:
             return StageWorker(job, context, host="0.0.0.0", port=port)
         except OSError as exc:

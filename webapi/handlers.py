@@ -13,6 +13,7 @@ from typing import Any
 
 import tornado.web
 
+from actors.actor_system import address_to_text
 from actors.messages import (
     AgentAction,
     CreateCluster,
@@ -247,8 +248,6 @@ class ResubmitWorkerHandler(ApiHandler):
 
 class MasterInfoHandler(ApiHandler):
     def get(self):
-        from actors.actor_system import address_to_text
-
         m = self.gateway.config["master"]
         info = {
             "hostname": m["host"], "apiPort": m["api_port"], "actorSystemBase": m["actor_system_base"],

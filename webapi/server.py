@@ -26,6 +26,7 @@ import tornado.web
 from actors.actor_system import MasterActors, start_master_actors
 from mantis import config as config_module
 from mantis.config import Config
+from mantis.ha.leader_election import LeaderElection
 from mantis.ha.master_role import MasterRole
 from webapi.app import make_app
 from webapi.gateway import Gateway
@@ -177,8 +178,6 @@ class MasterService:
 
 
 def _start_election(service: MasterService, config: Config) -> None:
-    from mantis.ha.leader_election import LeaderElection
-
     e = config.leader_election
 
     def on_elected(lease):
