@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 import reactivex
+from reactivex.abc import DisposableBase, ObserverBase, SchedulerBase
 from reactivex.disposable import CompositeDisposable, Disposable
 
 
@@ -41,7 +42,7 @@ def batches_of(events: reactivex.Observable, size: int, interval_s: float) -> re
     if size < 1 or interval_s <= 0:
         raise ValueError("size must be at least 1 and interval_s positive")
 
-    def subscribe(observer, scheduler=None):
+    def subscribe(observer: ObserverBase[list], scheduler: SchedulerBase | None = None) -> DisposableBase:
         pending: list = []
         emit_lock = threading.Lock()
         ended = threading.Event()
