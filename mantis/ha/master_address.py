@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+from mantis.ha.leader_election import DEFAULT_PATH, LeaderElectionError, find_leader
+
 DEFAULT_URL = "http://127.0.0.1:8100"
 URL_VAR = "MANTIS_MASTER_URL"
 ZOOKEEPER_VAR = "MANTIS_ZOOKEEPER"
@@ -23,8 +25,6 @@ def master_url(timeout: float = 5.0) -> str:
     """The leading master's API URL as best known now (never raises; falls back to the URL)."""
     hosts = os.environ.get(ZOOKEEPER_VAR)
     if hosts:
-        from mantis.ha.leader_election import DEFAULT_PATH, LeaderElectionError, find_leader
-
         try:
             leader = find_leader(hosts, os.environ.get(LEADER_PATH_VAR, DEFAULT_PATH), timeout)
         except LeaderElectionError:

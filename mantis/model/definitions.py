@@ -15,6 +15,7 @@ from typing import Any
 
 from mantis.model import codec
 from mantis.model.codec import Field, ValidationError
+from scheduler.constraints import parse_constraint  # the scheduler owns what a constraint means
 
 CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")
 ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -39,8 +40,6 @@ def entry_point(value: Any, path: str) -> str:
 
 def constraint_spec(value: Any, path: str) -> Any:
     """A placement constraint in Mantis or Marathon vocabulary, checked by the scheduler."""
-    from scheduler.constraints import parse_constraint  # the scheduler owns their meaning
-
     try:
         parse_constraint(value)
     except ValueError as exc:

@@ -24,6 +24,8 @@ import os
 import signal
 import sys
 
+from mantis.sdk.job_dsl import JobLoadError, ParameterError, error_line, load_job, resolve_parameters
+
 # The longest error we report; the reasons from the job DSL are far shorter.
 MAX_ERROR_CHARS = 1000
 
@@ -31,8 +33,6 @@ MAX_ERROR_CHARS = 1000
 def check(url: str, parameters: dict) -> str | None:
     """None if the job at ``url`` loads and ``parameters`` resolve against it, else the
     one-line reason.  Runs the user's code in this process: call it only in a child."""
-    from mantis.sdk.job_dsl import JobLoadError, ParameterError, error_line, load_job, resolve_parameters
-
     try:
         resolve_parameters(load_job(url), parameters)
     except (JobLoadError, ParameterError) as exc:
