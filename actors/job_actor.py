@@ -56,15 +56,7 @@ def policy_from_config(config: Config) -> WorkerPolicy:
     Every value comes from the config, whose defaults (``mantis.config.WorkersConfig``)
     are the only ones: WorkerPolicy's own defaults are not consulted here.
     """
-    w = config.workers
-    return WorkerPolicy(
-        heartbeat_timeout_s=float(w.heartbeat_timeout_s),
-        startup_timeout_s=float(w.startup_timeout_s),
-        backoff_steps=tuple(w.backoff_steps_s),
-        backoff_reset_s=float(w.backoff_reset_s),
-        max_resubmits_per_hour=int(w.max_resubmits_per_hour),
-        terminate_timeout_s=float(w.terminate_timeout_s),
-    )
+    return WorkerPolicy.from_config(config.workers)
 
 
 def worker_spec(job: Job, worker) -> WorkerSpec:

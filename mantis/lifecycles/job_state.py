@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mantis.config import WorkersConfig
 from mantis.lifecycles import tables as lifecycle
 from mantis.lifecycles.tables import (
     Meta,
@@ -87,6 +88,9 @@ ABNORMAL_KILL_REASONS = frozenset({"Error", "Lost"})
 KILL_REASONS = ("Killed", "Normal", "Error", "Lost", "SLA", "RuntimeLimit")
 
 
+_WORKERS = WorkersConfig()
+
+
 @dataclass(frozen=True)
 class WorkerPolicy:
     """How the master judges and replaces workers (seconds).
@@ -96,14 +100,25 @@ class WorkerPolicy:
     ``max_resubmits_per_hour`` error resubmits in an hour kills the job (reason Error).
     """
 
-    heartbeat_timeout_s: float = 10.0
-    startup_timeout_s: float = 60.0
-    backoff_steps: tuple[float, ...] = (0, 5, 10, 30, 60, 120, 600)
-    backoff_reset_s: float = 300.0
-    max_resubmits_per_hour: int = 100
-    terminate_timeout_s: float = 10.0
+    # The defaults are the config's (``[workers]``), declared there once.
+    heartbeat_timeout_s: float = _WORKERS.heartbeat_timeout_s
+    startup_timeout_s: float = _WORKERS.startup_timeout_s
+    backoff_steps: tuple[float, ...] = _WORKERS.backoff_steps_s
+    backoff_reset_s: float = _WORKERS.backoff_reset_s
+    max_resubmits_per_hour: int = _WORKERS.max_resubmits_per_hour
+    terminate_timeout_s: float = _WORKERS.terminate_timeout_s
     archived_workers_kept: int = 100
     schedule_retry_s: float = 15.0
+
+    @classmethod
+    def from_config(cls, workers: WorkersConfig) -> WorkerPolicy:
+        """The policy a config's ``[workers]`` section names."""
+        return cls(heartbeat_timeout_s=float(workers.heartbeat_timeout_s),
+                   startup_timeout_s=float(workers.startup_timeout_s),
+                   backoff_steps=tuple(workers.backoff_steps_s),
+                   backoff_reset_s=float(workers.backoff_reset_s),
+                   max_resubmits_per_hour=int(workers.max_resubmits_per_hour),
+                   terminate_timeout_s=float(workers.terminate_timeout_s))
 
 
 # -- effects ---------------------------------------------------------------------
