@@ -49,6 +49,10 @@ from typing import Any, Protocol
 
 import reactivex
 
+# How a stage with concurrency > 1 runs: in lanes.  stage_lanes imports nothing of the
+# SDK, so this is no cycle; wrapping stages in the executor instead would drop this edge.
+from mantis.runtime.stage_lanes import LANES_MARK, in_lanes
+
 PARAMETER_TYPES = ("string", "int", "float", "bool")
 
 _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
@@ -336,8 +340,6 @@ class Job:
     def _with_lanes(stage: ProcessingStage, previous: ProcessingStage | None) -> ProcessingStage:
         # A copy with its operators run in lanes, dealt by the previous stage's key; the
         # user's ProcessingStage is left as given (it may serve several jobs).
-        from mantis.runtime.stage_lanes import LANES_MARK, in_lanes
-
         operators = stage.given_operators
         if stage.concurrency == 1 or getattr(operators, LANES_MARK, False):
             return stage
