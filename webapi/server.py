@@ -27,7 +27,7 @@ from actors.actor_system import MasterActors, start_master_actors
 from mantis import config as config_module
 from mantis.config import Config
 from mantis.ha.leader_election import LeaderElection
-from mantis.ha.master_role import MasterRole
+from mantis.ha.master_role import STOPPED, MasterRole
 from webapi.app import make_app
 from webapi.gateway import Gateway
 from webapi.standby import RoleRouter, make_standby_app
@@ -165,7 +165,7 @@ class MasterService:
         """Leave the election (if any) and shut the actors down, for a clean exit."""
         if self.election is not None:
             self.election.stop()  # calls stand_by through on_lost when leading
-        if self.role.state != "Stopped":
+        if self.role.state != STOPPED:
             self._shutdown_actors()
             self.role.change("stop")
 

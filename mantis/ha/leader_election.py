@@ -31,14 +31,25 @@ Callbacks run on the election's own thread, one at a time, ``on_elected(lease)``
 ``on_lost()`` strictly alternating; they should return promptly (start or stop work on
 other threads), since an ``on_lost`` waits for a running ``on_elected`` to return.  The
 lease, not the callback, is what fences writes, and it is revoked without waiting.
+
+Where a participant stands is one ``ElectionMachine`` (``ELECTION_TABLE``), a machine
+like the lifecycles': Joining (not connected) -> Contending -> TakingOffice (publishing
+the description) -> Leading, and back through Resigning (withdraw our znodes once the
+connection returns) or Joining (session lost); Stopped is terminal.  Each event the
+thread receives goes through ``handle(event)``, which stamps a stimulus id, tells the
+story (``story()``) and returns the effects the thread then carries out: contend, take
+office (``on_elected``), step down (``on_lost``), withdraw.
 """
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import ujson
@@ -46,6 +57,18 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
+
+from mantis.lifecycles.tables import (
+    Meta,
+    Story,
+    StoryEntry,
+    Transition,
+    TransitionTable,
+    check,
+    new_stimulus_id,
+    run_transition,
+    states_with,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +109,168 @@ class Lease:
         return f"Lease({self.node_path!r}, valid={self.is_valid()})"
 
 
-# Events for the election thread, in the order it receives them.
+# -- the election's state, as a machine like the lifecycles' ----------------------------
+
+class ElectionState(StrEnum):
+    """Where one participant stands in the election."""
+
+    JOINING = "Joining"              # not connected; nothing of ours to withdraw
+    CONTENDING = "Contending"        # connected, a candidate (or about to be), not leading
+    TAKING_OFFICE = "TakingOffice"   # lowest candidate, publishing the description: it may
+                                     # be published although there is no lease yet
+    LEADING = "Leading"              # holds the lease; the description is published
+    RESIGNING = "Resigning"          # lost the connection while (maybe) published: withdraw
+                                     # the description and candidate before contending again
+    STOPPED = "Stopped"              # left the election for good
+
+
+JOINING, CONTENDING, TAKING_OFFICE, LEADING, RESIGNING, STOPPED = (
+    ElectionState.JOINING, ElectionState.CONTENDING, ElectionState.TAKING_OFFICE,
+    ElectionState.LEADING, ElectionState.RESIGNING, ElectionState.STOPPED)
+
+# The meta-states of each state, declared once.
+META_STATES: dict[ElectionState, frozenset[Meta]] = {
+    **{s: frozenset({Meta.ACTIVE}) for s in (JOINING, CONTENDING, TAKING_OFFICE, LEADING, RESIGNING)},
+    STOPPED: frozenset({Meta.TERMINAL}),
+}
+TERMINAL_ELECTION_STATES = states_with(META_STATES, Meta.TERMINAL)
+
+
+class ElectionEffect(StrEnum):
+    """What the election thread must do after a transition."""
+
+    CONTEND = "contend"        # make sure we have a candidate; take office if it is the lowest
+    TAKE_OFFICE = "take office"  # call on_elected(lease)
+    STEP_DOWN = "step down"    # call on_lost() (the lease is already revoked)
+    WITHDRAW = "withdraw"      # when connected: delete our description, then our candidates
+
+
+# Events: the connection's ("connected", "suspended", "session lost"), a watch or retry
+# ("recheck"), stop(), and the thread's own progress ("publish": publishing the
+# description; "elected": published, here is the lease; "give up": on_elected failed;
+# "withdrawn": our znodes are gone).
 _CONNECTED, _SUSPENDED, _EXPIRED, _RECHECK, _STOP = (
     "connected", "suspended", "session lost", "recheck", "stop")
+_PUBLISH, _ELECTED, _GIVE_UP, _WITHDRAWN = "publish", "elected", "give up", "withdrawn"
+
+ELECTION_EVENTS = (_CONNECTED, _SUSPENDED, _EXPIRED, _RECHECK, _STOP,
+                   _PUBLISH, _ELECTED, _GIVE_UP, _WITHDRAWN)
+
+
+def _end_term(machine: ElectionMachine) -> list:
+    """Take the lease out and revoke it (no I/O); the thread then calls on_lost()."""
+    lease, machine.lease = machine.lease, None
+    if lease is None:
+        return []
+    lease.revoke()
+    return [ElectionEffect.STEP_DOWN]
+
+
+def _contend(machine: ElectionMachine, now: float, sid: str) -> list:
+    return [ElectionEffect.CONTEND]
+
+
+def _suspended(machine: ElectionMachine, now: float, sid: str) -> list:
+    return _end_term(machine)
+
+
+def _session_lost(machine: ElectionMachine, now: float, sid: str) -> list:
+    machine.candidate = None  # the session took our znodes with it
+    return _end_term(machine)
+
+
+def _stopped(machine: ElectionMachine, now: float, sid: str) -> list:
+    return _end_term(machine)  # closing the session removes our znodes
+
+
+def _elected(machine: ElectionMachine, now: float, sid: str, lease: Lease) -> list:
+    machine.lease = lease
+    return [ElectionEffect.TAKE_OFFICE]
+
+
+def _gave_up(machine: ElectionMachine, now: float, sid: str) -> list:
+    return _end_term(machine) + [ElectionEffect.WITHDRAW]
+
+
+def _withdraw(machine: ElectionMachine, now: float, sid: str) -> list:
+    return [ElectionEffect.WITHDRAW]
+
+
+def _withdrawn(machine: ElectionMachine, now: float, sid: str) -> list:
+    machine.candidate = None
+    return [ElectionEffect.CONTEND]
+
+
+_LOSSES = {_SUSPENDED: Transition(JOINING), _EXPIRED: Transition(JOINING, _session_lost),
+           _STOP: Transition(STOPPED, _stopped)}
+
+ELECTION_TABLE = TransitionTable(
+    "leader election",
+    {
+        JOINING: {**_LOSSES, _CONNECTED: Transition(CONTENDING, _contend), _RECHECK: Transition(JOINING)},
+        CONTENDING: {**_LOSSES, _CONNECTED: Transition(CONTENDING, _contend),
+                     _RECHECK: Transition(CONTENDING, _contend), _PUBLISH: Transition(TAKING_OFFICE)},
+        TAKING_OFFICE: {**_LOSSES, _SUSPENDED: Transition(RESIGNING),
+                        _CONNECTED: Transition(TAKING_OFFICE, _contend),
+                        _RECHECK: Transition(TAKING_OFFICE, _contend),
+                        _PUBLISH: Transition(TAKING_OFFICE), _ELECTED: Transition(LEADING, _elected)},
+        LEADING: {**_LOSSES, _SUSPENDED: Transition(RESIGNING, _suspended),
+                  _EXPIRED: Transition(JOINING, _session_lost),
+                  _CONNECTED: Transition(LEADING), _RECHECK: Transition(LEADING),
+                  _GIVE_UP: Transition(RESIGNING, _gave_up)},
+        RESIGNING: {**_LOSSES, _SUSPENDED: Transition(RESIGNING),
+                    _CONNECTED: Transition(RESIGNING, _withdraw), _RECHECK: Transition(RESIGNING, _withdraw),
+                    _WITHDRAWN: Transition(CONTENDING, _withdrawn)},
+        STOPPED: {},
+    },
+    reasons={
+        **{(s, _PUBLISH): "only a connected candidate publishes" for s in (JOINING, LEADING, RESIGNING)},
+        **{(s, _ELECTED): "only a candidate publishing its description is elected"
+           for s in (JOINING, CONTENDING, LEADING, RESIGNING)},
+        **{(s, _GIVE_UP): "only a leader gives up its term"
+           for s in (JOINING, CONTENDING, TAKING_OFFICE, RESIGNING)},
+        **{(s, _WITHDRAWN): "only a resigning participant withdraws"
+           for s in (JOINING, CONTENDING, TAKING_OFFICE, LEADING)},
+        **{(STOPPED, e): "the participant has left the election" for e in ELECTION_EVENTS},
+    },
+)
+
+STORY_KEY = "election"
+
+
+@dataclass
+class ElectionMachine:
+    """The state of one participant: where it stands, its lease while leading, and its
+    candidate znode (full path) when it has one.  ``handle(event)`` moves it along
+    ELECTION_TABLE and returns what the election thread must do."""
+
+    state: ElectionState = JOINING
+    lease: Lease | None = None
+    candidate: str | None = None
+    log: Story = field(default_factory=Story, repr=False, compare=False)
+
+    def handle(self, event: str, now: float | None = None, *, stimulus_id: str | None = None,
+               **details: Any) -> list[ElectionEffect]:
+        """Apply ``event`` (or raise ``TransitionRejected``); returns the effects."""
+        return run_transition(ELECTION_TABLE, self, event, time.time() if now is None else now,
+                              key=STORY_KEY, story=self.log,
+                              stimulus_id=stimulus_id or new_stimulus_id(f"election-{event}"),
+                              **details)
+
+    def story(self) -> list[StoryEntry]:
+        """What happened to this participant, oldest first."""
+        return self.log.story(STORY_KEY)
+
+    def validate(self) -> None:
+        """Check the invariants; raise InvariantViolation if one is broken."""
+        check(isinstance(self.state, ElectionState), f"leader election: state {self.state!r}")
+        check((self.lease is not None) == (self.state == LEADING),
+              f"leader election: {self.state} {'with' if self.lease is not None else 'without'} a lease")
+        if self.lease is not None:
+            check(self.candidate == self.lease.node_path,
+                  f"leader election: leading as {self.lease.node_path} but the candidate is {self.candidate}")
+        check(self.state not in (TAKING_OFFICE, LEADING) or self.candidate is not None,
+              f"leader election: {self.state} with no candidate")
 
 
 class LeaderElection:
@@ -121,12 +303,13 @@ class LeaderElection:
         self._client = KazooClient(hosts, timeout=session_timeout,
                                    connection_retry=KazooRetry(max_tries=-1, max_delay=1.0))
         self._events: queue.Queue[str] = queue.Queue()
-        self._lock = threading.Lock()  # guards _connected and _lease against kazoo's thread
+        # Guards _connected and the machine's lease against kazoo's thread.
+        self._lock = threading.Lock()
+        # The connection as kazoo last reported it (ahead of the events still queued):
+        # a lease is only granted while connected.
         self._connected = False
-        self._lease: Lease | None = None
-        self._candidate: str | None = None  # our candidate's full path, when we have one
-        self._published = False  # we may own <path>/description
-        self._resign_when_back = False
+        # Where we stand (ELECTION_TABLE); only the election thread moves it.
+        self.machine = ElectionMachine()
         self._thread: threading.Thread | None = None
 
     # -- public ----------------------------------------------------------------------
@@ -156,7 +339,7 @@ class LeaderElection:
 
     def is_leader(self) -> bool:
         """Whether this participant holds a valid lease right now."""
-        lease = self._lease
+        lease = self.machine.lease
         return lease is not None and lease.is_valid()
 
     @property
@@ -168,8 +351,17 @@ class LeaderElection:
     @property
     def lease(self) -> Lease | None:
         """The current term's lease while leading, else None."""
-        lease = self._lease
+        lease = self.machine.lease
         return lease if lease is not None and lease.is_valid() else None
+
+    @property
+    def state(self) -> ElectionState:
+        """Where this participant stands in the election."""
+        return self.machine.state
+
+    def story(self) -> list[StoryEntry]:
+        """What happened to this participant (its election events), oldest first."""
+        return self.machine.story()
 
     def current_leader(self, timeout: float | None = None) -> dict | None:
         """The leader's published description, or None when nobody leads right now.
@@ -185,9 +377,10 @@ class LeaderElection:
     def _on_state(self, state: str) -> None:
         with self._lock:
             self._connected = state == KazooState.CONNECTED
-            if not self._connected and self._lease is not None:
+            lease = self.machine.lease
+            if not self._connected and lease is not None:
                 # Fence first: writes must stop now, not when on_lost gets to run.
-                self._lease.revoke()
+                lease.revoke()
         self._events.put({KazooState.CONNECTED: _CONNECTED,
                           KazooState.SUSPENDED: _SUSPENDED}.get(state, _EXPIRED))
 
@@ -201,38 +394,42 @@ class LeaderElection:
         self._client.start_async()
         while True:
             event = self._events.get()
-            if event == _STOP:
-                break
             try:
-                self._handle(event)
+                self._apply(event)
             except Exception:  # this thread must outlive any surprise, or nobody steps down
                 log.exception("leader election at %s: handling %s", self.path, event)
                 self._retry_later()
-        self._step_down()
+            if event == _STOP:
+                break
         try:
             self._client.stop()
             self._client.close()
         except Exception as exc:  # closing is best effort; the session times out anyway
             log.warning("closing the election's ZooKeeper client: %s", exc)
 
-    def _handle(self, event: str) -> None:
-        if event in (_SUSPENDED, _EXPIRED):
-            self._step_down()
-            if event == _EXPIRED:
-                # The session took our znodes with it.
-                self._candidate, self._published, self._resign_when_back = None, False, False
-            elif self._published:
-                self._resign_when_back = True
-        if self._connected and self._resign_when_back:
-            self._withdraw()
-        self._contend()
+    def _apply(self, event: str, **details: Any) -> None:
+        """Move the machine along ``event``, then do what the transition asks."""
+        with self._lock:
+            effects = self.machine.handle(event, **details)
+        self._carry_out(effects)
+
+    def _carry_out(self, effects: list[ElectionEffect]) -> None:
+        for effect in effects:
+            if effect is ElectionEffect.CONTEND:
+                self._contend()
+            elif effect is ElectionEffect.TAKE_OFFICE:
+                self._call_on_elected()
+            elif effect is ElectionEffect.STEP_DOWN:
+                self._call_on_lost()
+            elif effect is ElectionEffect.WITHDRAW and self._connected:
+                self._withdraw()
 
     def _call(self, async_result):
         return async_result.get(timeout=self.session_timeout)
 
     def _contend(self) -> None:
         """Make sure we have a candidate; lead if it is the lowest, else watch the one below."""
-        if not self._connected or self._lease is not None or self._resign_when_back:
+        if not self._connected or self.machine.state not in (CONTENDING, TAKING_OFFICE):
             return
         try:
             self._call(self._client.ensure_path_async(self._candidates_path))
@@ -247,7 +444,7 @@ class LeaderElection:
             for extra in ours[1:]:  # a duplicate from a retried create: keep one
                 self._call(self._client.delete_async(f"{self._candidates_path}/{extra}"))
             mine = ours[0]
-            candidate = self._candidate = f"{self._candidates_path}/{mine}"
+            candidate = self.machine.candidate = f"{self._candidates_path}/{mine}"
             ordered = sorted(children, key=_sequence)
             index = ordered.index(mine)
             if index == 0:
@@ -271,7 +468,8 @@ class LeaderElection:
         transaction = self._client.transaction()
         transaction.check(candidate, stat.version)
         transaction.create(self._description_path, data, ephemeral=True)
-        self._published = True  # from here on the outcome may be unknown: withdraw on loss
+        # From here on the outcome may be unknown: withdraw on loss (TakingOffice).
+        self._apply(_PUBLISH)
         results = self._call(transaction.commit_async())
         if isinstance(results[1], NodeExistsError):
             # Ours if an earlier publish succeeded but its reply was lost; anyone else's
@@ -288,22 +486,23 @@ class LeaderElection:
         with self._lock:
             if not self._connected:
                 return  # a loss is queued right behind us; it will withdraw
-            lease = self._lease = Lease(candidate, stat.version)
+            effects = self.machine.handle(_ELECTED, lease=Lease(candidate, stat.version))
         log.info("elected leader at %s as %s", self.path, candidate)
+        self._carry_out(effects)
+
+    def _call_on_elected(self) -> None:
+        lease = self.machine.lease
+        if lease is None:  # cannot happen: TAKE_OFFICE follows the lease's grant
+            return
         try:
             self._on_elected(lease)
         except Exception:
             log.exception("on_elected failed; giving up this term")
-            self._step_down()
-            self._withdraw()
+            if self.machine.state == LEADING:
+                self._apply(_GIVE_UP)
             self._retry_later()
 
-    def _step_down(self) -> None:
-        with self._lock:
-            lease, self._lease = self._lease, None
-        if lease is None:
-            return
-        lease.revoke()
+    def _call_on_lost(self) -> None:
         log.info("no longer leader at %s", self.path)
         try:
             self._on_lost()
@@ -313,9 +512,7 @@ class LeaderElection:
     def _withdraw(self) -> None:
         """Delete our description, then our candidates (in that order: see the module doc)."""
         try:
-            if self._published:
-                self._delete_if_ours(self._description_path)
-                self._published = False
+            self._delete_if_ours(self._description_path)
             # Every candidate with our token, including one whose create reply was lost.
             children = self._call(self._client.get_children_async(self._candidates_path))
             for name in children:
@@ -324,11 +521,11 @@ class LeaderElection:
                         self._call(self._client.delete_async(f"{self._candidates_path}/{name}"))
                     except NoNodeError:
                         pass
-            self._candidate = None
-            self._resign_when_back = False
         except (KazooException, KazooTimeoutError) as exc:
             log.warning("leaving the election at %s: %s", self.path, exc)
             self._retry_later()
+            return
+        self._apply(_WITHDRAWN)
 
     def _delete_if_ours(self, path: str) -> None:
         stat = self._call(self._client.exists_async(path))
