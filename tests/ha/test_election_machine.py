@@ -143,3 +143,32 @@ def test_validate_runs_after_every_transition_in_tests():
     # publishing without a candidate breaks "TakingOffice has a candidate"
     with pytest.raises(InvariantViolation, match="with no candidate"):
         machine.handle("publish")
+
+
+# -- the machine driven by a real election (ZooKeeper), checked after every transition ---------
+
+def test_a_real_election_tells_its_story_and_keeps_its_invariants(zookeeper, zk_path):
+    from tests.support import wait_for
+
+    path = f"{zk_path}/leader"
+    first = le.LeaderElection(zookeeper.hosts, path, {"host": "first"}, session_timeout=4.0).start()
+    wait_for(lambda: first.state == LEADING, timeout=20, what="first leads")
+    second = le.LeaderElection(zookeeper.hosts, path, {"host": "second"}, session_timeout=4.0).start()
+    try:
+        wait_for(lambda: second.state == CONTENDING and second.machine.candidate, timeout=20,
+                 what="second contends")
+        first.stop()
+        assert first.state == STOPPED and first.lease is None
+        wait_for(lambda: second.state == LEADING, timeout=20, what="second leads")
+        for election in (first, second):
+            election.machine.validate()
+        transitions = [(e.event, e.after) for e in first.story()]
+        assert transitions[:3] == [("connected", CONTENDING), ("publish", TAKING_OFFICE),
+                                   ("elected", LEADING)]
+        assert transitions[-1] == ("stop", STOPPED)
+        assert [e.after for e in second.story()][-2:] == [TAKING_OFFICE, LEADING]
+        ids = [int(e.stimulus_id.rsplit("-", 1)[1]) for e in first.story()]
+        assert ids == sorted(ids)
+    finally:
+        second.stop()
+        first.stop()
