@@ -258,12 +258,21 @@ class SimulatedAgentsActor(MantisActor):
         return WorkerStatus(s.worker_key, s.status, s.reason, s.metrics)
 
     def _log_events(self) -> None:
+        # A worker's routine steps are counted into one line (tens of thousands of lines
+        # a second at scale would cost more than simulating them); failures, agents'
+        # silences and anything with a detail get a line each.
+        routine: dict[str, int] = {}
         for e in self.fleet.take_events():
-            if e.worker_key:
+            if e.worker_key and not e.detail and e.what != "Failed":
+                routine[e.what] = routine.get(e.what, 0) + 1
+                log.debug("agent %s worker %s %s", e.agent_id, e.worker_key, e.what)
+            elif e.worker_key:
                 log.info("agent %s worker %s %s%s", e.agent_id, e.worker_key, e.what,
                          f": {e.detail}" if e.detail else "")
             else:
                 log.info("agent %s %s%s", e.agent_id, e.what, f": {e.detail}" if e.detail else "")
+        if routine:
+            log.info("simulated workers: %s", ", ".join(f"{n} {what}" for what, n in sorted(routine.items())))
 
     # -- queries --------------------------------------------------------------------------
 

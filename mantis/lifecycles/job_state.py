@@ -249,7 +249,9 @@ class Job:
     error_resubmits: deque = field(default_factory=deque)
     policy: WorkerPolicy = field(default_factory=WorkerPolicy, repr=False)
     # What happened to the job and its workers, in memory only (not in the record).
-    log: Story = field(default_factory=Story, repr=False, compare=False)
+    # The last 20 transitions of the job and of each of its latest 64 workers: enough to
+    # tell what happened lately, small enough for ten thousand jobs in one master.
+    log: Story = field(default_factory=lambda: Story(per_key=20, max_keys=64), repr=False, compare=False)
 
     # -- the machine -------------------------------------------------------------
 

@@ -15,7 +15,7 @@ runs after every transition and raises ``InvariantViolation`` on a broken rule.
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -62,7 +62,7 @@ def new_stimulus_id(name: str) -> str:
     return f"{name}-{next(_stimulus_counter)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoryEntry:
     """One line of a story: what ``event`` did to ``key`` (or why it was rejected)."""
 
@@ -90,9 +90,11 @@ class Story:
         """Append ``entry`` to its key's log."""
         log = self._entries.pop(entry.key, None)
         if log is None:
-            log = deque(maxlen=self.per_key)
+            log = []  # a list, not a deque: ten thousand jobs' stories in one process add up
         # The write number orders entries of several keys (clocks may go backwards).
         log.append((next(self._written), entry))
+        if len(log) > self.per_key:
+            del log[:-self.per_key]
         self._entries[entry.key] = log
         while len(self._entries) > self.max_keys:
             self._entries.popitem(last=False)
