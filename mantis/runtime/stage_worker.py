@@ -17,14 +17,39 @@ still missing workers.  When the input ends normally the worker passes the end o
 completed; a stopped or failed worker passes nothing on, so its downstream waits for a
 replacement.  Everything runs on daemon threads: the owner (a WorkerActor) only calls
 ``start``, ``update_upstream``, ``metrics``, reads ``state`` and calls ``stop``.
+
+The worker's state is a machine of the lifecycles' kind (``mantis/lifecycles/tables.py``):
+``WorkerRuntimeState`` with its meta-states, ``RUNTIME_TABLE`` from (state, event) to a
+``Transition``, and one ``WorkerRuntime.handle(event)`` that stamps a stimulus id and
+tells a bounded story (``StageWorker.story()``); ``validate()`` checks its invariants::
+
+    created ──start──► running ──complete──► completed
+       │  ▲ stop         │  ▲ stop   └──fail──► failed
+       │  └──┘           │  └──┘
+       └──────── complete ──────────────────► completed   (stopped before it started)
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
+from mantis.lifecycles.tables import (
+    Meta,
+    Story,
+    StoryEntry,
+    Transition,
+    TransitionRejected,
+    TransitionTable,
+    check,
+    new_stimulus_id,
+    run_transition,
+    states_with,
+)
 from mantis.runtime.output_server import OutputServer
 from mantis.runtime.stage_executor import DEFAULT_BATCH_INTERVAL_S, DEFAULT_BATCH_SIZE, StageExecutor
 from mantis.runtime.stage_input import StageInput
@@ -38,7 +63,134 @@ DEFAULT_FINISH_TIMEOUT_S = 10.0
 # How often the wait for downstream workers looks whether the worker is being stopped.
 STOP_CHECK_S = 0.05
 
-CREATED, RUNNING, COMPLETED, FAILED = "created", "running", "completed", "failed"
+
+
+class WorkerRuntimeState(StrEnum):
+    """Where a stage worker stands; the values are what leaves the worker (metrics, reports)."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+CREATED = WorkerRuntimeState.CREATED
+RUNNING = WorkerRuntimeState.RUNNING
+COMPLETED = WorkerRuntimeState.COMPLETED
+FAILED = WorkerRuntimeState.FAILED
+
+META_STATES: dict[WorkerRuntimeState, frozenset[Meta]] = {
+    CREATED: frozenset({Meta.ACTIVE}),
+    RUNNING: frozenset({Meta.ACTIVE, Meta.RUNNING}),
+    COMPLETED: frozenset({Meta.TERMINAL}),
+    FAILED: frozenset({Meta.TERMINAL}),
+}
+ENDED = states_with(META_STATES, Meta.TERMINAL)
+
+
+# -- effects (what the StageWorker carries out) ----------------------------------------
+
+@dataclass(frozen=True)
+class StartThread:
+    """Start the worker's thread (it waits for downstream, then runs the executor)."""
+
+
+@dataclass(frozen=True)
+class MarkFinished:
+    """Wake whoever waits for the worker: its state is terminal and the end passed on."""
+
+
+# -- handlers: handler(runtime, now, stimulus_id, **details) -> effects -----------------
+
+def _started(rt: WorkerRuntime, now: float, sid: str) -> list:
+    rt.started_at = now
+    return [StartThread()]
+
+
+def _stop_asked(rt: WorkerRuntime, now: float, sid: str) -> list:
+    rt.stopping = True
+    return []
+
+
+def _ended(rt: WorkerRuntime, now: float, sid: str) -> list:
+    rt.ended_at = now
+    return [MarkFinished()]
+
+
+RUNTIME_TABLE = TransitionTable(
+    kind="stage worker",
+    transitions={
+        CREATED: {"start": Transition(RUNNING, _started),
+                  "stop": Transition(CREATED, _stop_asked),
+                  # stopped before it started: the executor ends "completed" at once
+                  "complete": Transition(COMPLETED, _ended)},
+        RUNNING: {"stop": Transition(RUNNING, _stop_asked),
+                  "complete": Transition(COMPLETED, _ended),
+                  "fail": Transition(FAILED, _ended)},
+        COMPLETED: {},
+        FAILED: {},
+    },
+    reasons={
+        (CREATED, "fail"): "a worker that never started cannot fail (its executor never ran)",
+        (RUNNING, "start"): "the stage worker was already started",
+        **{(state, "start"): "the stage worker has ended; a new one is needed" for state in ENDED},
+        **{(state, "stop"): "the stage worker has already ended" for state in ENDED},
+        **{(state, event): "the stage worker's outcome is settled once"
+           for state in ENDED for event in ("complete", "fail")},
+    },
+)
+
+
+@dataclass
+class WorkerRuntime:
+    """The state machine of one StageWorker (the worker owns it; ``worker`` is read by
+    ``validate`` only).  Not thread-safe by itself: the worker calls ``handle`` under its lock."""
+
+    key: str
+    worker: Any = None
+    state: WorkerRuntimeState = CREATED
+    stopping: bool = False
+    started_at: float | None = None
+    ended_at: float | None = None
+    log: Story = field(default_factory=lambda: Story(per_key=20, max_keys=1))
+
+    def handle(self, event: str, now: float | None = None, *, stimulus_id: str | None = None) -> list:
+        """Apply ``event`` through RUNTIME_TABLE and return the effects, or raise
+        TransitionRejected with the reason (recorded in the story)."""
+        return run_transition(RUNTIME_TABLE, self, event, time.time() if now is None else now,
+                              key=self.key, story=self.log,
+                              stimulus_id=stimulus_id or new_stimulus_id(f"worker-{event}"))
+
+    def story(self) -> list[StoryEntry]:
+        """What happened to this worker, oldest first."""
+        return self.log.story(self.key)
+
+    def validate(self) -> None:
+        """Raise InvariantViolation unless every rule holds:
+
+        * a created worker has no start time and has not started its executor (it may
+          have ended it: stopped before it started, about to settle);
+        * a running worker has a start time (its executor is created while it waits
+          for the next stage, then running, then ended);
+        * a completed or failed worker has an ended executor (its output stopped
+          publishing) and an end time; a failed worker's executor failed.
+        """
+        check(self.state in META_STATES, f"stage worker {self.key}: unknown state {self.state!r}")
+        executor = getattr(self.worker, "executor", None)
+        executor_state = getattr(executor, "state", None)
+        if self.state == CREATED:
+            check(self.started_at is None, f"stage worker {self.key} is created but has a start time")
+            check(executor_state in (None, "created", "completed"),
+                  f"stage worker {self.key} is created but its executor is {executor_state}")
+        if self.state == RUNNING:
+            check(self.started_at is not None, f"stage worker {self.key} is running with no start time")
+        if self.state in ENDED:
+            check(self.ended_at is not None, f"stage worker {self.key} is {self.state} with no end time")
+            check(executor is None or executor_state in ("completed", "failed"),
+                  f"stage worker {self.key} is {self.state} but its executor is {executor_state}")
+        if self.state == FAILED:
+            check(executor is None or executor_state == "failed",
+                  f"stage worker {self.key} failed but its executor is {executor_state}")
 
 
 @dataclass(frozen=True)
@@ -129,8 +281,8 @@ class StageWorker:
             self.output.close()
             raise
         self._lock = threading.Lock()
-        self._stopping = False
-        self._state = CREATED
+        self.runtime = WorkerRuntime(
+            f"{job.name}-{context.stage_number}-{context.worker_index}", worker=self)
         self._finished = threading.Event()
         self._thread = threading.Thread(
             target=self._run, daemon=True,
@@ -144,7 +296,24 @@ class StageWorker:
     @property
     def state(self) -> str:
         """One of "created", "running", "completed", "failed"; terminal only once the end was passed on."""
-        return self._state
+        return self.runtime.state.value
+
+    @property
+    def _stopping(self) -> bool:
+        return self.runtime.stopping
+
+    def story(self) -> list[StoryEntry]:
+        """The worker's last transitions (and rejected events), oldest first, with stimulus ids."""
+        return self.runtime.story()
+
+    def _handle(self, event: str) -> None:
+        """Apply ``event`` to the worker's machine (the caller holds ``_lock``) and carry
+        out the effects (``run_transition`` validates when the tests ask)."""
+        for effect in self.runtime.handle(event):
+            if isinstance(effect, StartThread):
+                self._thread.start()
+            elif isinstance(effect, MarkFinished):
+                self._finished.set()
 
     @property
     def error(self) -> str | None:
@@ -154,10 +323,10 @@ class StageWorker:
     def start(self) -> None:
         """Start the worker's threads and return at once; RuntimeError if already started."""
         with self._lock:
-            if self._state != CREATED:
-                raise RuntimeError("the stage worker was already started")
-            self._state = RUNNING
-        self._thread.start()
+            try:
+                self._handle("start")
+            except TransitionRejected as exc:  # recorded in the story with its reason
+                raise RuntimeError("the stage worker was already started") from exc
 
     def update_upstream(self, endpoints: Iterable[tuple], upstream_finished: bool = False) -> None:
         """Make ``endpoints`` (``(worker_id, host, port)`` of stage n-1's workers) this worker's input.
@@ -178,7 +347,7 @@ class StageWorker:
         events_out = self.executor.events_out
         to_stage = output if isinstance(output, StageOutputServer) else None
         return StageWorkerMetrics(
-            stage_number=self.plan.stage_number, port=output.port, state=self._state,
+            stage_number=self.plan.stage_number, port=output.port, state=self.state,
             events_in=self.executor.events_in, events_out=events_out,
             dropped_events=output.dropped_events, queue_depth=output.queued_batches,
             output_connections=connections,
@@ -196,8 +365,9 @@ class StageWorker:
         A worker stopped before it failed ends "completed".
         """
         with self._lock:
-            self._stopping = True
-            started = self._state != CREATED
+            if self.runtime.state not in ENDED:
+                self._handle("stop")
+            started = self.runtime.started_at is not None
         if self.input is not None:
             self.input.close()
         if isinstance(self.output, StageOutputServer):
@@ -260,7 +430,7 @@ class StageWorker:
 
     def _settle(self) -> None:
         """Make the executor's outcome the worker's state, once."""
-        if self._finished.is_set():
-            return
-        self._state = self.executor.state if self.executor.state in (COMPLETED, FAILED) else COMPLETED
-        self._finished.set()
+        with self._lock:
+            if self.runtime.state in ENDED:
+                return
+            self._handle("fail" if self.executor.state == FAILED else "complete")
