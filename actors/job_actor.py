@@ -1,7 +1,7 @@
-"""JobActor: a thin shell around one ``mantis.lifecycles.job_state.Job``.
+"""JobActor: a thin shell around one ``mantis.lifecycles.job_state.JobRecord``.
 
 A hosted actor (``job:<jobId>``) in the shard of its cluster.  It turns messages into
-calls on the Job (the rules live there) and carries out the effects the Job returns,
+calls on the JobRecord (the rules live there) and carries out the effects the JobRecord returns,
 in order: persist first, then ask the scheduler, stop workers, and on the end archive
 the job and tell the cluster.  Persisting queues the job's record in the shard's
 store; the shard makes the turn's writes durable before anything this actor sent in
@@ -43,7 +43,7 @@ from actors.messages import (
 from actors.watchers import Watchers
 from mantis.config import Config
 from mantis.lifecycles import job_state
-from mantis.lifecycles.job_state import Job, WorkerPolicy
+from mantis.lifecycles.job_state import JobRecord, WorkerPolicy
 from mantis.lifecycles.job_views import watched_view
 from mantis.lifecycles.tables import TransitionRejected, new_stimulus_id
 
@@ -59,7 +59,7 @@ def policy_from_config(config: Config) -> WorkerPolicy:
     return WorkerPolicy.from_config(config.workers)
 
 
-def worker_spec(job: Job, worker) -> WorkerSpec:
+def worker_spec(job: JobRecord, worker) -> WorkerSpec:
     """What the scheduler and the agent need to place and run ``worker``."""
     info, url = job.definition.scheduling_info, job.definition.url
     # A submitted job's definition is merged with its cluster's, which has both.
@@ -91,7 +91,7 @@ class JobActor(MantisActor):
         self.manager, self.store = context.manager, context.store
         policy = policy_from_config(self.config)
         now = time.time()
-        self.job = Job.from_json(msg.record, policy)
+        self.job = JobRecord.from_json(msg.record, policy)
         effects = self.job.recover(now)
         log.info("job %s running in state %s with %d live worker(s)", self.job.job_id,
                  self.job.state, len(self.job.workers))

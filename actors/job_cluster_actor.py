@@ -57,7 +57,7 @@ from actors.messages import (
 )
 from actors.watchers import Watchers
 from mantis.lifecycles.cluster_state import JobCluster
-from mantis.lifecycles.job_state import ACTIVE_JOB_STATES, Job
+from mantis.lifecycles.job_state import ACTIVE_JOB_STATES, JobRecord
 from mantis.lifecycles.tables import TransitionRejected
 from mantis.model.codec import ValidationError
 from mantis.model.definitions import JobClusterDefinition
@@ -260,9 +260,9 @@ class JobClusterActor(MantisActor):
         """Give a checked submission its id and its record; the answer leaves with the turn's write."""
         now = time.time()
 
-        def accept() -> tuple[Job, dict]:
+        def accept() -> tuple[JobRecord, dict]:
             job_id, definition = self.cluster.submit(submit.definition, now)
-            job, _ = Job.submit(job_id, self.cluster.name, definition, now)
+            job, _ = JobRecord.submit(job_id, self.cluster.name, definition, now)
             # Written in this turn with the cluster's new counter: the answer leaves the
             # shard only once both are durable.
             record = job.to_json()
@@ -290,12 +290,12 @@ class JobClusterActor(MantisActor):
         log.info("job %s ended %s", msg.job_id, msg.state)
         self._publish()
 
-    def _archived(self, msg, sender) -> Job | None:
+    def _archived(self, msg, sender) -> JobRecord | None:
         record = self.store.archived_job(self.cluster.name, msg.job_id)
         if record is None:
             self.answer(msg, sender, Rejected(404, f"job {msg.job_id} does not exist"))
             return None
-        return Job.from_json(record)
+        return JobRecord.from_json(record)
 
     def receiveMsg_GetJob(self, msg: GetJob, sender):
         job = self._archived(msg, sender)

@@ -5,6 +5,10 @@ job, printing the job's live output until Ctrl-C).  Client commands talk to a ma
 REST API (``--master URL`` or $MANTIS_MASTER, default http://127.0.0.1:8100):
 ``cluster create|list|get|delete``, ``job submit|list|get|kill|scale``, ``stream``.
 Any error is one line on stderr and exit status 1 (2 for usage errors).
+
+The service commands import the master, the actors and ZooKeeper's client inside the
+command that runs them: no cycle forces it, but a client command such as ``mantis job
+list`` then starts without loading Tornado, Thespian and kazoo.
 """
 from __future__ import annotations
 

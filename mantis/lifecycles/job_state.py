@@ -1,6 +1,6 @@
 """One job's lifecycle and its workers, as plain logic that returns effects.
 
-``Job`` holds everything the master knows of a job.  Every method that reacts to an
+``JobRecord`` holds everything the master knows of a job.  Every method that reacts to an
 event changes the job and returns a list of *effects* (dataclasses below) for the
 owner (the JobActor) to carry out: persist, ask the scheduler for a worker, stop a
 worker, report the end.  Nothing here sends, sleeps or writes, so every rule can be
@@ -15,7 +15,7 @@ all completed, a kill before any worker launched).
 The job's and its workers' lifecycles are tables of handlers (``JOB_TABLE`` here,
 ``WORKER_TABLE`` in ``worker_state``; see ``mantis.lifecycles.tables``).  Each public method
 is one stimulus: every transition it causes carries its stimulus id and is told in
-the job's story (``Job.story(key)``); with ``lifecycle.VALIDATE`` on, the job's
+the job's story (``JobRecord.story(key)``); with ``lifecycle.VALIDATE`` on, the job's
 invariants are checked after each one.
 """
 from __future__ import annotations
@@ -170,7 +170,7 @@ Effect = Persist | PlaceWorker | ReleaseWorker | JobEnded | WorkerReplaced
 
 # -- the job table's handlers --------------------------------------------------------
 
-def _kill(job: Job, now: float, sid: str, reason: str, message: str) -> list[Effect]:
+def _kill(job: JobRecord, now: float, sid: str, reason: str, message: str) -> list[Effect]:
     """Terminating: stop every worker (withdrawing those never launched) and wait for
     the running ones to confirm."""
     job.kill_reason, job.kill_message = reason, message
@@ -178,7 +178,7 @@ def _kill(job: Job, now: float, sid: str, reason: str, message: str) -> list[Eff
     return job._stop_all_workers(reason, now, sid) + [Persist()] + job._maybe_terminated(now, sid)
 
 
-def _end_now(job: Job, now: float, sid: str, reason: str, message: str) -> list[Effect]:
+def _end_now(job: JobRecord, now: float, sid: str, reason: str, message: str) -> list[Effect]:
     """Completed or Failed at once: no worker is running, so there is nothing to wait
     for (a finite job whose workers all completed, a kill before any launch)."""
     job.kill_reason, job.kill_message = reason, message
@@ -187,7 +187,7 @@ def _end_now(job: Job, now: float, sid: str, reason: str, message: str) -> list[
     return effects + [Persist(), JobEnded(job.state, job.kill_reason)]
 
 
-def _terminated(job: Job, now: float, sid: str) -> list[Effect]:
+def _terminated(job: JobRecord, now: float, sid: str) -> list[Effect]:
     """Every worker confirmed its stop (or timed out): the job has ended."""
     job._ended(now)
     return [Persist(), JobEnded(job.state, job.kill_reason)]
@@ -224,7 +224,7 @@ JOB_TABLE = TransitionTable(
 # -- the job ---------------------------------------------------------------------
 
 @dataclass
-class Job:
+class JobRecord:
     """A job: its definition, its state, its live workers and their history.
 
     Its machine's entry is ``handle`` (job events); worker events go through
@@ -311,7 +311,7 @@ class Job:
 
     @classmethod
     def submit(cls, job_id: str, cluster: str, definition: JobDefinition,
-               now: float) -> tuple[Job, list[Effect]]:
+               now: float) -> tuple[JobRecord, list[Effect]]:
         """A new Accepted job with one Accepted worker per stage instance."""
         job = cls(job_id=job_id, cluster=cluster, definition=definition, submitted_at=now)
         # A job gets its definition merged with its cluster's, which always has scheduling info.
@@ -633,7 +633,7 @@ class Job:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], policy: WorkerPolicy | None = None) -> Job:
+    def from_json(cls, data: dict[str, Any], policy: WorkerPolicy | None = None) -> JobRecord:
         workers = [Worker.from_json(w) for w in data["workers"]]
         return cls(
             job_id=data["jobId"], cluster=data["cluster"],
@@ -673,7 +673,7 @@ __all__ = [
     "META_STATES",
     "RUNNING_STATES",
     "Effect",
-    "Job",
+    "JobRecord",
     "JobEnded",
     "JobState",
     "Persist",

@@ -1,6 +1,6 @@
 """What a job's watchers see: where its workers are and what state they are in.
 
-Pure views of a job as ``GET /api/v1/jobs/{id}`` describes it (``Job.describe()``),
+Pure views of a job as ``GET /api/v1/jobs/{id}`` describes it (``JobRecord.describe()``),
 shared by the actors that push changes and the API that streams them.  Each view
 leaves out what changes with every heartbeat (metrics), so two equal views mean
 nothing a watcher acts on has changed.

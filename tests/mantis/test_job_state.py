@@ -18,7 +18,7 @@ def definition(*counts, scalable=True):
 
 
 def new_job(*counts, now=100.0):
-    job, effects = js.Job.submit("c-1", "c", definition(*counts), now)
+    job, effects = js.JobRecord.submit("c-1", "c", definition(*counts), now)
     job.policy = POLICY
     return job, effects
 
@@ -166,7 +166,7 @@ def test_scale_is_rejected_outside_policy_or_for_unscalable_stage():
         job.scale_stage(1, 6, 101)
     with pytest.raises(TransitionRejected, match="no stage 9"):
         job.scale_stage(9, 1, 101)
-    fixed, _ = js.Job.submit("c-2", "c", definition(1, scalable=False), 100)
+    fixed, _ = js.JobRecord.submit("c-2", "c", definition(1, scalable=False), 100)
     with pytest.raises(TransitionRejected, match="not scalable"):
         fixed.scale_stage(1, 2, 101)
 
@@ -195,7 +195,7 @@ def test_recovered_job_keeps_running_workers_with_fresh_grace_and_reschedules_ac
     w1 = list(job.workers.values())[0]
     job.worker_launched(w1.key, "a", "h", [1], 100)
     job.worker_status(w1.key, "Started", 100)
-    copy = js.Job.from_json(job.to_json(), POLICY)
+    copy = js.JobRecord.from_json(job.to_json(), POLICY)
     effects = copy.recover(500)
     assert [e.worker.number for e in effects if isinstance(e, js.PlaceWorker)] == [2]
     assert copy.workers[1].state == "Started" and copy.workers[1].last_heartbeat == 500
@@ -208,7 +208,7 @@ def test_job_round_trips_through_its_stored_form():
     job, _ = new_job(1, 2)
     run_all(job, 100)
     job.resubmit_worker(1, "x", 110)
-    again = js.Job.from_json(job.to_json(), POLICY)
+    again = js.JobRecord.from_json(job.to_json(), POLICY)
     assert again.to_json() == job.to_json()
 
 

@@ -36,7 +36,7 @@ def definition(*counts):
 
 
 def new_job(*counts, now=100.0):
-    job, _ = js.Job.submit("c-1", "c", definition(*counts), now)
+    job, _ = js.JobRecord.submit("c-1", "c", definition(*counts), now)
     return job
 
 
@@ -71,7 +71,7 @@ def test_states_are_the_strings_records_and_the_api_carry():
     record = job.to_json()
     assert type(record["state"]) is str and type(record["workers"][0]["state"]) is str
     assert json.loads(json.dumps(record))["workers"][0]["state"] == "Accepted"
-    again = js.Job.from_json(record)
+    again = js.JobRecord.from_json(record)
     assert again.state is js.JobState.ACCEPTED and again.workers[1].state is WorkerState.ACCEPTED
     assert js.ACTIVE_JOB_STATES == {"Accepted", "Launched"}
 
