@@ -78,7 +78,8 @@ def test_it_connects_to_every_upstream_and_feeds_their_batches_with_counters(ups
     received = Received(stage_input)
     connected(a)
     connected(b)
-    assert stage_input.connected == 2
+    # The upstream counts a connection on accept, the input once its handshake is done.
+    wait_for(lambda: stage_input.connected == 2, timeout=5, interval=0.01, what="both upstreams connected")
     a.publish([{"from": "a", "n": 1}, {"from": "a", "n": 2}])
     b.publish([{"from": "b", "n": 1}])
     events = received.wait_for_events(3)
