@@ -112,7 +112,7 @@ class ShardActor(MantisActor):
         self._commit_armed: float | None = None
         self._continue_armed: float | None = None
         self._commit_due = False    # the commit's wakeup has come: commit in this turn
-        self.unavailable: set[str] = set()  # clusters that could not be loaded (store down)
+        self.loaded = False  # its clusters were read from the store (a failed read is retried)
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -133,28 +133,24 @@ class ShardActor(MantisActor):
                  clusters, jobs, self.store.describe())
         self.send(sender, ShardReady(self.index, clusters, jobs))
 
-    def _load_clusters(self, only: set[str] | None = None) -> int:
-        """Host every stored cluster of this shard (or only those named); returns how many."""
+    def _load_clusters(self) -> int:
+        """Host every stored cluster of this shard; returns how many.  If the store cannot
+        be read, the shard answers 503 for its clusters and tries again every second."""
         try:
             records = self.store.clusters()
         except Exception as exc:  # noqa: BLE001  the store is down: try again on a timer
-            log.error("shard %d: cannot read clusters: %s", self.index, exc)
-            if only:
-                self.unavailable |= only
+            log.error("shard %d: cannot read clusters: %s; trying again in 1s", self.index, exc)
             self.wakeupAfter(1.0, payload=_RELOAD)
             return 0
         loaded = 0
         for record in records:
             name = record["definition"]["name"]
-            if shard_of(name, self.count) != self.index or (only is not None and name not in only):
+            if shard_of(name, self.count) != self.index:
                 continue
-            self.unavailable.discard(name)
             self.host.create(JobClusterActor, cluster_actor_name(name))
             self.host.deliver(cluster_actor_name(name), LoadCluster(record, self.context), self.myAddress)
             loaded += 1
-        if only:
-            self.unavailable |= {n for n in only if cluster_actor_name(n) not in self.host.actors}
-            self.unavailable.discard("")
+        self.loaded = True
         return loaded
 
     # -- turns ----------------------------------------------------------------------------
@@ -266,15 +262,18 @@ class ShardActor(MantisActor):
                 self._continue_armed = None
             elif message.payload == _COMMIT:
                 self._commit_due = True  # this turn commits
-            elif message.payload == _RELOAD and self.unavailable:
-                self._load_clusters(only=set(self.unavailable))
+            elif message.payload == _RELOAD and not self.loaded:
+                self._load_clusters()
         elif isinstance(message, CreateCluster):
             name = message.definition.name
             actor = cluster_actor_name(name)
+            if not self.loaded:  # a stored cluster of that name may not be known yet
+                self.send(message.reply_to or sender,
+                          Rejected(503, f"shard {self.index} has not read its clusters from the store yet"))
+                return
             if actor in self.host.actors:
                 self.send(message.reply_to or sender, Rejected(409, f"job cluster {name} already exists"))
                 return
-
             record = JobCluster(definition=message.definition, created_at=time.time(),
                                 updated_at=time.time()).to_json()
             self.host.create(JobClusterActor, actor)
@@ -308,8 +307,8 @@ class ShardActor(MantisActor):
     def _to_cluster(self, cluster: str, message, sender) -> None:
         actor = cluster_actor_name(cluster)
         reply_to = getattr(message, "reply_to", None) or sender
-        if cluster in self.unavailable:
-            self.send(reply_to, Rejected(503, f"job cluster {cluster} is being reloaded from the store"))
+        if not self.loaded:
+            self.send(reply_to, Rejected(503, f"shard {self.index} has not read its clusters from the store yet"))
         elif actor not in self.host.actors:
             self.send(reply_to, Rejected(404, f"job cluster {cluster} does not exist"))
         else:
@@ -352,4 +351,4 @@ class ShardActor(MantisActor):
         return {"actor": "ShardActor", "index": self.index, "address": str(self.myAddress),
                 "pid": os.getpid(), "state": self.phase, "hosted": len(self.host.actors), "handled": self.host.handled,
                 "handlerFailures": self.host.failures, "timers": len(self.host.timers),
-                "unavailable": sorted(self.unavailable), "actors": actors}
+                "loaded": self.loaded, "actors": actors}

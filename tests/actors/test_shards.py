@@ -7,9 +7,20 @@ import time
 
 import pytest
 
-from actors.messages import DescribeActors, Done, GetJob, GetShards, KillJob, ListJobs, Rejected, ScaleStage, SubmitJob
+from actors.messages import (
+    CreateCluster,
+    DescribeActors,
+    Done,
+    GetJob,
+    GetShards,
+    KillJob,
+    ListJobs,
+    Rejected,
+    ScaleStage,
+    SubmitJob,
+)
 from actors.shard_actor import shard_of
-from mantis.model.definitions import JobDefinition
+from mantis.model.definitions import JobClusterDefinition, JobDefinition
 from tests.support import wait_for
 
 SYNTH = {"name": "synth", "url": "mantis.examples.synthetic:job", "parameters": [{"name": "rate", "value": 20}],
@@ -167,3 +178,28 @@ def test_a_zookeeper_store_that_is_down_answers_503_and_nothing_is_acknowledged(
     assert_failed_writes_are_not_acknowledged(master, job_id)
     master.zookeeper.start()
     assert_the_store_works_again(master, job_id)
+
+
+@pytest.mark.parametrize("base", ["simpleSystemBase", "multiprocTCPBase"])
+def test_a_shard_that_cannot_read_its_clusters_answers_503_and_loads_them_once_it_can(base, tmp_path):
+    from actors.actor_system import start_master_actors
+    from tests.support import make_config, reap_forked_leftovers
+
+    config = make_config(tmp_path, base=base)
+    clusters = tmp_path / "store" / "clusters"
+    clusters.mkdir(parents=True)
+    (clusters / "torn.json").write_text('{"definition": ')  # a record no store can read
+    actors = start_master_actors(config)
+    try:
+        def create():
+            return actors.system.ask(actors.manager, CreateCluster(JobClusterDefinition.from_json(SYNTH)), 10)
+
+        refused = create()
+        assert isinstance(refused, Rejected) and refused.status == 503, refused
+        assert "has not read its clusters" in refused.reason
+        (clusters / "torn.json").unlink()
+        wait_for(lambda: isinstance(create(), Done), timeout=20, what="the shard to load and take the cluster")
+    finally:
+        actors.system.shutdown()
+        if base == "multiprocTCPBase":
+            reap_forked_leftovers()
