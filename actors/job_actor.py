@@ -177,9 +177,17 @@ class JobActor(MantisActor):
         for w in self.job.workers.values():
             counts[w.state] = counts.get(w.state, 0) + 1
         d = self.job.definition
+        stages = d.scheduling_info.stages if d.scheduling_info else {}
+        sizes = self.job.stage_sizes
         return {"jobId": self.job.job_id, "clusterName": self.job.cluster, "state": self.job.state,
                 "user": d.user, "submittedAt": self.job.submitted_at, "endedAt": self.job.ended_at,
-                "workers": counts, "stageSizes": {str(k): v for k, v in self.job.stage_sizes.items()}}
+                "workers": counts, "stageSizes": {str(k): v for k, v in sizes.items()},
+                # What Mantis' compact job listing shows, fixed for the job's life but for sizes.
+                "jarUrl": d.url, "type": d.job_sla.duration_type if d.job_sla else "Perpetual",
+                "labels": [label.to_json() for label in d.labels], "numStages": len(stages),
+                "numWorkers": sum(sizes.values()),
+                "totCPUs": sum(n * stages[s].machine.cpu_cores for s, n in sizes.items() if s in stages),
+                "totMemory": sum(n * stages[s].machine.memory_mb for s, n in sizes.items() if s in stages)}
 
     # -- messages -----------------------------------------------------------------------
 

@@ -51,6 +51,8 @@ from actors.messages import (
     UpdateArtifact,
     UpdateJobSla,
     UpdateLabels,
+    UpdateMigrationStrategy,
+    UpdateSchedulingInfo,
     UpdateSla,
     WatchCluster,
     WatchJob,
@@ -60,12 +62,13 @@ from mantis.lifecycles.cluster_state import JobCluster
 from mantis.lifecycles.job_state import ACTIVE_JOB_STATES, JobRecord
 from mantis.lifecycles.tables import TransitionRejected
 from mantis.model.codec import ValidationError
-from mantis.model.definitions import JobClusterDefinition
+from mantis.model.definitions import JobClusterDefinition, is_entry_point
 from mantis.model.ids import parse_job_id
 
 log = logging.getLogger("mantis.cluster")
 
-CLUSTER_CHANGES = (ReplaceCluster, UpdateArtifact, UpdateSla, UpdateLabels, UpdateJobSla, EnableCluster,
+CLUSTER_CHANGES = (ReplaceCluster, UpdateArtifact, UpdateSchedulingInfo, UpdateMigrationStrategy, UpdateSla,
+                   UpdateLabels, UpdateJobSla, EnableCluster,
                    DisableCluster)
 ENDED_JOB_REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
 
@@ -186,6 +189,15 @@ class JobClusterActor(MantisActor):
     def receiveMsg_UpdateArtifact(self, msg: UpdateArtifact, sender):
         self._apply_change(msg, sender, lambda: self._redefine(url=msg.url, version=msg.version))
 
+    def receiveMsg_UpdateSchedulingInfo(self, msg: UpdateSchedulingInfo, sender):
+        fields = {"schedulingInfo": msg.scheduling_info.to_json()}
+        if msg.version:
+            fields["version"] = msg.version
+        self._apply_change(msg, sender, lambda: self._redefine(**fields))
+
+    def receiveMsg_UpdateMigrationStrategy(self, msg: UpdateMigrationStrategy, sender):
+        self._apply_change(msg, sender, lambda: self._redefine(migrationConfig=msg.migration_config))
+
     def receiveMsg_UpdateSla(self, msg: UpdateSla, sender):
         self._apply_change(msg, sender, lambda: self._redefine(slaMin=msg.sla_min, slaMax=msg.sla_max,
                                                        cronSpec=msg.cron_spec, cronPolicy=msg.cron_policy))
@@ -234,6 +246,11 @@ class JobClusterActor(MantisActor):
             return
         if definition.url is None:
             self.answer(msg, sender, Rejected(400, f"job cluster {self.cluster.name} names no entry point (url)"))
+            return
+        if not is_entry_point(definition.url):
+            self.answer(msg, sender, Rejected(400, f"job artifact {definition.url!r} cannot run here: name the job "
+                                                   "as a Python entry point 'package.module:attribute' "
+                                                   "(updateArtifact or the submission's url)"))
             return
         key = _check_key(definition)
         if self.passed.get(key, 0.0) > time.monotonic():

@@ -119,9 +119,33 @@ class ReplaceCluster(ClusterRequest):
 
 @dataclass
 class UpdateArtifact(ClusterRequest):
+    """A new artifact version; ``skip_submit`` False asks for its jobs to move to it."""
+
     name: str
     url: str
     version: str
+    user: str = "unknown"
+    reply_to: Any = None
+    skip_submit: bool = False
+
+
+@dataclass
+class UpdateSchedulingInfo(ClusterRequest):
+    """New scheduling info (stages, machines, constraints) for the cluster's jobs to come."""
+
+    name: str
+    scheduling_info: Any  # SchedulingInfo
+    version: str | None = None
+    user: str = "unknown"
+    reply_to: Any = None
+
+
+@dataclass
+class UpdateMigrationStrategy(ClusterRequest):
+    """How the cluster's running jobs move their workers (Mantis' WorkerMigrationConfig)."""
+
+    name: str
+    migration_config: dict = field(default_factory=dict)
     user: str = "unknown"
     reply_to: Any = None
 

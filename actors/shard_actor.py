@@ -274,8 +274,9 @@ class ShardActor(MantisActor):
             if actor in self.host.actors:
                 self.send(message.reply_to or sender, Rejected(409, f"job cluster {name} already exists"))
                 return
-            record = JobCluster(definition=message.definition, created_at=time.time(),
-                                updated_at=time.time()).to_json()
+            cluster = JobCluster(definition=message.definition, created_at=time.time(), updated_at=time.time())
+            cluster.record_jar(cluster.created_at)
+            record = cluster.to_json()
             self.host.create(JobClusterActor, actor)
             self.host.deliver(actor, LoadCluster(record, self.context, is_new=True,
                                                  reply_to=message.reply_to or sender), self.myAddress)

@@ -47,6 +47,7 @@ ENABLED = ClusterState.ENABLED
 DISABLED = ClusterState.DISABLED
 DELETED = ClusterState.DELETED
 TERMINAL_CLUSTER_STATES = states_with(META_STATES, Meta.TERMINAL)
+MAX_JARS = 20  # artifact versions kept per cluster
 
 
 # -- handlers ----------------------------------------------------------------------
@@ -61,6 +62,7 @@ def _submitted(cluster: JobCluster, now: float, sid: str, new_id: str) -> list:
 def _updated(cluster: JobCluster, now: float, sid: str, definition: JobClusterDefinition) -> list:
     cluster.definition = definition
     cluster.updated_at = now
+    cluster.record_jar(now)
     return []
 
 
@@ -93,6 +95,9 @@ class JobCluster:
     updated_at: float = 0.0
     active_jobs: list[str] = field(default_factory=list)
     completed_jobs: list[str] = field(default_factory=list)
+    # The artifacts the cluster has had, oldest first (Mantis' "jars"): each version's
+    # url, when it was uploaded and its scheduling info.
+    jars: list[dict] = field(default_factory=list)
     # What happened to the cluster, in memory only (not in the record).
     log: Story = field(default_factory=Story, repr=False, compare=False)
 
@@ -114,6 +119,17 @@ class JobCluster:
     def apply(self, event: str) -> None:
         """Move along the cluster table (an event with nothing but a state change)."""
         self.handle(event)
+
+    def record_jar(self, now: float) -> None:
+        """Remember the definition's artifact version (a version given again replaces
+        its entry, and moves it last: the latest)."""
+        d = self.definition
+        jar = {"url": d.url, "version": d.version, "uploadedAt": now, "schedulingInfo": d.scheduling_info.to_json()}
+        kept = [j for j in self.jars if j["version"] != d.version]
+        if len(kept) == len(self.jars) and self.jars and self.jars[-1]["url"] == d.url \
+                and self.jars[-1]["schedulingInfo"] == jar["schedulingInfo"]:
+            return
+        self.jars = [*kept, jar][-MAX_JARS:]
 
     def story(self) -> list[StoryEntry]:
         """What happened to this cluster, oldest first."""
@@ -172,19 +188,22 @@ class JobCluster:
         return {"definition": self.definition.to_json(), "state": str(self.state),
                 "nextJobNumber": self.next_job_number, "createdAt": self.created_at,
                 "updatedAt": self.updated_at, "activeJobs": list(self.active_jobs),
-                "completedJobs": list(self.completed_jobs)}
+                "completedJobs": list(self.completed_jobs), "jars": list(self.jars)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobCluster:
         return cls(definition=JobClusterDefinition.from_json(data["definition"]), state=ClusterState(data["state"]),
                    next_job_number=data["nextJobNumber"], created_at=data.get("createdAt", 0.0),
                    updated_at=data.get("updatedAt", 0.0), active_jobs=list(data.get("activeJobs", [])),
-                   completed_jobs=list(data.get("completedJobs", [])))
+                   completed_jobs=list(data.get("completedJobs", [])), jars=list(data.get("jars", [])))
 
     def describe(self) -> dict[str, Any]:
         """The cluster as the API shows it: the definition plus its live facts."""
         out = self.definition.to_json()
         out.update({"state": str(self.state), "disabled": self.state == DISABLED,
                     "createdAt": self.created_at, "updatedAt": self.updated_at,
-                    "activeJobs": list(self.active_jobs), "latestJobNumber": self.next_job_number - 1})
+                    "activeJobs": list(self.active_jobs), "latestJobNumber": self.next_job_number - 1,
+                    "jars": list(self.jars) or [{"url": self.definition.url, "version": self.definition.version,
+                                                 "uploadedAt": self.created_at,
+                                                 "schedulingInfo": self.definition.scheduling_info.to_json()}]})
         return out

@@ -662,6 +662,8 @@ class JobRecord:
             "jobSla": d.job_sla.to_json() if d.job_sla else None,
             "stageSizes": {str(k): v for k, v in self.stage_sizes.items()},
             "schedulingInfo": d.scheduling_info.to_json() if d.scheduling_info else None,
+            "subscriptionTimeoutSecs": d.subscription_timeout_secs,
+            "nextWorkerNumber": self.next_worker_number,
             "workers": [w.describe() for w in sorted(self.workers.values(), key=lambda w: (w.stage, w.index))],
         }
 

@@ -8,6 +8,7 @@ can fix the request without reading our source.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,12 +50,17 @@ class Field:
     encode: Callable[[Any], Any] | None = None
 
 
-def decode_object(cls: type, fields: tuple[Field, ...], data: Any, path: str = "") -> Any:
-    """Build ``cls`` from a JSON object using ``fields``; unknown keys are an error."""
+def decode_object(cls: type, fields: tuple[Field, ...], data: Any, path: str = "",
+                  ignored: frozenset[str] = frozenset()) -> Any:
+    """Build ``cls`` from a JSON object using ``fields``; unknown keys are an error.
+
+    ``ignored`` names fields the wire format defines (Mantis' classes do) that we accept
+    and drop, so a Mantis client's body is taken while a typo is still refused by name.
+    """
     where = path or "body"
     if not isinstance(data, dict):
         raise ValidationError(f"{where} must be a JSON object")
-    known = {f.wire for f in fields}
+    known = {f.wire for f in fields} | ignored
     unknown = sorted(k for k in data if k not in known)
     if unknown:
         raise ValidationError(f"{where} has unknown field(s): {', '.join(unknown)}")
@@ -108,8 +114,27 @@ def nonempty_string(value: Any, path: str) -> str:
 
 
 def boolean(value: Any, path: str) -> bool:
+    # Mantis' JSON binding (Jackson) takes "true" and "false" for a boolean too.
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
     if not isinstance(value, bool):
         raise ValidationError(f"{path} must be true or false")
+    return value
+
+
+def _from_numeric_string(value: Any) -> Any:
+    """A number sent as a string (``"1"``, ``"2.5"``) as that number, as Mantis' JSON
+    binding (Jackson's scalar coercion) takes it; anything else unchanged."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return value
+            return number if math.isfinite(number) else value
     return value
 
 
@@ -117,6 +142,7 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[
     """A parser for whole numbers within [minimum, maximum]."""
 
     def parse(value: Any, path: str) -> int:
+        value = _from_numeric_string(value)
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
@@ -135,6 +161,7 @@ def number(minimum: float | None = None, exclusive_min: bool = False) -> Callabl
     """A parser for numbers at least ``minimum`` (strictly above it if exclusive)."""
 
     def parse(value: Any, path: str) -> float:
+        value = _from_numeric_string(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError(f"{path} must be a number")
         if minimum is not None and (value <= minimum if exclusive_min else value < minimum):

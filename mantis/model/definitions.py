@@ -17,25 +17,41 @@ from mantis.model import codec
 from mantis.model.codec import Field, ValidationError
 from scheduler.constraints import parse_constraint  # the scheduler owns what a constraint means
 
-CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")
+CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
 ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 def cluster_name(value: Any, path: str) -> str:
-    """A cluster name: a letter, then letters, digits, '_' or '.'; no '-' (it splits job ids)."""
+    """A cluster name: a letter, then letters, digits, '_', '.' or '-' (at most 100).
+
+    Names may hold '-' as Mantis' do: a job id ``<cluster>-<n>`` is split on its last '-'.
+    """
     value = codec.string(value, path)
     if not CLUSTER_NAME.match(value):
         raise ValidationError(
-            f"{path} must start with a letter and hold only letters, digits, '_' or '.' (at most 100)")
+            f"{path} must start with a letter and hold only letters, digits, '_', '.' or '-' (at most 100)")
     return value
 
 
-def entry_point(value: Any, path: str) -> str:
-    """A job entry point ``package.module:attribute``."""
+ARTIFACT_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+
+
+def artifact(value: Any, path: str) -> str:
+    """A job's artifact: our entry point ``package.module:attribute``, or an artifact URL
+    as Mantis clusters name theirs (``https://.../job-1.0.zip``).
+
+    A cluster may be registered with either, as Mantis takes any artifact at create;
+    only an entry point can run here, which a submit checks (``is_entry_point``).
+    """
     value = codec.string(value, path)
-    if not ENTRY_POINT.match(value):
-        raise ValidationError(f"{path} must name a job as 'package.module:attribute'")
+    if not (ENTRY_POINT.match(value) or ARTIFACT_URL.match(value)):
+        raise ValidationError(f"{path} must name a job as 'package.module:attribute' (or an artifact URL)")
     return value
+
+
+def is_entry_point(url: str | None) -> bool:
+    """Whether ``url`` is an entry point this platform can run (not an artifact URL)."""
+    return bool(url and ENTRY_POINT.match(url))
 
 
 def constraint_spec(value: Any, path: str) -> Any:
@@ -132,7 +148,7 @@ class StageSchedulingInfo:
 
     @classmethod
     def from_json(cls, data: Any, path: str = "stage") -> StageSchedulingInfo:
-        return codec.decode_object(cls, _STAGE_FIELDS, data, path)
+        return codec.decode_object(cls, _STAGE_FIELDS, data, path, ignored=_MANTIS_STAGE_ONLY)
 
     def to_json(self) -> dict:
         return codec.encode_object(self, _STAGE_FIELDS)
@@ -148,12 +164,21 @@ _STAGE_FIELDS = (
 )
 
 
+# StageSchedulingInfo fields of Mantis' that we accept and do not use.
+_MANTIS_STAGE_ONLY = frozenset({"containerAttributes"})
+
+
 def _stages(value: Any, path: str) -> dict[int, StageSchedulingInfo]:
     value = codec.json_object(value, path)
-    if not value:
+    if not any(str(k) != "0" for k in value):
         raise ValidationError(f"{path} must name at least one stage")
     stages = {}
     for key, stage in value.items():
+        if str(key) == "0":
+            # Mantis lists its Job Master as stage 0; the master adds its own where a
+            # stage is scalable, so a given one is checked and left out.
+            StageSchedulingInfo.from_json(stage, f"{path}.0")
+            continue
         if not str(key).isdigit() or int(key) < 1:
             raise ValidationError(f"{path} keys must be stage numbers 1, 2, ... (got {key!r})")
         stages[int(key)] = StageSchedulingInfo.from_json(stage, f"{path}.{key}")
@@ -233,7 +258,12 @@ class JobClusterDefinition:
 
     @classmethod
     def from_json(cls, data: Any, path: str = "") -> JobClusterDefinition:
-        definition = codec.decode_object(cls, _CLUSTER_FIELDS, data, path)
+        """Decode our flat form, or Mantis' ``{"jobDefinition": {...}, "owner": {...},
+        "jobPrincipal"?}`` (NamedJobDefinition); both are strict about unknown fields."""
+        if isinstance(data, dict) and "jobDefinition" in data:
+            data, path = _unwrap_named_job_definition(data), path or "jobDefinition"
+        data = _artifact_alias(data, path)
+        definition = codec.decode_object(cls, _CLUSTER_FIELDS, data, path, ignored=_MANTIS_CLUSTER_ONLY)
         if definition.sla_max and definition.sla_max < definition.sla_min:
             raise ValidationError("slaMax must be at least slaMin")
         _check_unique_parameters(definition.parameters)
@@ -241,6 +271,51 @@ class JobClusterDefinition:
 
     def to_json(self) -> dict:
         return codec.encode_object(self, _CLUSTER_FIELDS)
+
+
+# Fields of Mantis' MantisJobDefinition that we accept and do not use.
+_MANTIS_JOB_ONLY = frozenset({"isReadyForJobMaster", "deploymentStrategy"})
+# At the cluster level also the job's own subscription timeout (a job gives its own).
+_MANTIS_CLUSTER_ONLY = _MANTIS_JOB_ONLY | {"subscriptionTimeoutSecs"}
+# A submission may carry the cluster-level fields of a MantisJobDefinition; a job has no use for them.
+_MANTIS_SUBMIT_ONLY = _MANTIS_JOB_ONLY | {"slaMin", "slaMax", "cronSpec", "cronPolicy", "migrationConfig"}
+# The fields of Mantis' NamedJobDefinition, the body of a cluster create or update.
+_NAMED_JOB_FIELDS = frozenset({"jobDefinition", "owner", "jobPrincipal"})
+
+
+def _unwrap_named_job_definition(data: dict) -> dict:
+    """Mantis' ``{jobDefinition, owner, jobPrincipal?}`` as our flat cluster definition."""
+    unknown = sorted(set(data) - _NAMED_JOB_FIELDS)
+    if unknown:
+        raise ValidationError(f"body has unknown field(s): {', '.join(unknown)} "
+                              "(with jobDefinition, the body holds jobDefinition, owner and jobPrincipal)")
+    flat = dict(codec.json_object(data["jobDefinition"], "jobDefinition"))
+    if data.get("owner") is not None:
+        flat["owner"] = data["owner"]
+    if data.get("jobPrincipal") is not None:
+        codec.json_object(data["jobPrincipal"], "jobPrincipal")  # accepted, not used
+    return flat
+
+
+def _artifact_alias(data: Any, path: str) -> Any:
+    """Mantis names a job's artifact ``url`` in requests and ``jobJarFileLocation`` in
+    what it writes back; take either (both only if they agree)."""
+    if not isinstance(data, dict) or "jobJarFileLocation" not in data:
+        return data
+    data = dict(data)
+    alias = data.pop("jobJarFileLocation") or None  # "" (as Mantis' UI sends): the cluster's
+    if data.get("url") is None:
+        data["url"] = alias
+    elif alias is not None and alias != data["url"]:
+        raise ValidationError(f"{path or 'body'} names two artifacts: url and jobJarFileLocation differ")
+    return data
+
+
+def _owner(value: Any, path: str) -> dict:
+    """A cluster's owner (Mantis' JobOwner: name, teamName, description, contactEmail,
+    repo), strings; a null value is left out."""
+    value = codec.json_object(value, path)
+    return codec.string_map({k: v for k, v in value.items() if v is not None}, path)
 
 
 def _migration(value: Any, path: str) -> dict:
@@ -255,9 +330,9 @@ def _migration(value: Any, path: str) -> dict:
 
 _CLUSTER_FIELDS = (
     Field("name", "name", cluster_name, required=True),
-    Field("url", "url", entry_point, required=True),
+    Field("url", "url", artifact, required=True),
     Field("version", "version", codec.nonempty_string, default=lambda: "1"),
-    Field("owner", "owner", codec.string_map, default=dict),
+    Field("owner", "owner", _owner, default=dict),
     Field("user", "user", codec.nonempty_string, default=lambda: "unknown"),
     Field("parameters", "parameters", codec.list_of(Parameter.from_json), default=list),
     Field("schedulingInfo", "scheduling_info", SchedulingInfo.from_json, default=SchedulingInfo),
@@ -297,7 +372,10 @@ class JobDefinition:
 
     @classmethod
     def from_json(cls, data: Any, path: str = "") -> JobDefinition:
-        definition = codec.decode_object(cls, _JOB_FIELDS, data, path)
+        """Decode a submission: our fields, or Mantis' MantisJobDefinition (whose
+        cluster-level fields are accepted and not used)."""
+        data = _artifact_alias(data, path)
+        definition = codec.decode_object(cls, _JOB_FIELDS, data, path, ignored=_MANTIS_SUBMIT_ONLY)
         if definition.parameters:
             _check_unique_parameters(definition.parameters)
         return definition
@@ -333,7 +411,7 @@ _JOB_FIELDS = (
     Field("name", "name", cluster_name),
     Field("user", "user", codec.nonempty_string, default=lambda: "unknown"),
     Field("version", "version", codec.nonempty_string),
-    Field("url", "url", entry_point),
+    Field("url", "url", artifact),
     Field("parameters", "parameters", codec.list_of(Parameter.from_json)),
     Field("jobSla", "job_sla", JobSla.from_json),
     Field("subscriptionTimeoutSecs", "subscription_timeout_secs", codec.integer(0), default=lambda: 300),
