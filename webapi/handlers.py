@@ -193,13 +193,19 @@ class QueryArgs:
 class ListingHandler(ApiHandler):
     """A handler answering lists in Mantis' envelope, with its paging, sorting and projection."""
 
+    def prepare(self):
+        super().prepare()
+        # Paging arguments are checked before anything is asked of the actors.
+        if self.request.method == "GET":
+            q = QueryArgs(self)
+            self.paging = (q.integer("pageSize", 1), q.integer("offset", 0), q.text("sortBy"),
+                           bool(q.boolean("ascending", True)))
+
     def reply_list(self, items: list, status: int = 200) -> None:
         q = QueryArgs(self)
         project = views.projector(q.text("fields"), q.text("fromObj"))
         try:
-            envelope = views.list_envelope(items, self.request.path, _query_text(self.request),
-                                           q.integer("pageSize"), q.integer("offset"), q.text("sortBy"),
-                                           bool(q.boolean("ascending", True)))
+            envelope = views.list_envelope(items, self.request.path, _query_text(self.request), *self.paging)
         except views.ViewError as exc:
             raise ApiError(400, str(exc)) from None
         envelope["list"] = [project(item) for item in envelope["list"]]
@@ -216,20 +222,20 @@ class ListingHandler(ApiHandler):
         matching = q.regex("matching")
         job_states = q.meta_states("jobState")
         active_only = q.boolean("activeOnly", True)
+        limit, compact = q.integer("limit", 0), q.boolean("compact", False)
+        stages, indexes = q.integers("stageNumber"), q.integers("workerIndex")
+        numbers, states = q.integers("workerNumber"), q.meta_states("workerState")
         include_ended = bool(job_states and "Terminal" in job_states) or not active_only
         summaries = await self.gateway.ask(ListJobs(cluster=cluster, include_ended=include_ended))
         wanted_states = set(job_states) or ({"Active"} if active_only else set(views.META_STATES))
         summaries = [s for s in summaries
                      if views.job_meta_state(s["state"]) in wanted_states
                      and (matching is None or matching.search(s["clusterName"]))]
-        limit = q.integer("limit", 0)
         if limit:
             summaries = summaries[-limit:]  # the newest
-        if q.boolean("compact", False):
+        if compact:
             self.reply_list([views.compact_job(s) for s in summaries])
             return
-        stages, indexes = q.integers("stageNumber"), q.integers("workerIndex")
-        numbers, states = q.integers("workerNumber"), q.meta_states("workerState")
         jobs = await asyncio.gather(*(self._job_or_none(s["jobId"]) for s in summaries))
         self.reply_list([views.job_view(job, stages, indexes, numbers, states) for job in jobs if job is not None])
 
@@ -303,6 +309,10 @@ class JobClusterHandler(ListingHandler):
         self.finish()
 
 
+CLUSTER_ACTIONS = ("updateArtifact", "updateSchedulingInfo", "updateSla", "updateMigrationStrategy", "updateLabel",
+                   "updateJobSla", "enableCluster", "disableCluster")
+
+
 def _artifact_url(value: Any, path: str) -> str:
     return JobClusterDefinition.from_json({"name": "check", "url": value}, path).url
 
@@ -354,6 +364,8 @@ class JobClusterActionHandler(ApiHandler):
         data = self.body_json() if self.request.body else {}
         if not isinstance(data, dict):
             raise ApiError(400, "body must be a JSON object")
+        if action not in CLUSTER_ACTIONS:
+            raise ApiError(404, f"unknown cluster action {action!r}")
         _body_names(data, name)
         user = _required_user(data, self)
         await self.gateway.ask(cluster_action(name, action, data, user))

@@ -34,6 +34,8 @@ from actors.messages import (
     UpdateArtifact,
     UpdateJobSla,
     UpdateLabels,
+    UpdateMigrationStrategy,
+    UpdateSchedulingInfo,
     UpdateSla,
 )
 from tests.webapi.fake_gateway import FakeGateway
@@ -68,115 +70,225 @@ class HandlerTest(tornado.testing.AsyncHTTPTestCase):
         assert len(self.gateway.asked) == 1, self.gateway.asked
         return self.gateway.asked[0].message, self.gateway.asked[0].to
 
+    def call_204(self, method: str, path: str, body=None) -> bool:
+        """Whether the request was answered 204 with no body (Mantis' answer to an action)."""
+        response = self.fetch(path, method=method, body=json.dumps(body) if body is not None else None,
+                              allow_nonstandard_methods=True)
+        assert response.code == 204, (response.code, response.body)
+        return response.body == b""
+
     def assert_error(self, status: int, body, fragment: str = "") -> None:
-        """A JSON error as every handler writes it."""
-        assert body == {"error": body["error"], "status": status}, body
-        assert fragment in body["error"], body
+        """A JSON error as every handler writes it (Mantis' failure payload and our status)."""
+        assert set(body) == {"error", "status", "time", "host", "requestId"} and body["status"] == status, body
+        assert isinstance(body["time"], int) and fragment in body["error"], body
 
 
 # -- each route becomes its typed message ----------------------------------------------
 
+# What the actors answer, as JobCluster.describe() and JobRecord.describe() give it.
+DESCRIBED_CLUSTER = {
+    "name": "synth", "url": "mantis.examples.synthetic:job", "version": "1", "owner": {}, "user": "ann",
+    "parameters": [], "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1}}}, "jobSla": {}, "labels": [],
+    "slaMin": 0, "slaMax": 0, "cronSpec": None, "cronPolicy": "KEEP_EXISTING",
+    "migrationConfig": {"strategy": "ONE_WORKER", "configString": ""}, "state": "Enabled", "disabled": False,
+    "createdAt": 1700000000.5, "updatedAt": 1700000000.5, "activeJobs": [], "latestJobNumber": 0,
+    "jars": [{"url": "mantis.examples.synthetic:job", "version": "1", "uploadedAt": 1700000000.5,
+              "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1}}}}],
+}
+DESCRIBED_JOB = {
+    "jobId": "synth-1", "clusterName": "synth", "state": "Launched", "user": "ann", "version": "1",
+    "url": "mantis.examples.synthetic:job", "submittedAt": 1700000000.25, "endedAt": None,
+    "killReason": None, "killMessage": None, "parameters": [], "labels": [], "jobSla": {},
+    "stageSizes": {"1": 2}, "subscriptionTimeoutSecs": 300, "nextWorkerNumber": 3,
+    "schedulingInfo": {"stages": {"1": {"numberOfInstances": 2, "machineDefinition": {"cpuCores": 1.0}}}},
+    "workers": [
+        {"workerId": f"synth-1/w{n}", "jobId": "synth-1", "stageNum": 1, "workerIndex": n - 1, "workerNumber": n,
+         "state": state, "reason": None, "resubmitOf": None, "totalResubmitCount": 0, "agentId": "a1",
+         "host": "127.0.0.1", "ports": [7000 + n], "acceptedAt": 1700000000.3, "launchedAt": None,
+         "startedAt": None, "completedAt": None, "lastHeartbeatAt": None, "metrics": {}}
+        for n, state in ((1, "Started"), (2, "Accepted"))],
+}
+
+
 class RoutesBecomeTypedMessages(HandlerTest):
 
-    def test_post_job_clusters_sends_create_cluster_and_answers_201(self):
-        self.gateway.answers[CreateCluster] = Done({"name": "synth"})
+    def test_post_job_clusters_sends_create_cluster_and_answers_201_with_the_cluster(self):
+        self.gateway.answers[CreateCluster] = Done(DESCRIBED_CLUSTER)
         status, body = self.call("POST", "/api/v1/jobClusters", CLUSTER)
-        assert (status, body) == (201, {"name": "synth"})
+        assert status == 201 and body["name"] == "synth" and body["jars"][0]["uploadedAt"] == 1700000000500
         message, to = self.sent()
         assert isinstance(message, CreateCluster) and to == "manager"
         assert message.definition.name == "synth" and message.definition.url == "mantis.examples.synthetic:job"
 
-    def test_get_job_clusters_sends_list_clusters(self):
-        self.gateway.answers[ListClusters] = Done([{"name": "synth"}])
-        assert self.call("GET", "/api/v1/jobClusters") == (200, [{"name": "synth"}])
+    def test_post_job_clusters_takes_mantis_named_job_definition(self):
+        self.gateway.answers[CreateCluster] = Done(DESCRIBED_CLUSTER)
+        body = {"jobDefinition": {**CLUSTER, "isReadyForJobMaster": True, "numberOfInstances": None},
+                "owner": {"name": "ann", "teamName": "t"}}
+        body["jobDefinition"].pop("numberOfInstances")
+        assert self.call("POST", "/api/v1/jobClusters", body)[0] == 201
+        message, _ = self.sent()
+        assert message.definition.owner == {"name": "ann", "teamName": "t"}
+
+    def test_get_job_clusters_answers_the_list_envelope(self):
+        self.gateway.answers[ListClusters] = Done([DESCRIBED_CLUSTER])
+        status, body = self.call("GET", "/api/v1/jobClusters")
+        assert status == 200 and set(body) == {"list", "prev", "next", "total"}
+        assert [c["name"] for c in body["list"]] == ["synth"] and body["total"] == 1
         assert self.sent() == (ListClusters(), "manager")
 
-    def test_get_job_cluster_sends_get_cluster(self):
-        assert self.call("GET", "/api/v1/jobClusters/synth")[0] == 200
+    def test_get_job_cluster_sends_get_cluster_and_projects_fields(self):
+        self.gateway.answers[GetCluster] = Done(DESCRIBED_CLUSTER)
+        assert self.call("GET", "/api/v1/jobClusters/synth?fields=name,disabled") == (
+            200, {"name": "synth", "disabled": False})
         assert self.sent() == (GetCluster("synth"), "manager")
 
     def test_put_job_cluster_sends_replace_cluster_with_the_user(self):
+        self.gateway.answers[ReplaceCluster] = Done(DESCRIBED_CLUSTER)
         assert self.call("PUT", "/api/v1/jobClusters/synth?user=ann", CLUSTER)[0] == 200
         message, _ = self.sent()
         assert isinstance(message, ReplaceCluster)
         assert (message.name, message.definition.name, message.user) == ("synth", "synth", "ann")
 
-    def test_delete_job_cluster_sends_delete_cluster_with_the_user(self):
-        assert self.call("DELETE", "/api/v1/jobClusters/synth?user=ann")[0] == 200
+    def test_delete_job_cluster_sends_delete_cluster_with_the_user_and_answers_204(self):
+        response = self.fetch("/api/v1/jobClusters/synth?user=ann", method="DELETE")
+        assert response.code == 204 and response.body == b""
         assert self.sent() == (DeleteCluster("synth", "ann"), "manager")
 
-    def test_update_artifact_action_sends_update_artifact(self):
-        body = {"name": "synth", "url": "mantis.examples.synthetic:job", "version": "2", "user": "ann"}
-        assert self.call("POST", "/api/v1/jobClusters/synth/actions/updateArtifact", body)[0] == 200
-        assert self.sent() == (UpdateArtifact("synth", "mantis.examples.synthetic:job", "2", "ann"), "manager")
+    def test_update_artifact_action_sends_update_artifact_and_answers_204(self):
+        body = {"name": "synth", "url": "mantis.examples.synthetic:job", "version": "2", "skipsubmit": True,
+                "user": "ann"}
+        assert self.fetch("/api/v1/jobClusters/synth/actions/updateArtifact", method="POST",
+                          body=json.dumps(body)).code == 204
+        assert self.sent() == (UpdateArtifact("synth", "mantis.examples.synthetic:job", "2", "ann",
+                                              skip_submit=True), "manager")
 
-    def test_update_sla_action_sends_update_sla(self):
-        body = {"slaMin": 1, "slaMax": 2, "user": "ann"}
-        assert self.call("POST", "/api/v1/jobClusters/synth/actions/updateSla", body)[0] == 200
-        assert self.sent() == (UpdateSla("synth", 1, 2, None, "KEEP_EXISTING", "ann"), "manager")
+    def test_update_sla_action_takes_mantis_field_names(self):
+        body = {"user": "ann", "name": "synth", "min": "1", "max": "2", "cronspec": "", "cronpolicy": "KEEP_NEW",
+                "forceenable": False}
+        assert self.call_204("POST", "/api/v1/jobClusters/synth/actions/updateSla", body)
+        assert self.sent() == (UpdateSla("synth", 1, 2, None, "KEEP_NEW", "ann"), "manager")
 
     def test_update_label_action_sends_update_labels(self):
-        body = {"labels": [{"name": "team", "value": "ads"}]}
-        assert self.call("POST", "/api/v1/jobClusters/synth/actions/updateLabel", body)[0] == 200
+        body = {"name": "synth", "labels": [{"name": "team", "value": "ads"}], "user": "ann"}
+        assert self.call_204("POST", "/api/v1/jobClusters/synth/actions/updateLabel", body)
         message, _ = self.sent()
         assert isinstance(message, UpdateLabels) and message.name == "synth"
         assert [(label.name, label.value) for label in message.labels] == [("team", "ads")]
 
     def test_update_job_sla_action_sends_update_job_sla(self):
-        body = {"jobSla": {}}
-        assert self.call("POST", "/api/v1/jobClusters/synth/actions/updateJobSla", body)[0] == 200
+        assert self.call_204("POST", "/api/v1/jobClusters/synth/actions/updateJobSla", {"jobSla": {}, "user": "a"})
         message, _ = self.sent()
         assert isinstance(message, UpdateJobSla) and message.name == "synth" and message.job_sla is not None
 
+    def test_update_scheduling_info_and_migration_strategy_actions(self):
+        assert self.call_204("POST", "/api/v1/jobClusters/synth/actions/updateSchedulingInfo",
+                             {"schedulingInfo": {"stages": {"1": {"numberOfInstances": "3"}}}, "version": "9",
+                              "user": "ann"})
+        assert self.call_204("POST", "/api/v1/jobClusters/synth/actions/updateMigrationStrategy",
+                             {"name": "synth", "user": "ann", "migrationConfig": {
+                                 "strategy": "PERCENTAGE", "configString": '{"percentToMove":99,"intervalMs":10000}'}})
+        first, second = (a.message for a in self.gateway.asked)
+        assert isinstance(first, UpdateSchedulingInfo) and first.scheduling_info.stages[1].number_of_instances == 3
+        assert first.version == "9"
+        assert isinstance(second, UpdateMigrationStrategy) and second.migration_config["strategy"] == "PERCENTAGE"
+
     def test_enable_and_disable_actions_send_enable_and_disable_cluster(self):
-        assert self.call("POST", "/api/v1/jobClusters/synth/actions/enableCluster", {"user": "ann"})[0] == 200
-        assert self.call("POST", "/api/v1/jobClusters/synth/actions/disableCluster")[0] == 200
+        assert self.call_204("POST", "/api/v1/jobClusters/synth/actions/enableCluster", {"user": "ann"})
+        assert self.call_204("POST", "/api/v1/jobClusters/synth/actions/disableCluster",
+                             {"name": "synth", "user": "bob"})
         assert [a.message for a in self.gateway.asked] == [EnableCluster("synth", "ann"),
-                                                           DisableCluster("synth", "unknown")]
+                                                           DisableCluster("synth", "bob")]
 
     def test_get_cluster_jobs_sends_list_jobs_of_the_cluster(self):
-        assert self.call("GET", "/api/v1/jobClusters/synth/jobs?ended=true")[0] == 200
+        assert self.call("GET", "/api/v1/jobClusters/synth/jobs?activeOnly=false&compact=true")[0] == 200
         assert self.sent() == (ListJobs(cluster="synth", include_ended=True), "manager")
 
-    def test_post_cluster_jobs_sends_submit_job_and_answers_201(self):
+    def test_post_cluster_jobs_sends_submit_job_and_answers_201_with_the_job(self):
         self.gateway.answers[SubmitJob] = Done({"jobId": "synth-1"})
+        self.gateway.answers[GetJob] = Done(DESCRIBED_JOB)
         status, body = self.call("POST", "/api/v1/jobClusters/synth/jobs",
                                  {"parameters": [{"name": "rate", "value": 5}]})
-        assert (status, body) == (201, {"jobId": "synth-1"})
-        message, to = self.sent()
+        assert status == 201 and body["jobMetadata"]["jobId"] == "synth-1"
+        message, to = self.gateway.asked[0].message, self.gateway.asked[0].to
         assert isinstance(message, SubmitJob) and message.cluster == "synth" and to == "manager"
         assert [(p.name, p.value) for p in message.definition.parameters] == [("rate", 5)]
 
     def test_post_cluster_jobs_with_an_empty_body_submits_the_clusters_defaults(self):
+        self.gateway.answers[SubmitJob] = Done({"jobId": "synth-1"})
+        self.gateway.answers[GetJob] = Done(DESCRIBED_JOB)
         assert self.call("POST", "/api/v1/jobClusters/synth/jobs")[0] == 201
-        message, _ = self.sent()
+        message = self.gateway.asked[0].message
         assert isinstance(message, SubmitJob) and message.cluster == "synth"
 
-    def test_get_jobs_sends_list_jobs_with_the_query_filters(self):
-        assert self.call("GET", "/api/v1/jobs?clusterName=synth&state=Launched&state=Accepted")[0] == 200
-        assert self.sent() == (ListJobs(cluster="synth", states=["Launched", "Accepted"]), "manager")
+    def test_post_jobs_submits_to_the_cluster_the_body_names(self):
+        self.gateway.answers[SubmitJob] = Done({"jobId": "synth-1"})
+        self.gateway.answers[GetJob] = Done(DESCRIBED_JOB)
+        assert self.call("POST", "/api/v1/jobs", {"name": "synth", "user": "ann"})[0] == 201
+        assert self.gateway.asked[0].message.cluster == "synth"
 
-    def test_get_job_sends_get_job(self):
-        self.gateway.answers[GetJob] = Done({"jobId": "synth-1", "state": "Launched"})
-        assert self.call("GET", "/api/v1/jobs/synth-1") == (200, {"jobId": "synth-1", "state": "Launched"})
+    def test_quick_submit_submits_with_the_job_sla(self):
+        self.gateway.answers[SubmitJob] = Done({"jobId": "synth-1"})
+        self.gateway.answers[GetJob] = Done(DESCRIBED_JOB)
+        body = {"name": "synth", "user": "ann", "jobSla": {"durationType": "Transient", "runtimeLimitSecs": "0"}}
+        assert self.call("POST", "/api/v1/jobs/actions/quickSubmit", body)[0] == 201
+        message = self.gateway.asked[0].message
+        assert message.cluster == "synth" and message.definition.job_sla.duration_type == "Transient"
+
+    def test_submit_refused_as_a_conflict_is_a_400_as_mantis_answers(self):
+        self.gateway.answers[SubmitJob] = Rejected(409, "a disabled cluster takes no new jobs")
+        status, body = self.call("POST", "/api/v1/jobClusters/synth/jobs", {"user": "ann"})
+        assert status == 400 and "disabled" in body["error"]
+
+    def test_get_jobs_sends_list_jobs_and_answers_job_views_in_the_envelope(self):
+        self.gateway.answers[ListJobs] = Done([{"jobId": "synth-1", "clusterName": "synth", "state": "Launched"}])
+        self.gateway.answers[GetJob] = Done(DESCRIBED_JOB)
+        status, body = self.call("GET", "/api/v1/jobs?workerState=Active&workerIndex=0")
+        assert status == 200 and body["total"] == 1
+        job = body["list"][0]
+        assert set(job) == {"jobMetadata", "stageMetadataList", "workerMetadataList", "version"}
+        assert [w["workerNumber"] for w in job["workerMetadataList"]] == [1, 2]
+        assert job["stageMetadataList"][0]["numWorkers"] == 2 and job["jobMetadata"]["submittedAt"] == 1700000000250
+        assert self.gateway.asked[0].message == ListJobs(cluster=None, include_ended=False)
+
+    def test_get_jobs_compact_answers_compact_job_info(self):
+        summary = {"jobId": "synth-1", "clusterName": "synth", "state": "Launched", "user": "ann",
+                   "submittedAt": 1700000000.0, "endedAt": None, "workers": {"Started": 2},
+                   "stageSizes": {"1": 2}, "jarUrl": "m:j", "type": "Perpetual", "labels": [], "numStages": 1,
+                   "numWorkers": 2, "totCPUs": 2.0, "totMemory": 512.0}
+        self.gateway.answers[ListJobs] = Done([summary])
+        status, body = self.call("GET", "/api/v1/jobs?compact=true")
+        assert status == 200
+        assert body["list"] == [{"jobId": "synth-1", "jarUrl": "m:j", "submittedAt": 1700000000000,
+                                 "terminatedAt": -1, "user": "ann", "state": "Launched", "type": "Perpetual",
+                                 "numStages": 1, "numWorkers": 2, "totCPUs": 2.0, "totMemory": 512.0,
+                                 "statesSummary": {"Started": 2}, "labels": []}]
+
+    def test_get_job_sends_get_job_and_answers_the_mantis_view(self):
+        self.gateway.answers[GetJob] = Done(DESCRIBED_JOB)
+        status, body = self.call("GET", "/api/v1/jobs/synth-1?fields=jobId,state&fromObj=jobMetadata")
+        assert (status, body) == (200, {"jobMetadata": {"jobId": "synth-1", "state": "Launched"}})
         assert self.sent() == (GetJob("synth-1"), "manager")
 
-    def test_delete_job_sends_kill_job_with_reason_and_user(self):
-        assert self.call("DELETE", "/api/v1/jobs/synth-1?user=ann&reason=done&killReason=Normal")[0] == 200
+    def test_delete_job_sends_kill_job_with_reason_and_user_and_answers_202(self):
+        response = self.fetch("/api/v1/jobs/synth-1?user=ann&reason=done&killReason=Normal", method="DELETE")
+        assert response.code == 202
         assert self.sent() == (KillJob("synth-1", "Normal", "done", "ann"), "manager")
 
-    def test_get_archived_workers_sends_get_archived_workers(self):
-        assert self.call("GET", "/api/v1/jobs/synth-1/archivedWorkers")[0] == 200
+    def test_get_archived_workers_answers_the_list_envelope(self):
+        self.gateway.answers[GetArchivedWorkers] = Done(DESCRIBED_JOB["workers"])
+        status, body = self.call("GET", "/api/v1/jobs/synth-1/archivedWorkers?pageSize=1")
+        assert status == 200 and body["total"] == 2 and len(body["list"]) == 1
+        assert body["prev"] is None and body["next"] == "/api/v1/jobs/synth-1/archivedWorkers?pageSize=1&offset=1"
         assert self.sent() == (GetArchivedWorkers("synth-1"), "manager")
 
-    def test_scale_stage_action_sends_scale_stage(self):
-        body = {"JobId": "synth-1", "StageNumber": 1, "NumWorkers": 3, "User": "ann", "Reason": "load"}
-        assert self.call("POST", "/api/v1/jobs/synth-1/actions/scaleStage", body)[0] == 200
+    def test_scale_stage_action_sends_scale_stage_and_answers_204(self):
+        body = {"JobId": "synth-1", "StageNumber": "1", "NumWorkers": 3, "User": "ann", "Reason": "load"}
+        assert self.call_204("POST", "/api/v1/jobs/synth-1/actions/scaleStage", body)
         assert self.sent() == (ScaleStage("synth-1", 1, 3, "ann", "load"), "manager")
 
-    def test_resubmit_worker_action_sends_resubmit_worker(self):
+    def test_resubmit_worker_action_sends_resubmit_worker_and_answers_204(self):
         body = {"workerNumber": 2, "user": "ann", "reason": "stuck"}
-        assert self.call("POST", "/api/v1/jobs/synth-1/actions/resubmitWorker", body)[0] == 200
+        assert self.call_204("POST", "/api/v1/jobs/synth-1/actions/resubmitWorker", body)
         assert self.sent() == (ResubmitWorker("synth-1", 2, "ann", "stuck"), "manager")
 
     def test_get_agents_asks_the_scheduler_for_list_agents(self):
@@ -198,11 +310,17 @@ class RoutesBecomeTypedMessages(HandlerTest):
         assert [(a.message, a.to) for a in self.gateway.asked] == [(DescribeActors(), "manager"),
                                                                    (DescribeActors(), "scheduler")]
 
-    def test_master_info_and_configs_answer_from_the_config_without_asking(self):
+    def test_master_info_and_configs_answer_in_mantis_shapes_without_asking(self):
         status, info = self.call("GET", "/api/v1/masterInfo")
         assert status == 200 and info["hostname"] == "127.0.0.1" and info["apiPort"] == 8100
-        assert info["leader"] is True
-        assert self.call("GET", "/api/v1/masterConfigs") == (200, self.gateway.config)
+        assert {"hostIP", "apiPortV2", "createTime", "schedInfoPort", "apiStatusUri", "consolePort"} <= set(info)
+        assert isinstance(info["createTime"], int) and info["leader"] is True
+        status, configs = self.call("GET", "/api/v1/masterConfigs")
+        assert status == 200
+        assert [c["name"] for c in configs] == ["JobConstraints", "ScalingReason", "MigrationStrategyEnum",
+                                                "WorkerResourceLimits"]
+        assert json.loads(configs[2]["value"]) == ["ONE_WORKER", "PERCENTAGE"]
+        assert self.call("GET", "/api/v1/admin/config") == (200, self.gateway.config)
         assert self.gateway.asked == []
 
 
@@ -311,22 +429,53 @@ class BadInputIs400Json(HandlerTest):
 
     def test_unknown_field_in_update_artifact_is_400(self):
         self.refused("POST", "/api/v1/jobClusters/synth/actions/updateArtifact",
-                     {"url": "mantis.examples.synthetic:job", "version": "2", "color": "red"},
+                     {"url": "mantis.examples.synthetic:job", "version": "2", "color": "red", "user": "a"},
                      fragment="unknown field")
 
     def test_action_body_naming_another_cluster_is_400(self):
-        self.refused("POST", "/api/v1/jobClusters/synth/actions/enableCluster", {"name": "other"},
+        self.refused("POST", "/api/v1/jobClusters/synth/actions/enableCluster", {"name": "other", "user": "a"},
                      fragment="other")
+
+    def test_action_without_a_user_is_400(self):
+        self.refused("POST", "/api/v1/jobClusters/synth/actions/disableCluster", {"name": "synth"},
+                     fragment="user")
+
+    def test_update_sla_with_our_old_field_names_is_400(self):
+        self.refused("POST", "/api/v1/jobClusters/synth/actions/updateSla", {"slaMin": 1, "user": "a"},
+                     fragment="unknown field")
+
+    def test_kill_without_user_or_reason_is_400(self):
+        self.refused("DELETE", "/api/v1/jobs/synth-1?reason=r", fragment="'user'")
+        self.refused("DELETE", "/api/v1/jobs/synth-1?user=u", fragment="'reason'")
+
+    def test_cluster_delete_without_user_is_400(self):
+        self.refused("DELETE", "/api/v1/jobClusters/synth", fragment="'user'")
+
+    def test_submit_naming_another_cluster_is_400(self):
+        self.refused("POST", "/api/v1/jobClusters/synth/jobs", {"name": "other"}, fragment="does not match")
+
+    def test_post_jobs_without_a_name_is_400(self):
+        self.refused("POST", "/api/v1/jobs", {"user": "a"}, fragment="must include name")
+
+    def test_bad_paging_sorting_and_filters_are_400(self):
+        self.refused("GET", "/api/v1/jobs?pageSize=0", fragment="pageSize")
+        self.refused("GET", "/api/v1/jobs?jobState=Running", fragment="jobState")
+        self.refused("GET", "/api/v1/jobClusters?matching=(", fragment="matching")
+        self.refused("GET", "/api/v1/jobs?offset=x", fragment="offset")
+
+    def test_scale_beyond_the_most_workers_a_stage_may_have_is_400(self):
+        self.refused("POST", "/api/v1/jobs/synth-1/actions/scaleStage",
+                     {"StageNumber": 1, "NumWorkers": 10_001}, fragment="num workers")
 
     def test_put_of_a_definition_naming_another_cluster_is_400(self):
         # Caught by ReplaceCluster.validate(), which the gateway runs before sending.
-        self.refused("PUT", "/api/v1/jobClusters/other", CLUSTER, fragment="the path")
+        self.refused("PUT", "/api/v1/jobClusters/other", CLUSTER, fragment="does not match")
 
     def test_job_id_that_does_not_parse_is_400(self):
         self.refused("GET", "/api/v1/jobs/not-a-job", fragment="not a job id")
 
     def test_unknown_kill_reason_is_400(self):
-        self.refused("DELETE", "/api/v1/jobs/synth-1?killReason=Whim", fragment="killReason")
+        self.refused("DELETE", "/api/v1/jobs/synth-1?user=a&reason=r&killReason=Whim", fragment="killReason")
 
     def test_unknown_field_in_an_agent_action_is_400(self):
         self.refused("POST", "/api/v1/agents/a1/actions/disable", {"who": "ann"}, fragment="unknown field")
