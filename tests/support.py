@@ -7,6 +7,13 @@ import socket
 import time
 
 from mantis import config as config_module
+from mantis.tooling.api_answers import (  # noqa: F401  (re-exported for the tests)
+    job_id_of,
+    job_state,
+    job_workers,
+    listed,
+    started_workers,
+)
 from mantis.tooling.local_processes import free_listen_port, pids_with_cmdline, wait_for  # noqa: F401  (wait_for re-exported)
 
 
@@ -94,3 +101,4 @@ def file_size_limit(limit: int):
         finally:
             resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     return limited()
+

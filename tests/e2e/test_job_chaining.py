@@ -13,7 +13,7 @@ from mantis.examples import chained, synthetic
 from mantis.runtime.job_source import UpstreamEvent
 from mantis.sdk.job_dsl import Context, ParameterError, resolve_parameters
 from tests.sse_client import SseReader
-from tests.support import wait_for
+from tests.support import job_id_of, job_state, started_workers, wait_for
 
 SEED = 11
 UPSTREAM = {"name": "up", "url": "mantis.examples.synthetic:job",
@@ -48,15 +48,15 @@ def assert_came_from_upstream(events: list[dict], job_id: str) -> None:
 
 def started(cluster, job_id):
     status, job = cluster.call("GET", f"/api/v1/jobs/{job_id}")
-    return status == 200 and [w for w in job["workers"] if w["state"] == "Started"]
+    return status == 200 and started_workers(job)
 
 
 def submit(cluster, name, parameters=None) -> str:
     body = {"user": "e2e", "parameters": [{"name": k, "value": v} for k, v in (parameters or {}).items()]}
     status, reply = cluster.call("POST", f"/api/v1/jobClusters/{name}/jobs", body)
     assert status == 201, reply
-    wait_for(lambda: started(cluster, reply["jobId"]), timeout=90, what=f"{reply['jobId']} Started")
-    return reply["jobId"]
+    wait_for(lambda: started(cluster, job_id_of(reply)), timeout=90, what=f"{job_id_of(reply)} Started")
+    return job_id_of(reply)
 
 
 def create_clusters(cluster) -> None:
@@ -94,8 +94,8 @@ def test_chained_by_cluster_follows_to_the_next_job_after_a_kill(cluster):
                               what="an event from the first upstream job")[1] for _ in range(5)]
         assert_came_from_upstream(before, first)
 
-        assert cluster.call("DELETE", f"/api/v1/jobs/{first}?user=e2e&reason=replace")[0] == 200
-        wait_for(lambda: cluster.call("GET", f"/api/v1/jobs/{first}")[1]["state"] == "Completed",
+        assert cluster.call("DELETE", f"/api/v1/jobs/{first}?user=e2e&reason=replace")[0] == 202
+        wait_for(lambda: job_state(cluster.call("GET", f"/api/v1/jobs/{first}")[1]) == "Completed",
                  timeout=60, what=f"{first} Completed")
         second = submit(cluster, "up")
         assert second != first
@@ -155,8 +155,10 @@ def test_the_source_refuses_bad_parameters_before_connecting_anywhere():
 def test_malformed_upstream_names_are_parameter_errors():
     with pytest.raises(ParameterError, match="'upstreamJobId' = 'up' is invalid: must be a job id"):
         resolved(upstreamJobId="up")
-    with pytest.raises(ParameterError, match="'upstreamCluster' = 'up-1' is invalid: must be a job cluster"):
-        resolved(upstreamCluster="up-1")
+    with pytest.raises(ParameterError, match="'upstreamCluster' = '1up' is invalid: must be a job cluster"):
+        resolved(upstreamCluster="1up")
+    # Cluster names may hold '-', as Mantis' do.
+    assert chained.resolve_upstream(resolved(upstreamCluster="up-east")) == {"cluster": "up-east"}
     with pytest.raises(ParameterError, match="unknown parameter 'upstream'"):
         resolved(upstream="up")
 

@@ -4,7 +4,7 @@ import threading
 import time
 
 from tests.sse_client import read_sse
-from tests.support import wait_for
+from tests.support import job_id_of, started_workers, wait_for
 
 
 def test_a_followed_files_json_lines_stream_to_a_subscriber(cluster, tmp_path):
@@ -15,9 +15,9 @@ def test_a_followed_files_json_lines_stream_to_a_subscriber(cluster, tmp_path):
                   "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1,
                                                       "machineDefinition": {"cpuCores": 1, "memoryMB": 128}}}}}
     assert cluster.call("POST", "/api/v1/jobClusters", definition)[0] == 201
-    job_id = cluster.call("POST", "/api/v1/jobClusters/tailer/jobs", {})[1]["jobId"]
-    wait_for(lambda: [w for w in cluster.call("GET", f"/api/v1/jobs/{job_id}")[1]["workers"]
-                      if w["state"] == "Started"], timeout=60, what="the worker Started")
+    job_id = job_id_of(cluster.call("POST", "/api/v1/jobClusters/tailer/jobs", {})[1])
+    wait_for(lambda: started_workers(cluster.call("GET", f"/api/v1/jobs/{job_id}")[1]), timeout=60,
+             what="the worker Started")
     stop = threading.Event()
 
     def append():  # a producer writing to the log while the subscriber reads

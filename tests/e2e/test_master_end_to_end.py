@@ -8,7 +8,7 @@ import urllib.request
 import tornado.websocket
 
 from tests.sse_client import read_sse
-from tests.support import wait_for
+from tests.support import job_id_of, job_state, listed, started_workers, wait_for
 
 CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",
            "parameters": [{"name": "rate", "value": 50}],
@@ -19,7 +19,7 @@ CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",
 
 def started(cluster, job_id, count=1):
     status, job = cluster.call("GET", f"/api/v1/jobs/{job_id}")
-    workers = [w for w in job["workers"] if w["state"] == "Started"] if status == 200 else []
+    workers = started_workers(job) if status == 200 else []
     return workers if len(workers) == count else None
 
 
@@ -27,8 +27,8 @@ def run_job(cluster):
     assert cluster.call("POST", "/api/v1/jobClusters", CLUSTER)[0] == 201
     status, body = cluster.call("POST", "/api/v1/jobClusters/synth/jobs", {"user": "e2e"})
     assert status == 201, body
-    wait_for(lambda: started(cluster, body["jobId"]), timeout=30, what="worker Started")
-    return body["jobId"]
+    wait_for(lambda: started(cluster, job_id_of(body)), timeout=30, what="worker Started")
+    return job_id_of(body)
 
 
 def read_ws(url, count, timeout=30):
@@ -48,25 +48,31 @@ def test_rest_api_lifecycle_create_submit_list_scale_kill(cluster):
     job_id = run_job(cluster)
     assert job_id == "synth-1"
     status, clusters = cluster.call("GET", "/api/v1/jobClusters")
-    assert status == 200 and [c["name"] for c in clusters] == ["synth"]
+    assert status == 200 and [c["name"] for c in listed(clusters)] == ["synth"]
     assert cluster.call("GET", "/api/v1/jobClusters/synth")[1]["activeJobs"] == [job_id]
     status, jobs = cluster.call("GET", "/api/v1/jobs")
-    assert status == 200 and [j["jobId"] for j in jobs] == [job_id]
+    assert status == 200 and [job_id_of(j) for j in listed(jobs)] == [job_id]
+    status, jobs = cluster.call("GET", "/api/v1/jobs?compact=true")
+    assert status == 200 and [(j["jobId"], j["numWorkers"]) for j in listed(jobs)] == [(job_id, 1)]
     status, body = cluster.call("POST", f"/api/v1/jobs/{job_id}/actions/scaleStage",
                                 {"JobId": job_id, "StageNumber": 1, "NumWorkers": 2, "User": "e2e"})
-    assert status == 200, body
+    assert status == 204, body
     wait_for(lambda: started(cluster, job_id, 2), timeout=30, what="2 workers Started")
     status, body = cluster.call("POST", "/api/v1/jobClusters/synth/actions/updateLabel",
                                 {"labels": [{"name": "team", "value": "x"}], "user": "e2e"})
-    assert status == 200 and body["labels"] == [{"name": "team", "value": "x"}]
+    assert status == 204 and body is None
+    assert cluster.call("GET", "/api/v1/jobClusters/synth")[1]["labels"] == [{"name": "team", "value": "x"}]
     status, body = cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e&reason=done")
-    assert status == 200, body
-    wait_for(lambda: cluster.call("GET", f"/api/v1/jobs/{job_id}")[1]["state"] == "Completed",
+    assert status == 202, body
+    wait_for(lambda: job_state(cluster.call("GET", f"/api/v1/jobs/{job_id}")[1]) == "Completed",
              timeout=30, what="job Completed")
     # The listing is built from summaries the job actors push: it follows within moments.
-    wait_for(lambda: cluster.call("GET", "/api/v1/jobs")[1] == [], timeout=10, what="the job gone from the list")
+    wait_for(lambda: listed(cluster.call("GET", "/api/v1/jobs")[1]) == [], timeout=10,
+             what="the job gone from the list")
+    ended = listed(cluster.call("GET", "/api/v1/jobs?jobState=Terminal&compact=true")[1])
+    assert [(j["jobId"], j["state"]) for j in ended] == [(job_id, "Completed")]
     status, archived = cluster.call("GET", f"/api/v1/jobs/{job_id}/archivedWorkers")
-    assert status == 200 and len(archived) == 2
+    assert status == 200 and len(listed(archived)) == 2
     actors = cluster.call("GET", "/api/v1/admin/actors")[1]["actors"]
     kinds = {a["actor"] for a in actors}
     assert {"JobClustersManagerActor", "JobClusterActor", "SchedulerActor", "AgentActor"} <= kinds
@@ -82,7 +88,10 @@ def test_bad_input_gets_a_4xx_json_error_never_a_500(cluster):
         ("GET", "/api/v1/nowhere", None, 404, "no such resource"),
         ("POST", "/api/v1/jobs/synth-1/actions/scaleStage", {"StageNumber": "one", "NumWorkers": 1}, 400,
          "StageNumber"),
-        ("POST", "/api/v1/jobClusters/synth/actions/frobnicate", {}, 404, "unknown cluster action"),
+        ("POST", "/api/v1/jobClusters/synth/actions/frobnicate", {"user": "e2e"}, 404, "unknown cluster action"),
+        ("POST", "/api/v1/jobClusters/synth/actions/disableCluster", {}, 400, "Must provide user"),
+        ("DELETE", "/api/v1/jobs/synth-1?user=e2e", None, 400, "reason"),
+        ("DELETE", "/api/v1/jobClusters/synth", None, 400, "user"),
     ]
     assert cluster.call("POST", "/api/v1/jobClusters", CLUSTER)[0] == 201
     assert cluster.call("POST", "/api/v1/jobClusters", CLUSTER)[0] == 409
@@ -129,7 +138,7 @@ def test_master_killed_with_kill_9_recovers_jobs_and_reattaches_workers(cluster)
     cluster.master.kill9()
     cluster.start_master()
     status, job = cluster.call("GET", f"/api/v1/jobs/{job_id}")
-    assert status == 200 and job["state"] == "Launched"
+    assert status == 200 and job_state(job) == "Launched"
     assert cluster.call("GET", "/api/v1/jobClusters/synth")[0] == 200
     # The agent re-registers with the new master; the same worker (number and pid) reattaches.
     wait_for(lambda: cluster.call("GET", "/api/v1/agents")[1], timeout=20, what="agent re-registered")
@@ -139,4 +148,4 @@ def test_master_killed_with_kill_9_recovers_jobs_and_reattaches_workers(cluster)
     assert again["workerNumber"] == w["workerNumber"] and again["metrics"]["pid"] == w["metrics"]["pid"]
     events = read_sse(f"{cluster.url}/api/v1/jobs/{job_id}/output", 5)
     assert len(events) == 5
-    assert cluster.call("POST", "/api/v1/jobClusters/synth/jobs", {})[1]["jobId"] == "synth-2"
+    assert job_id_of(cluster.call("POST", "/api/v1/jobClusters/synth/jobs", {})[1]) == "synth-2"
