@@ -62,7 +62,7 @@ def cluster_view(cluster: dict) -> dict:
         "labels": cluster.get("labels", []),
         "cronActive": bool(cluster.get("cronSpec")) and not cluster.get("disabled"),
         "latestVersion": cluster.get("version"),
-        "jobPrincipal": None,
+        "jobPrincipal": cluster.get("jobPrincipal"),
         # Ours, beyond Mantis' view:
         "url": cluster.get("url"),
         "user": cluster.get("user"),

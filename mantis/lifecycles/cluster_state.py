@@ -125,11 +125,10 @@ class JobCluster:
         its entry, and moves it last: the latest)."""
         d = self.definition
         jar = {"url": d.url, "version": d.version, "uploadedAt": now, "schedulingInfo": d.scheduling_info.to_json()}
-        kept = [j for j in self.jars if j["version"] != d.version]
-        if len(kept) == len(self.jars) and self.jars and self.jars[-1]["url"] == d.url \
-                and self.jars[-1]["schedulingInfo"] == jar["schedulingInfo"]:
-            return
-        self.jars = [*kept, jar][-MAX_JARS:]
+        last = self.jars[-1] if self.jars else None
+        if last is not None and all(last[k] == jar[k] for k in ("url", "version", "schedulingInfo")):
+            return  # an update that left the artifact as it was (labels, SLA, ...)
+        self.jars = [*(j for j in self.jars if j["version"] != d.version), jar][-MAX_JARS:]
 
     def story(self) -> list[StoryEntry]:
         """What happened to this cluster, oldest first."""

@@ -255,6 +255,7 @@ class JobClusterDefinition:
     cron_spec: str | None = None
     cron_policy: str = "KEEP_EXISTING"
     migration_config: dict = field(default_factory=lambda: {"strategy": "ONE_WORKER", "configString": ""})
+    job_principal: dict | None = None
 
     @classmethod
     def from_json(cls, data: Any, path: str = "") -> JobClusterDefinition:
@@ -293,8 +294,17 @@ def _unwrap_named_job_definition(data: dict) -> dict:
     if data.get("owner") is not None:
         flat["owner"] = data["owner"]
     if data.get("jobPrincipal") is not None:
-        codec.json_object(data["jobPrincipal"], "jobPrincipal")  # accepted, not used
+        flat["jobPrincipal"] = data["jobPrincipal"]
     return flat
+
+
+def _principal(value: Any, path: str) -> dict:
+    """Mantis' JobPrincipal ``{email, type}``: who a cluster's jobs act as (kept, shown)."""
+    value = codec.json_object(value, path)
+    unknown = sorted(set(value) - {"email", "type"})
+    if unknown:
+        raise ValidationError(f"{path} has unknown field(s): {', '.join(unknown)}")
+    return {k: codec.string(v, f"{path}.{k}") for k, v in value.items() if v is not None}
 
 
 def _artifact_alias(data: Any, path: str) -> Any:
@@ -345,6 +355,7 @@ _CLUSTER_FIELDS = (
           default=lambda: "KEEP_EXISTING"),
     Field("migrationConfig", "migration_config", _migration,
           default=lambda: {"strategy": "ONE_WORKER", "configString": ""}),
+    Field("jobPrincipal", "job_principal", _principal),
 )
 
 
