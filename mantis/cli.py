@@ -207,7 +207,7 @@ def cmd_up(args) -> int:
                 # The cluster actor itself answers this, so a just-recovered job is not missed.
                 active = call(url, "GET", "/api/v1/jobClusters/demo")["activeJobs"]
                 job_id = active[0] if active else call(
-                    url, "POST", "/api/v1/jobClusters/demo/jobs", {"user": "mantis-up"})["jobId"]
+                    url, "POST", "/api/v1/jobClusters/demo/jobs", {"user": "mantis-up"})["jobMetadata"]["jobId"]
                 log.info("streaming the output of %s (Ctrl-C to stop)", job_id)
                 deadline = time.time() + 120
                 while not stop.is_set() and time.time() < deadline:
@@ -256,12 +256,14 @@ def cmd_cluster(args) -> int:
     if args.action == "create":
         _print(call(m, "POST", "/api/v1/jobClusters", _read_json_file(args.file)))
     elif args.action == "list":
-        for c in call(m, "GET", "/api/v1/jobClusters"):
-            print(f"{c['name']}\t{c['state']}\t{c['url']}\tactive={len(c['activeJobs'])}")
+        for c in call(m, "GET", "/api/v1/jobClusters")["list"]:
+            state = "Disabled" if c["disabled"] else "Enabled"
+            print(f"{c['name']}\t{state}\t{c['url']}\tactive={len(c['activeJobs'])}")
     elif args.action == "get":
-        _print(call(m, "GET", f"/api/v1/jobClusters/{args.name}"))
+        _print(call(m, "GET", f"/api/v1/jobClusters/{quote(args.name)}"))
     elif args.action == "delete":
-        _print(call(m, "DELETE", f"/api/v1/jobClusters/{quote(args.name)}?{urlencode({'user': args.user})}"))
+        call(m, "DELETE", f"/api/v1/jobClusters/{quote(args.name)}?{urlencode({'user': args.user})}")
+        print(f"deleted job cluster {args.name}")
     return 0
 
 
@@ -273,21 +275,24 @@ def cmd_job(args) -> int:
         if params:
             body["parameters"] = [{"name": k, "value": v} for k, v in params.items()]
         body.setdefault("user", args.user)
-        _print(call(m, "POST", f"/api/v1/jobClusters/{args.cluster}/jobs", body))
+        _print(call(m, "POST", f"/api/v1/jobClusters/{quote(args.cluster)}/jobs", body))
     elif args.action == "list":
-        path = f"/api/v1/jobs?clusterName={args.cluster}" if args.cluster else "/api/v1/jobs"
-        for j in call(m, "GET", path):
-            workers = ",".join(f"{k}={v}" for k, v in sorted(j["workers"].items()))
+        query = urlencode({"compact": "true", "activeOnly": "false" if args.all else "true"})
+        path = f"/api/v1/jobClusters/{quote(args.cluster)}/jobs" if args.cluster else "/api/v1/jobs"
+        for j in call(m, "GET", f"{path}?{query}")["list"]:
+            workers = ",".join(f"{k}={v}" for k, v in sorted(j["statesSummary"].items()))
             print(f"{j['jobId']}\t{j['state']}\t{workers}")
     elif args.action == "get":
-        _print(call(m, "GET", f"/api/v1/jobs/{args.job_id}"))
+        _print(call(m, "GET", f"/api/v1/jobs/{quote(args.job_id)}"))
     elif args.action == "kill":
         query = urlencode({"user": args.user, "reason": args.reason})
-        _print(call(m, "DELETE", f"/api/v1/jobs/{quote(args.job_id)}?{query}"))
+        call(m, "DELETE", f"/api/v1/jobs/{quote(args.job_id)}?{query}")
+        print(f"kill of {args.job_id} accepted")
     elif args.action == "scale":
-        _print(call(m, "POST", f"/api/v1/jobs/{args.job_id}/actions/scaleStage",
-                    {"JobId": args.job_id, "StageNumber": args.stage, "NumWorkers": args.workers,
-                     "User": args.user, "Reason": args.reason}))
+        call(m, "POST", f"/api/v1/jobs/{quote(args.job_id)}/actions/scaleStage",
+             {"JobId": args.job_id, "StageNumber": args.stage, "NumWorkers": args.workers,
+              "User": args.user, "Reason": args.reason})
+        print(f"stage {args.stage} of {args.job_id} scaled to {args.workers} worker(s)")
     return 0
 
 
@@ -381,7 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("cluster")
     submit.add_argument("--param", action="append", metavar="NAME=VALUE")
     submit.add_argument("--file", help="job definition JSON file")
-    jsub.add_parser("list", parents=[common]).add_argument("--cluster")
+    listing = jsub.add_parser("list", parents=[common])
+    listing.add_argument("--cluster")
+    listing.add_argument("--all", action="store_true", help="ended jobs too")
     jsub.add_parser("get", parents=[common]).add_argument("job_id")
     kill = jsub.add_parser("kill", parents=[common])
     kill.add_argument("job_id")
