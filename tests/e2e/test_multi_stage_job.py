@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from mantis.examples.keyed_count import expected_counts
 from tests.sse_client import SseReader
-from tests.support import wait_for
+from tests.support import job_id_of, job_state, job_workers, listed, started_workers, wait_for
 
 MACHINE = {"cpuCores": 1, "memoryMB": 128}
 
@@ -30,7 +30,7 @@ def submit_keyed_count(cluster, rate, keys, limit, counters=2, max_counters=None
     assert cluster.call("POST", "/api/v1/jobClusters", definition)[0] == 201
     status, body = cluster.call("POST", "/api/v1/jobClusters/keyed/jobs", {"user": "e2e"})
     assert status == 201, body
-    return body["jobId"]
+    return job_id_of(body)
 
 
 def get_job(cluster, job_id):
@@ -40,19 +40,19 @@ def get_job(cluster, job_id):
 
 
 def stage_workers(job, stage):
-    return sorted((w for w in job["workers"] if w["stageNum"] == stage), key=lambda w: w["workerIndex"])
+    return sorted((w for w in job_workers(job) if w["stageNum"] == stage), key=lambda w: w["workerIndex"])
 
 
 def streaming(cluster, job_id, counters=2):
     """The job's workers once every one is Started and every counter has counted something."""
     job = get_job(cluster, job_id)
-    workers = [w for w in job["workers"] if w["state"] == "Started"]
+    workers = started_workers(job)
     counting = [w for w in stage_workers(job, 2) if w["metrics"].get("eventsIn", 0) > 0]
     return job if len(workers) == 1 + counters and len(counting) == counters else None
 
 
 def wait_completed(cluster, job_id, timeout=180):
-    wait_for(lambda: get_job(cluster, job_id)["state"] == "Completed", timeout=timeout, interval=0.5,
+    wait_for(lambda: job_state(get_job(cluster, job_id)) == "Completed", timeout=timeout, interval=0.5,
              what=f"job {job_id} to complete")
 
 
@@ -60,7 +60,7 @@ def archived_by_stage(cluster, job_id):
     status, archived = cluster.call("GET", f"/api/v1/jobs/{job_id}/archivedWorkers")
     assert status == 200, archived
     by_stage = defaultdict(list)
-    for w in archived:
+    for w in listed(archived):
         by_stage[w["stageNum"]].append(w)
     return by_stage
 
@@ -109,15 +109,15 @@ def test_every_worker_reports_its_counters_cpu_and_memory_through_the_job_api(cl
 
     def progressed():
         job = get_job(cluster, job_id)
-        before = {w["workerId"]: w["metrics"] for w in first["workers"]}
-        later = {w["workerId"]: w["metrics"] for w in job["workers"]}
+        before = {w["workerId"]: w["metrics"] for w in job_workers(first)}
+        later = {w["workerId"]: w["metrics"] for w in job_workers(job)}
         moved = all(later[k]["eventsIn"] > before[k]["eventsIn"]
                     and later[k]["cpuSeconds"] > before[k]["cpuSeconds"] for k in before if k in later)
         return job if later.keys() == before.keys() and moved else None
 
     job = wait_for(progressed, timeout=60, interval=0.5, what="every worker's counters to move")
     pids = set()
-    for w in job["workers"]:
+    for w in job_workers(job):
         m = w["metrics"]
         assert {"pid", "eventsIn", "eventsOut", "droppedEvents", "queueDepth", "cpuSeconds", "cpuPercent",
                 "rssMB", "subscribers", "deliveredEvents", "lostEvents", "inFlightEvents"} <= set(m), m
@@ -135,7 +135,7 @@ def test_every_worker_reports_its_counters_cpu_and_memory_through_the_job_api(cl
     assert len(pids) == 3  # a process per worker
     (source,) = stage_workers(job, 1)
     assert source["metrics"]["subscribers"] == 2 and source["metrics"]["deliveredEvents"] > 0
-    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200
+    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e&reason=done")[0] == 202
 
 
 def test_a_counter_killed_mid_stream_is_replaced_and_what_it_lost_is_counted(cluster):
@@ -157,7 +157,7 @@ def test_a_counter_killed_mid_stream_is_replaced_and_what_it_lost_is_counted(clu
             # a report certainly taken after the freeze; or already counted lost, if the
             # master gave up on the silent worker first and its replacement took over.
             (source,) = stage_workers(get_job(cluster, job_id), 1)
-            fresh = source["lastHeartbeatAt"] > stopped_at + 1.0
+            fresh = source["lastHeartbeatAt"] > (stopped_at + 1.0) * 1000  # epoch ms
             m = source["metrics"]
             return fresh and (m["inFlightEvents"] >= 150 or m["lostEvents"] > 0)
 
@@ -226,7 +226,7 @@ def test_scaling_the_counters_from_two_to_four_keeps_every_user_on_one_worker(cl
         before_scale = list(output.events)  # counted before the new workers existed
         status, body = cluster.call("POST", f"/api/v1/jobs/{job_id}/actions/scaleStage",
                                     {"JobId": job_id, "StageNumber": 2, "NumWorkers": 4, "User": "e2e"})
-        assert status == 200, body
+        assert status == 204, body
 
         def four_connected():
             (source,) = stage_workers(get_job(cluster, job_id), 1)
@@ -248,7 +248,7 @@ def test_scaling_the_counters_from_two_to_four_keeps_every_user_on_one_worker(cl
             return None
 
         owners = wait_for(owners_after, timeout=90, interval=0.5, what="every user counted after the scale")
-    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200
+    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e&reason=done")[0] == 202
     assert all(len(workers) == 1 for workers in owners.values()), {u: w for u, w in owners.items() if len(w) > 1}
     after = {user: workers.pop() for user, workers in owners.items()}
     assert set(after.values()) == {0, 1, 2, 3}  # the new counters got users

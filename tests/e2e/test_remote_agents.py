@@ -2,7 +2,7 @@
 import pytest
 
 from mantis.tooling.local_processes import LocalCluster, Service
-from tests.support import free_port, free_port_range, make_config, wait_for
+from tests.support import free_port, free_port_range, job_id_of, make_config, started_workers, wait_for
 
 ZONES = {"a": "127.0.0.2", "b": "127.0.0.3", "c": "127.0.0.4"}
 
@@ -27,7 +27,7 @@ def three_agents(tmp_path):
 
 def placed(cluster, job_id, count):
     status, job = cluster.call("GET", f"/api/v1/jobs/{job_id}")
-    workers = [w for w in job["workers"] if w["state"] == "Started"]
+    workers = started_workers(job)
     return workers if len(workers) == count else None
 
 
@@ -42,7 +42,7 @@ def test_unique_host_and_group_by_zone_place_workers_apart_and_survive_agent_los
                       "numberOfInstances": 2, "machineDefinition": {"cpuCores": 1, "memoryMB": 128},
                       "hardConstraints": ["UniqueHost", ["zone", "GROUP_BY"]]}}}}
     assert cluster.call("POST", "/api/v1/jobClusters", definition)[0] == 201
-    job_id = cluster.call("POST", "/api/v1/jobClusters/spread/jobs", {})[1]["jobId"]
+    job_id = job_id_of(cluster.call("POST", "/api/v1/jobClusters/spread/jobs", {})[1])
     workers = wait_for(lambda: placed(cluster, job_id, 2), timeout=30, what="2 workers Started")
     assert len({w["host"] for w in workers}) == 2 and len({zone_of(w) for w in workers}) == 2
     assert all(w["host"] == ZONES[zone_of(w)] for w in workers)
@@ -72,7 +72,7 @@ def test_drained_agent_moves_its_workers_away_and_takes_no_new_ones(three_agents
                                                       "machineDefinition": {"cpuCores": 1, "memoryMB": 128},
                                                       "hardConstraints": [["zone", "IS", "a"]]}}}}
     assert cluster.call("POST", "/api/v1/jobClusters", definition)[0] == 201
-    job_id = cluster.call("POST", "/api/v1/jobClusters/drainme/jobs", {})[1]["jobId"]
+    job_id = job_id_of(cluster.call("POST", "/api/v1/jobClusters/drainme/jobs", {})[1])
     (w,) = wait_for(lambda: placed(cluster, job_id, 1), timeout=30, what="worker Started")
     assert w["agentId"] == "agent-a"
     status, body = cluster.call("POST", "/api/v1/agents/agent-a/actions/drain", {"user": "ops"})

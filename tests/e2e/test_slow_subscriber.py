@@ -5,7 +5,7 @@ import socket
 
 from mantis.tooling.local_processes import pss_mb
 from tests.sse_client import SseReader
-from tests.support import wait_for
+from tests.support import job_id_of, job_workers, wait_for
 
 # What the master may grow by while the stalled subscribers are held open; the job has
 # to produce several times as much output meanwhile, or the test could not tell.
@@ -41,7 +41,7 @@ def websocket_request(job_id: str) -> bytes:
 def worker_metrics(cluster, job_id):
     status, job = cluster.call("GET", f"/api/v1/jobs/{job_id}")
     assert status == 200, job
-    (worker,) = job["workers"]
+    (worker,) = job_workers(job)
     return worker["metrics"]
 
 
@@ -49,7 +49,7 @@ def test_stalled_subscribers_neither_slow_the_job_nor_grow_the_masters_memory(cl
     assert cluster.call("POST", "/api/v1/jobClusters", FAST_JOB)[0] == 201
     status, body = cluster.call("POST", "/api/v1/jobClusters/fast/jobs", {"user": "e2e"})
     assert status == 201, body
-    job_id = body["jobId"]
+    job_id = job_id_of(body)
     wait_for(lambda: worker_metrics(cluster, job_id).get("eventsOut", 0) > 0, timeout=60, interval=0.5,
              what="the job producing")
     with SseReader(f"{cluster.url}/api/v1/jobs/{job_id}/output") as reader:
@@ -83,4 +83,4 @@ def test_stalled_subscribers_neither_slow_the_job_nor_grow_the_masters_memory(cl
     assert read_after - read_before > produced / 10
     # What the stalled subscribers did not take was dropped, and counted, at the worker.
     assert end["droppedEvents"] > first_drops
-    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200
+    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e&reason=done")[0] == 202

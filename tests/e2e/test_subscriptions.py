@@ -5,7 +5,7 @@ import urllib.parse
 import urllib.request
 
 from tests.sse_client import read_sse
-from tests.support import wait_for
+from tests.support import job_id_of, started_workers, wait_for
 
 CLUSTER = {"name": "subs", "url": "mantis.examples.synthetic:job",
            "parameters": [{"name": "rate", "value": 100}],
@@ -21,11 +21,10 @@ def start_job(cluster, kinds=None):
     assert status == 201, body
 
     def started():
-        job = cluster.call("GET", f"/api/v1/jobs/{body['jobId']}")[1]
-        return [w for w in job["workers"] if w["state"] == "Started"]
+        return started_workers(cluster.call("GET", f"/api/v1/jobs/{job_id_of(body)}")[1])
 
-    wait_for(started, timeout=60, what=f"{body['jobId']} Started")
-    return body["jobId"]
+    wait_for(started, timeout=60, what=f"{job_id_of(body)} Started")
+    return job_id_of(body)
 
 
 def test_filter_and_sampling_narrow_the_output_per_subscriber(cluster):
@@ -71,7 +70,7 @@ def test_connect_by_cluster_name_follows_the_clusters_latest_job(cluster):
             raise AssertionError("the stream ended")
 
         assert {next_event()["event"] for _ in range(20)} <= {"click", "add_to_cart"}
-        assert cluster.call("DELETE", f"/api/v1/jobs/{first}?user=test")[0] == 200
+        assert cluster.call("DELETE", f"/api/v1/jobs/{first}?user=test&reason=replace")[0] == 202
         second = start_job(cluster, kinds="purchase")
         assert second != first
         for _ in range(2000):
