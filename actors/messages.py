@@ -194,6 +194,16 @@ class DisableCluster(ClusterRequest):
 
 
 @dataclass
+class DescribeJobs(ClusterRequest):
+    """The API's view of several jobs of one cluster at once (a job list's page): the
+    shard answers ``{jobId: description}`` for those that exist, active or ended."""
+
+    name: str
+    job_ids: list = field(default_factory=list)
+    reply_to: Any = None
+
+
+@dataclass
 class DeleteCluster(ClusterRequest):
     name: str
     user: str = "unknown"

@@ -34,6 +34,7 @@ from actors.messages import (
     ClusterRequest,
     CreateCluster,
     DescribeActors,
+    DescribeJobs,
     Done,
     EntryPointChecked,
     InitShard,
@@ -47,6 +48,7 @@ from actors.messages import (
     WorkerStatusBatch,
 )
 from mantis.lifecycles.cluster_state import JobCluster
+from mantis.lifecycles.job_state import JobRecord
 from mantis.model.codec import ValidationError
 from mantis.model.ids import parse_job_id, parse_worker_key
 from mantis.stores import open_store
@@ -282,6 +284,8 @@ class ShardActor(MantisActor):
                                                  reply_to=message.reply_to or sender), self.myAddress)
         elif isinstance(message, JobRequest):
             self._route_job_request(message, sender)
+        elif isinstance(message, DescribeJobs):
+            self.send(message.reply_to or sender, Done(self._describe_jobs(message)))
         elif isinstance(message, ClusterRequest):
             self._to_cluster(message.cluster_name, message, sender)
         elif isinstance(message, StatusBatch):
@@ -336,6 +340,24 @@ class ShardActor(MantisActor):
             actor = job_actor_name(job_id)
             if actor in self.host.actors:
                 self.host.deliver(actor, WorkerStatusBatch(job_id, agent_id, statuses), self.myAddress)
+
+    def _describe_jobs(self, message: DescribeJobs) -> dict:
+        """Each named job of the cluster as GetJob describes it, read here in one turn: the
+        hosted job actors for active jobs, the store's archive for ended ones."""
+        described = {}
+        for job_id in message.job_ids:
+            actor = self.host.actors.get(job_actor_name(job_id))
+            if actor is not None and getattr(actor, "job", None) is not None:
+                described[job_id] = actor.job.describe()
+                continue
+            try:
+                cluster, _ = parse_job_id(job_id)
+                record = self.store.archived_job(cluster, job_id) if cluster == message.name else None
+            except (ValidationError, OSError, StoreError):
+                record = None
+            if record is not None:
+                described[job_id] = JobRecord.from_json(record).describe()
+        return described
 
     # -- admin ------------------------------------------------------------------------------
 

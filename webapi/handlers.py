@@ -22,6 +22,7 @@ from actors.messages import (
     CreateCluster,
     DeleteCluster,
     DescribeActors,
+    DescribeJobs,
     DisableCluster,
     EnableCluster,
     GetArchivedWorkers,
@@ -236,16 +237,25 @@ class ListingHandler(ApiHandler):
         if compact:
             self.reply_list([views.compact_job(s) for s in summaries])
             return
-        jobs = await asyncio.gather(*(self._job_or_none(s["jobId"]) for s in summaries))
-        self.reply_list([views.job_view(job, stages, indexes, numbers, states) for job in jobs if job is not None])
+        jobs = await self.describe_jobs([s["jobId"] for s in summaries])
+        self.reply_list([views.job_view(job, stages, indexes, numbers, states) for job in jobs])
 
-    async def _job_or_none(self, job_id: str) -> dict | None:
-        try:
-            return await self.gateway.ask(GetJob(job_id))
-        except ApiError as exc:
-            if exc.status == 404:  # ended and archived away between the listing and now
-                return None
-            raise
+    async def describe_jobs(self, job_ids: list[str]) -> list[dict]:
+        """The jobs named, as GetJob describes them, in that order: one ask per cluster
+        (its shard reads them all in one turn); a job gone meanwhile is left out."""
+        by_cluster: dict[str, list[str]] = {}
+        for job_id in job_ids:
+            by_cluster.setdefault(parse_job_id(job_id)[0], []).append(job_id)
+        answers = await asyncio.gather(*(self.gateway.ask(DescribeJobs(cluster, ids))
+                                         for cluster, ids in by_cluster.items()), return_exceptions=True)
+        described: dict[str, dict] = {}
+        for answer in answers:
+            if isinstance(answer, ApiError) and answer.status == 404:
+                continue  # the cluster was deleted meanwhile
+            if isinstance(answer, BaseException):
+                raise answer
+            described.update(answer)
+        return [described[j] for j in job_ids if j in described]
 
 
 def _query_text(request) -> dict[str, list[str]]:

@@ -15,6 +15,7 @@ from actors.messages import (
     CreateCluster,
     DeleteCluster,
     DescribeActors,
+    DescribeJobs,
     DisableCluster,
     Done,
     EnableCluster,
@@ -241,14 +242,15 @@ class RoutesBecomeTypedMessages(HandlerTest):
 
     def test_get_jobs_sends_list_jobs_and_answers_job_views_in_the_envelope(self):
         self.gateway.answers[ListJobs] = Done([{"jobId": "synth-1", "clusterName": "synth", "state": "Launched"}])
-        self.gateway.answers[GetJob] = Done(DESCRIBED_JOB)
+        self.gateway.answers[DescribeJobs] = Done({"synth-1": DESCRIBED_JOB})
         status, body = self.call("GET", "/api/v1/jobs?workerState=Active&workerIndex=0")
         assert status == 200 and body["total"] == 1
         job = body["list"][0]
         assert set(job) == {"jobMetadata", "stageMetadataList", "workerMetadataList", "version"}
         assert [w["workerNumber"] for w in job["workerMetadataList"]] == [1, 2]
         assert job["stageMetadataList"][0]["numWorkers"] == 2 and job["jobMetadata"]["submittedAt"] == 1700000000250
-        assert self.gateway.asked[0].message == ListJobs(cluster=None, include_ended=False)
+        assert [a.message for a in self.gateway.asked] == [ListJobs(cluster=None, include_ended=False),
+                                                           DescribeJobs("synth", ["synth-1"])]
 
     def test_get_jobs_compact_answers_compact_job_info(self):
         summary = {"jobId": "synth-1", "clusterName": "synth", "state": "Launched", "user": "ann",
