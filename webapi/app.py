@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+import tornado.routing
 import tornado.web
 
 from webapi import handlers as h
@@ -20,7 +21,7 @@ def make_app(gateway, **settings) -> tornado.web.Application:
     shown by masterInfo when given.
     """
     kw = {"gateway": gateway}
-    routes = [
+    routes: list[tuple[str | tornado.routing.Matcher, type[tornado.web.RequestHandler]]] = [
         (r"/api/v1/jobClusters/?", h.JobClustersHandler),
         (rf"/api/v1/jobClusters/{NAME}/?", h.JobClusterHandler),
         (rf"/api/v1/jobClusters/{NAME}/actions/([A-Za-z]+)/?", h.JobClusterActionHandler),
@@ -41,6 +42,7 @@ def make_app(gateway, **settings) -> tornado.web.Application:
         (rf"/api/v1/jobconnectbyname/{NAME}/?", s.SseClusterOutputHandler),
         (rf"/api/v1/ws/jobconnectbyname/{NAME}/?", s.WebSocketClusterOutputHandler),
         (rf"/api/v1/jobDiscoveryStream/{JOB_ID}/?", js.JobDiscoveryStreamHandler),
+        (js.WebSocketUpgrade(rf"/api/v1/jobStatusStream/{JOB_ID}/?"), js.JobStatusWebSocketHandler),
         (rf"/api/v1/jobStatusStream/{JOB_ID}/?", js.JobStatusStreamHandler),
         (rf"/api/v1/lastSubmittedJobIdStream/{NAME}/?", js.LastSubmittedJobIdStreamHandler),
         (r"/api/v1/masterInfo/?", h.MasterInfoHandler),

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import reactivex
 
 from mantis.ha.master_address import master_url
+from mantis.lifecycles.job_views import HB_JOB_ID
 from mantis.model import codec
 from mantis.runtime.listener import shut_down
 from mantis.runtime.sources import Halt, thread_fed
@@ -334,7 +335,10 @@ class _Follower:
                     backoff.reset()
                     if name == "end":
                         break  # the cluster is gone: the next connect says so with a 404
-                    self._set_target(codec.loads(data).get("jobId"))
+                    # Mantis' JobClusterInfo, {"name", "jobId"}; a heartbeat names no job to read.
+                    job_id = codec.loads(data).get("jobId")
+                    if job_id != HB_JOB_ID:
+                        self._set_target(job_id)
             except HttpStatusError as exc:
                 if exc.status == 404 and missing.seen():
                     self._fail(UpstreamError(f"upstream cluster {self.cluster}: {exc.message}"))
