@@ -13,7 +13,8 @@ Started and heartbeats without forking).  Then:
 2. submits ``--jobs`` jobs, spread evenly over the clusters, from ``--clients``
    concurrent clients (threads, each with its own keep-alive HTTP connection) as fast
    as the API takes them;
-3. meanwhile, and until every worker is Started, samples ``GET /api/v1/jobs`` latency
+3. meanwhile, and until every worker is Started, samples ``GET /api/v1/jobs?compact=true``
+   latency (the compact listing is what a jobs page reads)
    and the agents' heartbeat processing lag (``heartbeatLagS`` in ``GET /api/v1/agents``,
    when the master reports it);
 4. reads submit->Started per job from the master's own timestamps (the job's
@@ -53,6 +54,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mantis import config as config_module  # noqa: E402
+from mantis.tooling.api_answers import job_id_of, job_workers, listed  # noqa: E402
 from mantis.tooling.local_processes import LocalCluster, StopOnExit, free_listen_port, pss_mb  # noqa: E402
 
 CLUSTER = "bench"  # the clusters are bench_0, bench_1, ...
@@ -62,7 +64,7 @@ def cluster_names(args) -> list[str]:
     """The benchmark's clusters, in the order jobs are dealt to them."""
     return [f"{CLUSTER}_{i}" for i in range(max(1, args.clusters))]
 REQUEST_TIMEOUT_S = 30.0   # one API call; a slower answer counts as a failure (and as its latency)
-SAMPLE_INTERVAL_S = 0.25   # between two GET /api/v1/jobs samples
+SAMPLE_INTERVAL_S = 0.25   # between two GET /api/v1/jobs?compact=true samples
 AGENTS_INTERVAL_S = 2.0    # between two GET /api/v1/agents samples
 PROGRESS_INTERVAL_S = 5.0
 HEADROOM = 1.5             # simulated agents offer this much more than the workers need in all
@@ -253,7 +255,7 @@ def wait(predicate, timeout: float, what: str, cluster: LocalCluster, interval: 
 # -- load and sampling -----------------------------------------------------------------
 
 class Sampler(threading.Thread):
-    """Measures ``GET /api/v1/jobs`` latency back to back, and reads heartbeat lag.
+    """Measures ``GET /api/v1/jobs?compact=true`` latency back to back, and reads heartbeat lag.
 
     Runs from the first submit until every worker is Started: the latency that users
     see while the control plane is busiest.  A call that fails or times out counts as a
@@ -274,7 +276,9 @@ class Sampler(threading.Thread):
         while not self.stopping.is_set():
             started = time.perf_counter()
             try:
-                status, _ = jobs.call("GET", "/api/v1/jobs")
+                # The compact listing (Mantis' CompactJobInfo per active job) is what a
+                # jobs page reads; the full listing is a job view per job, a heavier ask.
+                status, _ = jobs.call("GET", "/api/v1/jobs?compact=true")
                 self.errors += status != 200
             except (OSError, http.client.HTTPException, ValueError):
                 self.errors += 1
@@ -322,7 +326,7 @@ def submit_jobs(url: str, args, deadline: float) -> tuple[list[str], float, int]
                         status, body = None, None
                     if status == 201:
                         with lock:
-                            job_ids.append(body["jobId"])
+                            job_ids.append(job_id_of(body))
                         break
                     if status is not None and 400 <= status < 500:
                         failure.append(f"submit refused: {status} {body}")
@@ -350,12 +354,12 @@ def submit_jobs(url: str, args, deadline: float) -> tuple[list[str], float, int]
 
 
 def started_jobs(cluster: LocalCluster, job_ids: list[str], workers: int) -> int:
-    """How many of ``job_ids`` the listing shows with all ``workers`` workers Started."""
-    status, jobs = cluster.call("GET", "/api/v1/jobs")
+    """How many of ``job_ids`` the compact listing shows with all ``workers`` workers Started."""
+    status, jobs = cluster.call("GET", "/api/v1/jobs?compact=true")
     if status != 200:
         return 0
     wanted = set(job_ids)
-    return sum(1 for j in jobs if j["jobId"] in wanted and j["workers"].get("Started", 0) == workers)
+    return sum(1 for j in listed(jobs) if j["jobId"] in wanted and j["statesSummary"].get("Started", 0) == workers)
 
 
 def wait_all_started(cluster: LocalCluster, job_ids: list[str], workers: int, timeout: float, what: str) -> None:
@@ -380,19 +384,19 @@ def wait_all_started(cluster: LocalCluster, job_ids: list[str], workers: int, ti
 
 def worker_numbers(jobs: dict[str, dict]) -> dict[tuple, int]:
     """(job id, stage, index) -> workerNumber over the jobs' current workers."""
-    return {(job["jobId"], w["stageNum"], w["workerIndex"]): w["workerNumber"]
-            for job in jobs.values() for w in job["workers"]}
+    return {(job_id_of(job), w["stageNum"], w["workerIndex"]): w["workerNumber"]
+            for job in jobs.values() for w in job_workers(job)}
 
 
 def heard_since(job: dict, workers: int, since: float) -> bool:
     """Whether the job has ``workers`` workers, all Started, each heard from after ``since``.
 
     After a restart the master loads Started workers from its store; only a heartbeat
-    it processed itself (``lastHeartbeatAt``) says the worker is really back.
+    it processed itself (``lastHeartbeatAt``, epoch ms) says the worker is really back.
     """
-    current = job["workers"]
+    current = job_workers(job)
     return len(current) == workers and all(
-        w["state"] == "Started" and (w.get("lastHeartbeatAt") or 0) >= since for w in current)
+        w["state"] == "Started" and (w.get("lastHeartbeatAt") or 0) >= since * 1000 for w in current)
 
 
 # -- the run --------------------------------------------------------------------------
@@ -426,7 +430,7 @@ def run(args, tmp: Path, guard: StopOnExit, result: dict) -> None:
         result["api_errors"] = sampler.errors
         result["heartbeat_lag_max_s"] = rounded(max(sampler.heartbeat_lags, default=None))
         result["heartbeat_lag_p99_s"] = rounded(percentile(sampler.heartbeat_lags, 99))
-    log(f"every worker Started; GET /api/v1/jobs p99 {result['api_p99_s']}s over {len(sampler.latencies)} "
+    log(f"every worker Started; GET /api/v1/jobs?compact=true p99 {result['api_p99_s']}s over {len(sampler.latencies)} "
         f"samples ({sampler.errors} failed); heartbeat lag "
         + (f"max {result['heartbeat_lag_max_s']}s p99 {result['heartbeat_lag_p99_s']}s"
            if sampler.heartbeat_lags else "not reported by this master"))
@@ -435,8 +439,10 @@ def run(args, tmp: Path, guard: StopOnExit, result: dict) -> None:
     jobs = get_many(cluster.url, [f"/api/v1/jobs/{j}" for j in job_ids], args.clients, deadline)
     if len(jobs) < len(job_ids):
         raise BenchFailed(f"could not read {len(job_ids) - len(jobs)} jobs")
-    jobs = {body["jobId"]: body for body in jobs.values()}
-    latencies = [max(w["startedAt"] for w in job["workers"]) - job["submittedAt"] for job in jobs.values()]
+    jobs = {job_id_of(body): body for body in jobs.values()}
+    # The API's times are epoch milliseconds.
+    latencies = [(max(w["startedAt"] for w in job_workers(job)) - job["jobMetadata"]["submittedAt"]) / 1000
+                 for job in jobs.values()]
     result["submit_to_started_p50_s"] = rounded(statistics.median(latencies))
     result["submit_to_started_p99_s"] = rounded(percentile(latencies, 99))
     result["submit_to_started_max_s"] = rounded(max(latencies))
@@ -469,8 +475,8 @@ def run(args, tmp: Path, guard: StopOnExit, result: dict) -> None:
         bodies = get_many(cluster.url, [f"/api/v1/jobs/{j}" for j in pending], args.clients, deadline)
         for body in bodies.values():
             if heard_since(body, args.workers, killed_at):
-                after[body["jobId"]] = body
-                pending.discard(body["jobId"])
+                after[job_id_of(body)] = body
+                pending.discard(job_id_of(body))
         if pending:
             time.sleep(0.5)
     result["recovery_s"] = round(time.time() - killed_at, 2)

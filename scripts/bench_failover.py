@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mantis import config as config_module  # noqa: E402
+from mantis.tooling.api_answers import job_id_of, job_workers, started_workers  # noqa: E402
 from mantis.tooling.local_processes import HaCluster, StopOnExit, api, wait_for  # noqa: E402
 from mantis.tooling.zookeeper_server import ZooKeeperServer  # noqa: E402
 
@@ -66,13 +67,13 @@ def job_answers(url: str, job_id: str) -> bool:
         status, body = api(url, path=f"/api/v1/jobs/{job_id}", timeout=1)
     except OSError:
         return False
-    return status == 200 and bool(body.get("workers"))
+    return status == 200 and bool(job_workers(body))
 
 
 def one_run(ha: HaCluster, job_id: str, run: int) -> dict:
     leader = ha.wait_leader(timeout=60)
     standbys = [i for i in range(len(ha.masters)) if i != leader]
-    workers_before = {w["workerNumber"] for w in ha.call("GET", f"/api/v1/jobs/{job_id}")[1]["workers"]}
+    workers_before = {w["workerNumber"] for w in job_workers(ha.call("GET", f"/api/v1/jobs/{job_id}")[1])}
     agent_pids = set(ha.agent.pids())
     print(f"run {run}: killing master {leader} (every process, SIGKILL); standbys {standbys}", flush=True)
     resumed: dict = {}
@@ -96,7 +97,7 @@ def one_run(ha: HaCluster, job_id: str, run: int) -> dict:
     print(f"run {run}: new leader serving after {serving_at - t0:.2f}s, output after {resumed['at'] - t0:.2f}s; "
           f"waiting {HEARTBEAT_TIMEOUT_S + 2}s past the heartbeat timeout to count replaced workers", flush=True)
     time.sleep(HEARTBEAT_TIMEOUT_S + 2)
-    workers_after = {w["workerNumber"] for w in ha.call("GET", f"/api/v1/jobs/{job_id}")[1]["workers"]}
+    workers_after = {w["workerNumber"] for w in job_workers(ha.call("GET", f"/api/v1/jobs/{job_id}")[1])}
     restarted = len(workers_after - workers_before) + len(agent_pids - set(ha.agent.pids()))
     print(f"run {run}: workers restarted {restarted}; restarting master {leader} as a standby", flush=True)
     ha.masters[leader].start()
@@ -126,9 +127,8 @@ def main() -> int:
         print(f"starting ZooKeeper {zookeeper.hosts}, 2 masters and an agent (logs in {tmp})", flush=True)
         ha.start()
         assert ha.call("POST", "/api/v1/jobClusters", JOB)[0] == 201
-        job_id = ha.call("POST", "/api/v1/jobClusters/failover/jobs", {"user": "bench"})[1]["jobId"]
-        wait_for(lambda: sum(w["state"] == "Started" for w in
-                             ha.call("GET", f"/api/v1/jobs/{job_id}")[1]["workers"]) == 3,
+        job_id = job_id_of(ha.call("POST", "/api/v1/jobClusters/failover/jobs", {"user": "bench"})[1])
+        wait_for(lambda: len(started_workers(ha.call("GET", f"/api/v1/jobs/{job_id}")[1])) == 3,
                  timeout=60, what="3 workers Started")
         print(f"job {job_id} streaming on 3 workers", flush=True)
         runs = [one_run(ha, job_id, n + 1) for n in range(args.runs)]

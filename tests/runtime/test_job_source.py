@@ -14,7 +14,7 @@ import tornado.web
 
 from mantis.runtime.job_source import UpstreamError, UpstreamEvent, job_output_source
 from mantis.sdk.job_dsl import Context
-from tests.support import wait_for
+from tests.support import job_id_of, started_workers, wait_for
 
 CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",
            "parameters": [{"name": "rate", "value": 40}],
@@ -47,9 +47,9 @@ def run_job(cluster) -> str:
     assert cluster.call("POST", "/api/v1/jobClusters", CLUSTER)[0] == 201
     status, body = cluster.call("POST", "/api/v1/jobClusters/synth/jobs", {"user": "test"})
     assert status == 201, body
-    wait_for(lambda: [w for w in cluster.call("GET", f"/api/v1/jobs/{body['jobId']}")[1]["workers"]
-                      if w["state"] == "Started"], timeout=60, what="worker Started")
-    return body["jobId"]
+    wait_for(lambda: started_workers(cluster.call("GET", f"/api/v1/jobs/{job_id_of(body)}")[1]), timeout=60,
+             what="worker Started")
+    return job_id_of(body)
 
 
 def test_exactly_one_of_job_id_and_cluster():
@@ -64,7 +64,7 @@ def test_reads_a_job_and_completes_when_it_ends(cluster):
     seen = Collector(job_output_source(Context(job_id="chain-1"), job_id=job_id, master=lambda: cluster.url))
     wait_for(lambda: len(seen.events) >= 5, timeout=60, what="upstream events")
     assert all(isinstance(e, UpstreamEvent) and e.job_id == job_id and "id" in e.event for e in seen.events)
-    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=test")[0] == 200
+    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=test&reason=done")[0] == 202
     assert seen.ended.wait(60) and seen.completed.is_set() and seen.error is None
     wait_for(lambda: not source_threads(), timeout=10, what="the source's threads ending")
 
