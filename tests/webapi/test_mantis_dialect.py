@@ -367,10 +367,14 @@ def test_kill_needs_user_and_reason_answers_202_and_404s_an_unknown_job(master):
     assert status == 400 and is_error(body, "'reason'")
     assert call(master, "DELETE", "/api/v1/jobs/NonExistent-1?user=test&reason=unittest")[0] == 404
     assert call(master, "DELETE", f"/api/v1/jobs/{job_id}?user=test&reason=unittest") == (202, None)
+    wait_for(lambda: call(master, "GET", f"/api/v1/jobs/{job_id}")[1]["jobMetadata"]["state"] in (
+        "Completed", "Failed"), timeout=30, what="the killed job ended")
+    ended = call(master, "GET", f"/api/v1/jobs/{job_id}")[1]["jobMetadata"]
+    assert ended["terminatedAt"] > 0
+    # Both killed jobs are listed as Terminal, the running one is not.
     wait_for(lambda: call(master, "GET", "/api/v1/jobs?jobState=Terminal")[1]["total"] >= 2, timeout=30,
              what="the killed jobs listed as Terminal")
-    ended = call(master, "GET", f"/api/v1/jobs/{job_id}")[1]["jobMetadata"]
-    assert ended["state"] in ("Completed", "Failed") and ended["terminatedAt"] > 0
+    assert job_id in [j["jobId"] for j in call(master, "GET", "/api/v1/jobs?jobState=Terminal&compact=true")[1]["list"]]
 
 
 def test_submitting_to_a_disabled_cluster_is_400(master):
