@@ -543,11 +543,8 @@ class MasterInfoHandler(ApiHandler):
 
     def get(self):
         m = self.gateway.config["master"]
-        host = m["host"]
         info = {
-            "hostname": host, "hostIP": _host_ip(host), "apiPort": m["api_port"], "schedInfoPort": m["api_port"],
-            "apiPortV2": -1, "apiStatusUri": "api/v1/jobs/actions/postJobStatus", "consolePort": -1,
-            "createTime": views.ms(self.application.settings["started_at"]),
+            **views.master_description(m["host"], m["api_port"], self.application.settings["started_at"]),
             # Ours, beyond Mantis' view:
             "actorSystemBase": m["actor_system_base"], "adminPort": m["admin_port"], "leader": True,
             "schedulerAddress": address_to_text(self.gateway.master.scheduler),
@@ -560,13 +557,6 @@ class MasterInfoHandler(ApiHandler):
         if api_url:
             info.update(apiUrl=api_url, leaderUrl=api_url)
         self.reply(info)
-
-
-def _host_ip(host: str) -> str:
-    try:
-        return socket.gethostbyname(host)
-    except OSError:
-        return host
 
 
 class MasterConfigsHandler(ApiHandler):

@@ -28,6 +28,7 @@ from mantis import config as config_module
 from mantis.config import Config
 from mantis.ha.leader_election import LeaderElection
 from mantis.ha.master_role import STOPPED, MasterRole
+from webapi import views
 from webapi.app import make_app
 from webapi.gateway import Gateway
 from webapi.standby import RoleRouter, make_standby_app
@@ -95,6 +96,7 @@ class MasterService:
                  election=None):
         self.config, self.loop, self.router, self.url = config, loop, router, url
         self.election = election
+        self.started_at = time.time()
         self.role = MasterRole()
         self.master: MasterActors | None = None
         self.gateway: Gateway | None = None
@@ -110,8 +112,9 @@ class MasterService:
     def info(self) -> dict:
         """This master's own part of masterInfo (role, terms, where it serves)."""
         m = self.config.master
-        return dict(self.role.describe(), hostname=m.host, apiPort=self.description()["apiPort"],
-                    apiUrl=self.url, adminPort=m.admin_port, actorSystemBase=m.actor_system_base)
+        return dict(views.master_description(m.host, self.description()["apiPort"], self.started_at),
+                    **self.role.describe(), apiUrl=self.url, adminPort=m.admin_port,
+                    actorSystemBase=m.actor_system_base)
 
     def leader_url(self) -> str | None:
         """The leader's API URL (this master's own while it leads), None when nobody leads."""

@@ -20,6 +20,7 @@ metrics, a kill reason), it is an extra field, which a Mantis client ignores.
 """
 from __future__ import annotations
 
+import socket
 import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -212,6 +213,19 @@ def job_meta_state(state: str) -> str:
     return "Active" if state in ACTIVE_JOB_STATES else "Terminal"
 
 
+# -- the master ---------------------------------------------------------------------
+
+def master_description(host: str, api_port: int, started_at: float) -> dict:
+    """Mantis' MasterDescription of a master serving its API on ``host:api_port``."""
+    try:
+        host_ip = socket.gethostbyname(host)
+    except OSError:
+        host_ip = host
+    return {"hostname": host, "hostIP": host_ip, "apiPort": api_port, "schedInfoPort": api_port,
+            "apiPortV2": -1, "apiStatusUri": "api/v1/jobs/actions/postJobStatus", "consolePort": -1,
+            "createTime": ms(started_at)}
+
+
 # -- lists, paging, projection ------------------------------------------------------
 
 def list_envelope(items: list, path: str, query: dict[str, list[str]], page_size: int | None = None,
@@ -283,4 +297,4 @@ def projector(fields: str | None, target: str | None) -> Callable[[Any], Any]:
 
 
 __all__ = ["META_STATES", "ViewError", "cluster_view", "compact_job", "job_meta_state", "job_view",
-           "list_envelope", "ms", "projector", "worker_view"]
+           "list_envelope", "master_description", "ms", "projector", "worker_view"]
