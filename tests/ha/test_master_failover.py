@@ -12,7 +12,7 @@ import pytest
 from mantis.tooling.local_processes import HaCluster, api
 from tests.ha.tcp_proxy import TcpProxy
 from tests.sse_client import read_sse
-from tests.support import make_config, wait_for
+from tests.support import job_id_of, job_workers, listed, make_config, wait_for
 
 TWO_STAGES = {"name": "keyed", "url": "mantis.examples.keyed_count:job",
               "parameters": [{"name": "rate", "value": 200}, {"name": "keys", "value": 10}],
@@ -38,7 +38,7 @@ def ha(zookeeper, tmp_path):
 
 def started_workers(ha, job_id, count):
     status, job = ha.call("GET", f"/api/v1/jobs/{job_id}")
-    workers = [w for w in job.get("workers", []) if w["state"] == "Started"] if status == 200 else []
+    workers = [w for w in job_workers(job) if w["state"] == "Started"] if status == 200 else []
     return workers if len(workers) == count else None
 
 
@@ -60,7 +60,7 @@ def test_leader_killed_standby_leads_and_the_two_stage_job_streams_on_with_no_wo
     assert ha.call("POST", "/api/v1/jobClusters", TWO_STAGES)[0] == 201
     status, body = ha.call("POST", "/api/v1/jobClusters/keyed/jobs", {"user": "ha"})
     assert status == 201, body
-    job_id = body["jobId"]
+    job_id = job_id_of(body)
     before = wait_for(lambda: started_workers(ha, job_id, 3), timeout=60, what="3 workers Started")
     assert read_sse(f"{ha.urls[0]}/api/v1/jobs/{job_id}/output", 5)
     agent_pids = set(ha.agent.pids())
@@ -82,7 +82,7 @@ def test_leader_killed_standby_leads_and_the_two_stage_job_streams_on_with_no_wo
     wait_for(lambda: ha.urls[1] in ha.agent.output(), timeout=20, what="the agent following the new leader")
     # Heartbeats reach the new leader past a whole heartbeat timeout after the failover:
     # the grace period ended and nothing was replaced.
-    beyond = time.time() + 8
+    beyond = (time.time() + 8) * 1000  # epoch ms, as the API gives times
 
     def heartbeats_past_the_timeout():
         workers = started_workers(ha, job_id, 3)
@@ -90,7 +90,7 @@ def test_leader_killed_standby_leads_and_the_two_stage_job_streams_on_with_no_wo
 
     after = wait_for(heartbeats_past_the_timeout, timeout=40, what="heartbeats a timeout after the failover")
     assert {w["workerNumber"] for w in after} == {w["workerNumber"] for w in before}
-    assert api(ha.urls[1], path=f"/api/v1/jobs/{job_id}/archivedWorkers")[1] == []
+    assert listed(api(ha.urls[1], path=f"/api/v1/jobs/{job_id}/archivedWorkers")[1]) == []
     # Not one process of the agent (its workers included) died or was added.
     assert set(ha.agent.pids()) == agent_pids
 
@@ -103,11 +103,11 @@ def test_standby_redirects_every_call_to_the_leader_and_the_cli_follows(ha):
 
     created = call(ha.urls[1], "POST", "/api/v1/jobClusters", TWO_STAGES)
     assert created["name"] == "keyed"
-    assert [c["name"] for c in api(ha.urls[0], path="/api/v1/jobClusters")[1]] == ["keyed"]
+    assert [c["name"] for c in listed(api(ha.urls[0], path="/api/v1/jobClusters")[1])] == ["keyed"]
     # The CLI finds the leader in ZooKeeper, or says in one line that nobody leads.
     path = ha.config["leader_election"]["path"]
-    listed = run_cli("cluster", "list", "--zookeeper", ha.config["leader_election"]["hosts"], "--leader-path", path)
-    assert listed.returncode == 0 and listed.stdout.startswith("keyed\tEnabled"), listed.stderr
+    cli_list = run_cli("cluster", "list", "--zookeeper", ha.config["leader_election"]["hosts"], "--leader-path", path)
+    assert cli_list.returncode == 0 and cli_list.stdout.startswith("keyed\tEnabled"), cli_list.stderr
     nobody = run_cli("cluster", "list", "--zookeeper", ha.config["leader_election"]["hosts"],
                      "--leader-path", path + "-nobody")
     assert nobody.returncode == 1 and nobody.stderr.strip().count("\n") == 0
@@ -154,7 +154,7 @@ def test_zookeeper_crash_makes_the_leader_step_down_and_a_leader_returns_with_it
     try:
         ha.start()
         assert ha.call("POST", "/api/v1/jobClusters", TWO_STAGES)[0] == 201
-        job_id = ha.call("POST", "/api/v1/jobClusters/keyed/jobs", {"user": "ha"})[1]["jobId"]
+        job_id = job_id_of(ha.call("POST", "/api/v1/jobClusters/keyed/jobs", {"user": "ha"})[1])
         before = wait_for(lambda: started_workers(ha, job_id, 3), timeout=60, what="3 workers Started")
         agent_pids = set(ha.agent.pids())
 
@@ -177,7 +177,7 @@ def test_zookeeper_crash_makes_the_leader_step_down_and_a_leader_returns_with_it
 def test_after_failover_only_the_worker_that_died_meanwhile_is_replaced(ha):
     ha.start()
     assert ha.call("POST", "/api/v1/jobClusters", TWO_STAGES)[0] == 201
-    job_id = ha.call("POST", "/api/v1/jobClusters/keyed/jobs", {"user": "ha"})[1]["jobId"]
+    job_id = job_id_of(ha.call("POST", "/api/v1/jobClusters/keyed/jobs", {"user": "ha"})[1])
     before = wait_for(lambda: started_workers(ha, job_id, 3), timeout=60, what="3 workers Started")
     victim = next(w for w in before if w["stageNum"] == 2)
     ha.masters[0].kill9()
@@ -196,5 +196,5 @@ def test_after_failover_only_the_worker_that_died_meanwhile_is_replaced(ha):
     replacement = next(w for w in after if w["workerNumber"] not in kept)
     assert (replacement["stageNum"], replacement["workerIndex"]) == (2, victim["workerIndex"])
     assert replacement["resubmitOf"] == victim["workerNumber"]
-    archived = api(ha.urls[1], path=f"/api/v1/jobs/{job_id}/archivedWorkers")[1]
+    archived = listed(api(ha.urls[1], path=f"/api/v1/jobs/{job_id}/archivedWorkers")[1])
     assert [w["workerNumber"] for w in archived] == [victim["workerNumber"]]
