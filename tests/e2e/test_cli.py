@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from tests.support import wait_for
+from tests.support import job_id_of, job_state, wait_for
 
 CLUSTER = {"name": "cli", "url": "mantis.examples.synthetic:job",
            "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1, "scalable": True,
@@ -24,15 +24,18 @@ def test_cli_drives_clusters_and_jobs_and_prints_output(cluster, tmp_path):
     assert listed.returncode == 0 and listed.stdout.startswith("cli\tEnabled")
     submitted = mantis(cluster, "job", "submit", "cli", "--param", "rate=40")
     assert submitted.returncode == 0, submitted.stderr
-    job_id = json.loads(submitted.stdout)["jobId"]
+    job_id = job_id_of(json.loads(submitted.stdout))  # the job's view, as the API answers a submit
     wait_for(lambda: "Started=1" in mantis(cluster, "job", "list").stdout, timeout=30, what="job running")
     streamed = mantis(cluster, "stream", job_id, "--limit", "3")
     lines = streamed.stdout.strip().splitlines()
     assert streamed.returncode == 0 and len(lines) == 3 and all("id" in json.loads(x) for x in lines)
     scaled = mantis(cluster, "job", "scale", job_id, "1", "2")
-    assert scaled.returncode == 0 and json.loads(scaled.stdout)["numWorkers"] == 2
-    assert mantis(cluster, "job", "kill", job_id).returncode == 0
-    wait_for(lambda: json.loads(mantis(cluster, "job", "get", job_id).stdout)["state"] == "Completed",
+    assert scaled.returncode == 0 and f"stage 1 of {job_id} scaled to 2 worker(s)" in scaled.stdout
+    (stage,) = json.loads(mantis(cluster, "job", "get", job_id).stdout)["stageMetadataList"]
+    assert stage["numWorkers"] == 2
+    killed = mantis(cluster, "job", "kill", job_id)
+    assert killed.returncode == 0 and f"kill of {job_id} accepted" in killed.stdout
+    wait_for(lambda: job_state(json.loads(mantis(cluster, "job", "get", job_id).stdout)) == "Completed",
              timeout=30, what="job Completed")
 
 
