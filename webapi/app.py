@@ -48,6 +48,7 @@ def make_app(gateway, **settings) -> tornado.web.Application:
         (r"/api/v1/masterInfo/?", h.MasterInfoHandler),
         (r"/api/v1/masterConfigs/?", h.MasterConfigsHandler),
         (r"/api/v1/admin/config/?", h.AdminConfigHandler),
+        (r"/api/v1/openapi.json", h.OpenApiHandler),
         (r"/api/v1/health/?", h.HealthHandler),
         (r"/healthcheck/?", h.HealthHandler),
         (r"/api/v1/agents/?", h.AgentsHandler),

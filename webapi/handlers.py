@@ -55,7 +55,7 @@ from mantis.model.definitions import (
     cluster_name,
 )
 from mantis.model.ids import parse_job_id
-from webapi import views
+from webapi import openapi, views
 from webapi.gateway import ApiError
 
 log = logging.getLogger("mantis.api")
@@ -573,6 +573,13 @@ class MasterConfigsHandler(ApiHandler):
             {"name": "MigrationStrategyEnum", "value": codec.dumps(["ONE_WORKER", "PERCENTAGE"])},
             {"name": "WorkerResourceLimits", "value": codec.dumps(limits)},
         ])
+
+
+class OpenApiHandler(ApiHandler):
+    """``/api/v1/openapi.json``: the API's OpenAPI 3 description (``webapi.openapi``)."""
+
+    def get(self):
+        self.reply(openapi.document(f"{self.request.protocol}://{self.request.host}"))
 
 
 class AdminConfigHandler(ApiHandler):
