@@ -71,6 +71,7 @@ class MasterConfig(Section):
     commit_delay_s: float = 0.005
     entry_point_check_timeout_s: float = 10.0
     entry_point_cache_s: float = 60.0
+    sla_tick_s: float = 5.0
 
 
 @dataclass(frozen=True)
