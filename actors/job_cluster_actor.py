@@ -14,7 +14,8 @@ continues when its answer arrives; other requests are handled meanwhile.
 The cluster's SLA (min and max jobs, cron; rules in ``mantis.lifecycles.cluster_sla``)
 is enforced on a bookkeeping tick (``master.sla_tick_s``), when one of its jobs starts
 and after one ends; the cron spec also wakes the actor at its next moment.  Jobs the
-SLA submits go through the same checks as a user's, as user ``mantis-sla``.
+SLA submits go through the same checks as a user's, as user ``mantis-sla``
+(``mantis-cron`` when the cron spec fired).
 """
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ CLUSTER_CHANGES = (ReplaceCluster, UpdateArtifact, UpdateSla, UpdateLabels, Upda
 ENDED_JOB_REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
 
 
-SLA_USER = "mantis-sla"
+SLA_USER = "mantis-sla"    # submits for slaMin, kills for slaMax
+CRON_USER = "mantis-cron"  # submits when the cron spec fires
 
 
 @dataclass(frozen=True)
@@ -327,8 +329,9 @@ class JobClusterActor(MantisActor):
             if isinstance(instruction, SubmitJobs):
                 log.info("job cluster %s: SLA submits %d job(s): %s", self.cluster.name, instruction.count,
                          instruction.reason)
+                user = CRON_USER if instruction.by_cron else SLA_USER
                 for _ in range(instruction.count):
-                    self.receiveMsg_SubmitJob(SubmitJob(self.cluster.name, JobDefinition(user=SLA_USER),
+                    self.receiveMsg_SubmitJob(SubmitJob(self.cluster.name, JobDefinition(user=user),
                                                         reply_to=self.myAddress), self.myAddress)
             elif isinstance(instruction, KillJobs):
                 for job_id in instruction.job_ids:
@@ -419,4 +422,5 @@ class JobClusterActor(MantisActor):
 
     def describe_actor(self) -> dict:
         """This cluster's entry in the admin view."""
-        return {"activeJobs": list(self.jobs), "checking": len(self.checking)}
+        return {"activeJobs": list(self.jobs), "checking": len(self.checking), "cronNextFire": self.cron.next_fire,
+                "slaKilling": sorted(self.sla_killed)}

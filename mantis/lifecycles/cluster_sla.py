@@ -33,10 +33,12 @@ LAUNCHED = "Launched"
 
 @dataclass(frozen=True)
 class SubmitJobs:
-    """Submit ``count`` jobs from the cluster's definition."""
+    """Submit ``count`` jobs from the cluster's definition; ``by_cron`` tells a cron
+    firing from slaMin (the submitting user differs, as in Mantis)."""
 
     count: int
     reason: str
+    by_cron: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ class CronClock:
         if running and sla.policy == KEEP_EXISTING:
             return [CronSkipped(f"cron {sla.cron.spec!r} fired while {running} job(s) run (KEEP_EXISTING)")]
         return [SubmitJobs(1, f"cron {sla.cron.spec!r}" + (" (KEEP_NEW replaces the running job)"
-                                                             if running else ""))]
+                                                             if running else ""), by_cron=True)]
 
     def seconds_to_next(self, now: float) -> float | None:
         """How long until the next firing (None: nothing armed)."""

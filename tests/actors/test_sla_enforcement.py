@@ -67,7 +67,7 @@ def test_a_cron_spec_submits_a_job_on_its_schedule_and_keep_new_replaces_the_run
     master.create_cluster({**CLUSTER, "cronSpec": EVERY_2_S, "cronPolicy": "KEEP_NEW"})
     assert (cluster(master)["slaMin"], cluster(master)["slaMax"]) == (0, 1)
     wait_for(lambda: "sla-1" in jobs(master, "Launched"), timeout=30, what="a job submitted by cron")
-    assert jobs(master)["sla-1"]["user"] == "mantis-sla"
+    assert jobs(master)["sla-1"]["user"] == "mantis-cron"
     wait_for(lambda: jobs(master).get("sla-1", {}).get("state") == "Completed", timeout=30,
              what="the cron's next job replacing the first")
     assert master.job("sla-1")["killReason"] == "SLA"

@@ -35,7 +35,7 @@ def test_a_cron_cluster_submits_on_schedule_and_pauses_while_disabled(cluster):
                                 {**CLUSTER, "cronSpec": "*/2 * * ? * *", "cronPolicy": "KEEP_NEW", "slaMax": 5})
     assert status == 201 and (body["slaMin"], body["slaMax"]) == (0, 1), body
     wait_for(lambda: len(jobs(cluster)) >= 2, timeout=60, what="two jobs submitted by cron")
-    assert {j["user"] for j in jobs(cluster).values()} == {"mantis-sla"}
+    assert {j["user"] for j in jobs(cluster).values()} == {"mantis-cron"}
     status, body = cluster.call("POST", "/api/v1/jobClusters/rules/actions/disableCluster", {"user": "t"})
     assert status == 200, body
     wait_for(lambda: all(j["state"] in ("Completed", "Failed") for j in jobs(cluster).values()), timeout=30,

@@ -81,7 +81,7 @@ def test_cron_keep_existing_skips_a_firing_while_a_job_runs():
     assert clock.due(sla, True, {}, T0) == []  # arms for T0 + 5
     assert clock.next_fire == T0 + 5
     assert clock.due(sla, True, {}, T0 + 4.9) == []
-    assert clock.due(sla, True, {}, T0 + 5) == [SubmitJobs(1, "cron '*/5 * * * * ?'")]
+    assert clock.due(sla, True, {}, T0 + 5) == [SubmitJobs(1, "cron '*/5 * * * * ?'", by_cron=True)]
     [skipped] = clock.due(sla, True, {"c-1": "Launched"}, T0 + 10)
     assert isinstance(skipped, CronSkipped)
     # A submission still being checked counts as running too.
@@ -101,7 +101,7 @@ def test_cron_fires_once_for_many_missed_moments():
     sla = ClusterSla.of(definition(cronSpec="*/5 * * * * ?"))
     clock = CronClock()
     clock.due(sla, True, {}, T0)
-    assert clock.due(sla, True, {}, T0 + 60) == [SubmitJobs(1, "cron '*/5 * * * * ?'")]
+    assert clock.due(sla, True, {}, T0 + 60) == [SubmitJobs(1, "cron '*/5 * * * * ?'", by_cron=True)]
     assert clock.next_fire == T0 + 65
 
 
@@ -113,7 +113,7 @@ def test_cron_is_paused_while_the_cluster_is_disabled():
     assert clock.due(sla, False, {}, T0 + 30) == []
     # Enabled again: it waits for the next moment, missed ones are not made up.
     assert clock.due(sla, True, {}, T0 + 31) == [] and clock.next_fire == T0 + 35
-    assert clock.due(sla, True, {}, T0 + 35) == [SubmitJobs(1, "cron '*/5 * * * * ?'")]
+    assert clock.due(sla, True, {}, T0 + 35) == [SubmitJobs(1, "cron '*/5 * * * * ?'", by_cron=True)]
 
 
 def test_a_changed_cron_spec_is_armed_afresh():
