@@ -52,6 +52,7 @@ class AgentActor(MantisActor):
         self.offer = msg.offer
         self.heartbeat_interval_s = msg.heartbeat_interval_s
         self.worker_silence_s = msg.worker_silence_s
+        self.announce = msg.announce
         self.scheduler = None
         self.workers: dict[str, dict] = {}  # key -> {spec, address, status, reason, metrics, seen, stopping}
         self.phase = "running"
@@ -98,7 +99,7 @@ class AgentActor(MantisActor):
         self.workers[spec.worker_key] = {"spec": spec, "address": address, "status": "Launched",
                                          "reason": "", "metrics": {}, "seen": time.time(),
                                          "stopping": None}
-        self.send(address, RunWorker(spec, self.myAddress, self.heartbeat_interval_s))
+        self.send(address, RunWorker(spec, self.myAddress, self.heartbeat_interval_s, self.announce))
         log.info("agent %s launching worker %s (%s)", self.offer.agent_id, spec.worker_key, spec.entry_point)
 
     def receiveMsg_WorkerReport(self, msg: WorkerReport, sender):

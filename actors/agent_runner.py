@@ -22,6 +22,7 @@ from actors.messages import AgentOfferInfo, ConnectMaster, StartAgent
 from mantis.config import AgentConfig, Config
 from mantis.ha import master_address
 from mantis.ha.leader_election import LeaderFollower
+from mantis.runtime.announcer import announce_target
 
 log = logging.getLogger("mantis.agent")
 
@@ -65,7 +66,8 @@ def start_agent_actor(asys, config: Config):
     w = config.workers
     interval = float(w.heartbeat_interval_s)
     ask(asys, address, StartAgent(offer_from_config(config.agent), interval,
-                                  max(3 * interval, float(w.heartbeat_timeout_s) / 2)))
+                                  max(3 * interval, float(w.heartbeat_timeout_s) / 2),
+                                  announce_target(config)))
     return address
 
 

@@ -7,6 +7,9 @@ the job and tell the cluster.  Persisting queues the job's record in the shard's
 store; the shard makes the turn's writes durable before anything this actor sent in
 the turn (an answer, a launch request) leaves the shard, so nothing is acknowledged
 or launched that a crash could forget.
+
+Every tick it also asks the job's SLA (``mantis.lifecycles.job_sla``: subscription
+timeout, runtime limit) whether the job must be killed, and kills it with that reason.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ from actors.messages import (
 from actors.watchers import Watchers
 from mantis.config import Config
 from mantis.lifecycles import job_state
+from mantis.lifecycles.job_sla import JobSlaTerms, JobSlaWatch
 from mantis.lifecycles.job_state import JobRecord, WorkerPolicy
 from mantis.lifecycles.job_views import watched_view
 from mantis.lifecycles.tables import TransitionRejected, new_stimulus_id
@@ -92,6 +96,7 @@ class JobActor(MantisActor):
         policy = policy_from_config(self.config)
         now = time.time()
         self.job = JobRecord.from_json(msg.record, policy)
+        self.sla = JobSlaWatch(JobSlaTerms.of(self.job.definition), since=now)
         effects = self.job.recover(now)
         log.info("job %s running in state %s with %d live worker(s)", self.job.job_id,
                  self.job.state, len(self.job.workers))
@@ -194,6 +199,11 @@ class JobActor(MantisActor):
     def on_tick(self, now: float) -> None:
         if self.phase == "running":
             self._carry_out(self.job.tick(now))
+        if self.phase == "running" and self.job.is_active and self.sla.terms.applies:
+            kill = self.sla.check(now, self.job.started_at, self.job.output_subscribers())
+            if kill is not None:
+                log.info("job %s killed by its SLA (%s): %s", self.job.job_id, kill.reason, kill.message)
+                self._carry_out(self.job.kill(kill.reason, kill.message, now))
 
     def receiveMsg_WorkerLaunched(self, msg: WorkerLaunched, sender):
         try:

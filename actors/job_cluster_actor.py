@@ -10,12 +10,19 @@ A submitted job is checked before it gets an id: its entry point must load and i
 parameters resolve.  That check imports user code, so it runs in the master's
 EntryPointCheckerActor (a child process per check, with a timeout), and the submit
 continues when its answer arrives; other requests are handled meanwhile.
+
+The cluster's SLA (min and max jobs, cron; rules in ``mantis.lifecycles.cluster_sla``)
+is enforced on a bookkeeping tick (``master.sla_tick_s``), when one of its jobs starts
+and after one ends; the cron spec also wakes the actor at its next moment.  Jobs the
+SLA submits go through the same checks as a user's, as user ``mantis-sla``
+(``mantis-cron`` when the cron spec fired).
 """
 from __future__ import annotations
 
 import itertools
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import ujson
@@ -58,11 +65,13 @@ from actors.messages import (
     WatchJob,
 )
 from actors.watchers import Watchers
-from mantis.lifecycles.cluster_state import JobCluster
+from mantis.lifecycles import cluster_sla
+from mantis.lifecycles.cluster_sla import ClusterSla, CronClock, CronSkipped, KillJobs, SubmitJobs
+from mantis.lifecycles.cluster_state import TERMINAL_CLUSTER_STATES, JobCluster
 from mantis.lifecycles.job_state import ACTIVE_JOB_STATES, JobRecord
 from mantis.lifecycles.tables import TransitionRejected
 from mantis.model.codec import ValidationError
-from mantis.model.definitions import JobClusterDefinition, is_entry_point
+from mantis.model.definitions import JobClusterDefinition, JobDefinition, is_entry_point
 from mantis.model.ids import parse_job_id
 
 log = logging.getLogger("mantis.cluster")
@@ -71,6 +80,17 @@ CLUSTER_CHANGES = (ReplaceCluster, UpdateArtifact, UpdateSchedulingInfo, UpdateM
                    UpdateLabels, UpdateJobSla, EnableCluster,
                    DisableCluster)
 ENDED_JOB_REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
+
+
+SLA_USER = "mantis-sla"    # submits for slaMin, kills for slaMax
+CRON_USER = "mantis-cron"  # submits when the cron spec fires
+
+
+@dataclass(frozen=True)
+class CronWake:
+    """The payload of the wakeup set for the cron spec's next moment (``at``, epoch s)."""
+
+    at: float
 
 
 def _check_key(definition) -> tuple:
@@ -96,6 +116,9 @@ class JobClusterActor(MantisActor):
         self._tokens = itertools.count(1)
         self.watchers = Watchers()
         self.job_states: dict[str, str] = {}  # active job id -> its state, as its actor reports it
+        self.cron = CronClock()
+        self.sla_killed: set[str] = set()  # jobs the SLA asked to kill, until they end
+        self._cron_armed: float | None = None  # the cron moment a wakeup is set for
 
     def receiveMsg_LoadCluster(self, msg: LoadCluster, sender):
         self.context = msg.context
@@ -109,6 +132,7 @@ class JobClusterActor(MantisActor):
             self._recover_jobs(msg.jobs)
         self.phase = "running"
         self._publish()
+        self._enforce_sla()
 
     def _recover_jobs(self, records: list | None) -> None:
         for record in self.store.jobs(self.cluster.name) if records is None else records:
@@ -155,8 +179,11 @@ class JobClusterActor(MantisActor):
         return max(active, key=lambda j: parse_job_id(j)[1]) if active else None
 
     def receiveMsg_JobSummary(self, msg: JobSummary, sender):
+        before = self.job_states.get(msg.job_id)
         self.job_states[msg.job_id] = msg.summary["state"]
         self._tell_watchers()
+        if msg.summary["state"] != before and msg.summary["state"] == cluster_sla.LAUNCHED:
+            self._enforce_sla()  # a job started: max may now ask for an older one to go
 
     def receiveMsg_WatchCluster(self, msg: WatchCluster, sender):
         self.answer(msg, sender, ClusterChanged(self.cluster.name, self.latest_active_job()))
@@ -178,6 +205,7 @@ class JobClusterActor(MantisActor):
         log.info("job cluster %s: %s by %s", self.cluster.name, type(msg).__name__, msg.user)
         self._publish()
         self.answer(msg, sender, Done(self.cluster.describe()))
+        self._enforce_sla()
 
     def _redefine(self, **fields) -> None:
         definition = JobClusterDefinition.from_json({**self.cluster.definition.to_json(), **fields})
@@ -295,6 +323,66 @@ class JobClusterActor(MantisActor):
         self._start_job_actor(record)
         self._publish()
 
+    # -- SLA ----------------------------------------------------------------------------
+
+    def _active_job_states(self) -> dict[str, str]:
+        """Active job id -> state, leaving out jobs terminating or being killed by the SLA."""
+        return {job_id: self.job_states.get(job_id, "Accepted") for job_id in self.jobs
+                if self.job_states.get(job_id, "Accepted") in ACTIVE_JOB_STATES and job_id not in self.sla_killed}
+
+    def _pending_sla_submits(self) -> int:
+        return sum(1 for submit, _ in self.checking.values() if submit.reply_to is self.myAddress)
+
+    def _enforce_sla(self) -> None:
+        """Apply the cluster's SLA now and carry out what it asks (submits, kills)."""
+        if self.phase != "running" or self.cluster.state in TERMINAL_CLUSTER_STATES:
+            return
+        now = time.time()
+        sla = ClusterSla.of(self.cluster.definition)
+        jobs, pending = self._active_job_states(), self._pending_sla_submits()
+        enabled = self.cluster.enabled
+        for instruction in (self.cron.due(sla, enabled, jobs, now, pending)
+                            + cluster_sla.enforce(sla, enabled, jobs, pending)):
+            if isinstance(instruction, SubmitJobs):
+                log.info("job cluster %s: SLA submits %d job(s): %s", self.cluster.name, instruction.count,
+                         instruction.reason)
+                user = CRON_USER if instruction.by_cron else SLA_USER
+                for _ in range(instruction.count):
+                    self.receiveMsg_SubmitJob(SubmitJob(self.cluster.name, JobDefinition(user=user),
+                                                        reply_to=self.myAddress), self.myAddress)
+            elif isinstance(instruction, KillJobs):
+                for job_id in instruction.job_ids:
+                    log.info("job cluster %s: SLA kills job %s: %s", self.cluster.name, job_id, instruction.reason)
+                    self.sla_killed.add(job_id)
+                    self.send(self.jobs[job_id], KillJob(job_id, "SLA", instruction.reason, SLA_USER,
+                                                         reply_to=self.myAddress))
+            elif isinstance(instruction, CronSkipped):
+                log.info("job cluster %s: %s", self.cluster.name, instruction.reason)
+        self._keep_sla_timers(sla, now)
+
+    def _keep_sla_timers(self, sla: ClusterSla, now: float) -> None:
+        """Tick while the cluster has an SLA to keep; wake for the cron's next moment."""
+        wants_tick = bool(sla.min or sla.max or sla.cron) and self.cluster.enabled
+        if wants_tick and self._tick_interval is None:
+            self.start_ticking(float(self.context.config.master.sla_tick_s))
+        elif not wants_tick and self._tick_interval is not None:
+            self.stop_ticking()
+        due = self.cron.next_fire
+        if due is not None and due != self._cron_armed:
+            self._cron_armed = due
+            self.wakeupAfter(max(0.0, due - now), payload=CronWake(due))
+
+    def on_tick(self, now: float) -> None:
+        self._enforce_sla()
+
+    def receiveMsg_WakeupMessage(self, message, sender):
+        if isinstance(message.payload, CronWake):
+            if message.payload.at == self._cron_armed:
+                self._cron_armed = None  # woken (perhaps a little early): arm again if not yet due
+                self._enforce_sla()
+            return
+        super().receiveMsg_WakeupMessage(message, sender)
+
     # -- jobs ---------------------------------------------------------------------------
 
     def receiveMsg_JobFinished(self, msg: JobFinished, sender):
@@ -302,10 +390,12 @@ class JobClusterActor(MantisActor):
         self.job_states.pop(msg.job_id, None)
         if address is not None:
             self.send(address, ActorExitRequest())
+        self.sla_killed.discard(msg.job_id)
         self.cluster.job_ended(msg.job_id)
         self._persist()
         log.info("job %s ended %s", msg.job_id, msg.state)
         self._publish()
+        self._enforce_sla()  # a job ended: min may ask for another
 
     def _archived(self, msg, sender) -> JobRecord | None:
         record = self.store.archived_job(self.cluster.name, msg.job_id)
@@ -349,4 +439,5 @@ class JobClusterActor(MantisActor):
 
     def describe_actor(self) -> dict:
         """This cluster's entry in the admin view."""
-        return {"activeJobs": list(self.jobs), "checking": len(self.checking)}
+        return {"activeJobs": list(self.jobs), "checking": len(self.checking), "cronNextFire": self.cron.next_fire,
+                "slaKilling": sorted(self.sla_killed)}

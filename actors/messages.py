@@ -617,6 +617,7 @@ class StartAgent:
     offer: AgentOfferInfo
     heartbeat_interval_s: float
     worker_silence_s: float
+    announce: Any = None  # mantis.runtime.announcer.AnnounceTarget: where workers announce themselves
 
 
 @dataclass
@@ -667,6 +668,7 @@ class RunWorker:
     spec: WorkerSpec
     agent: Any
     heartbeat_interval_s: float = 1.0
+    announce: Any = None  # AnnounceTarget, or None: the worker is not announced in ZooKeeper
 
 
 @dataclass

@@ -6,6 +6,9 @@ the actor stays free for control messages).  It reports StartInitiated and Start
 once, then a heartbeat with metrics every interval (the stage worker's counters, and
 the process's pid, CPU and memory), and Completed or Failed when the pipeline ends.
 An ActorExitRequest stops the pipeline and closes the port.
+
+With an announce target, a Started worker also joins its stage's serverset in
+ZooKeeper on its own session (``mantis.runtime.announcer``) and leaves it when it stops.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import os
 
 from actors.base import MantisActor
 from actors.messages import RunWorker, UpdateUpstream, WorkerReport
+from mantis.runtime.announcer import ServersetMember, member_record, stage_path
 from mantis.runtime.process_stats import ProcessStats
 from mantis.runtime.stage_worker import StageWorker
 from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
@@ -30,6 +34,7 @@ class WorkerActor(MantisActor):
         super().__init__(*args, **kwargs)
         self.worker = None
         self.process_stats = None
+        self.member: ServersetMember | None = None
 
     def receiveMsg_RunWorker(self, msg: RunWorker, sender):
         self.spec, self.agent = msg.spec, msg.agent
@@ -51,6 +56,11 @@ class WorkerActor(MantisActor):
         self._report("Started")
         log.info("worker %s (stage %d) started, output on port %d", self.spec.worker_key,
                  self.spec.stage, self.worker.port)
+        if msg.announce is not None:
+            self.member = ServersetMember(
+                msg.announce, stage_path(msg.announce.root, self.spec.job_id, self.spec.stage),
+                member_record(self.spec.host or "127.0.0.1", self.worker.port, self.spec.index))
+            self.member.start()
         self.start_ticking(msg.heartbeat_interval_s)
 
     def _stage_worker(self, job, context, port: int):
@@ -105,6 +115,9 @@ class WorkerActor(MantisActor):
         self._report(status, reason)
 
     def _stop(self) -> None:
+        if self.member is not None:  # leave the serverset before the port closes
+            self.member.stop()
+            self.member = None
         if self.worker is not None:
             self.worker.stop(2.0)
 

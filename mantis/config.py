@@ -71,6 +71,7 @@ class MasterConfig(Section):
     commit_delay_s: float = 0.005
     entry_point_check_timeout_s: float = 10.0
     entry_point_cache_s: float = 60.0
+    sla_tick_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,17 @@ class AgentConfig(Section):
 
 
 @dataclass(frozen=True)
+class AnnounceConfig(Section):
+    """``[announce]``: where workers announce themselves as serverset members in
+    ZooKeeper (``hosts = ""``: the election's ensemble; none without one)."""
+
+    enabled: bool = True
+    hosts: str = ""
+    root: str = "/mantis"
+    session_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class Config(Section):
     """The whole master/agent config: one frozen section dataclass per TOML table."""
 
@@ -153,6 +165,7 @@ class Config(Section):
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
+    announce: AnnounceConfig = field(default_factory=AnnounceConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with ``values`` set in ``section`` (checked like a file's values)."""

@@ -102,3 +102,14 @@ def file_size_limit(limit: int):
             resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     return limited()
 
+
+def keep_asking(ask, seconds: float, interval: float = 0.2) -> list:
+    """Call ``ask`` every ``interval`` for ``seconds`` and return its answers: a test that
+    must see something NOT happen for a while keeps the actors busy meanwhile (a
+    simpleSystemBase system runs only while someone asks it something)."""
+    answers = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        answers.append(ask())
+        time.sleep(interval)
+    return answers

@@ -328,7 +328,7 @@ PATHS: dict[str, dict] = {
 
 def document(server_url: str | None = None) -> dict:
     """The OpenAPI 3 document (a fresh copy), naming ``server_url`` as its server if given."""
-    doc = {
+    doc: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": "mantis-py master API", "version": VERSION,
                  "description": "Netflix Mantis' v1 REST dialect, and our own paths for agents, "

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mantis.lifecycles import cluster_sla
 from mantis.lifecycles.tables import (
     Meta,
     Story,
@@ -150,9 +151,9 @@ class JobCluster:
         if submission.name is not None and submission.name != self.name:
             raise TransitionRejected(
                 f"job cluster {self.name}: submission names another cluster {submission.name!r}")
-        if self.definition.sla_max and len(self.active_jobs) >= self.definition.sla_max:
-            raise TransitionRejected(
-                f"job cluster {self.name}: already runs {len(self.active_jobs)} job(s), its slaMax")
+        refused = cluster_sla.refusal(cluster_sla.ClusterSla.of(self.definition), len(self.active_jobs))
+        if refused:
+            raise TransitionRejected(f"job cluster {self.name}: {refused}")
         return submission.merged_with(self.definition)
 
     def submit(self, submission: JobDefinition, now: float) -> tuple[str, JobDefinition]:

@@ -187,6 +187,12 @@ def _end_now(job: JobRecord, now: float, sid: str, reason: str, message: str) ->
     return effects + [Persist(), JobEnded(job.state, job.kill_reason)]
 
 
+def _launched(job: JobRecord, now: float, sid: str) -> list[Effect]:
+    """Every worker Started: the job runs from now (its SLA's clock starts here)."""
+    job.started_at = now
+    return []
+
+
 def _terminated(job: JobRecord, now: float, sid: str) -> list[Effect]:
     """Every worker confirmed its stop (or timed out): the job has ended."""
     job._ended(now)
@@ -196,7 +202,7 @@ def _terminated(job: JobRecord, now: float, sid: str) -> list[Effect]:
 JOB_TABLE = TransitionTable(
     "job",
     {
-        JOB_ACCEPTED: {"launch": Transition(JOB_LAUNCHED),
+        JOB_ACCEPTED: {"launch": Transition(JOB_LAUNCHED, _launched),
                        "kill_normal": Transition(TERMINATING_NORMAL, _kill),
                        "kill_abnormal": Transition(TERMINATING_ABNORMAL, _kill),
                        "fail": Transition(JOB_FAILED, _end_now),
@@ -237,6 +243,7 @@ class JobRecord:
     definition: JobDefinition
     state: JobState = JOB_ACCEPTED
     submitted_at: float = 0.0
+    started_at: float | None = None  # when it became Launched
     ended_at: float | None = None
     kill_reason: str = ""
     kill_message: str = ""
@@ -359,6 +366,13 @@ class JobRecord:
         return sorted((w.key, w.host or "127.0.0.1", int(w.metrics["port"]))
                       for w in self.workers.values()
                       if w.stage == stage - 1 and w.state == STARTED and w.metrics.get("port"))
+
+    def output_subscribers(self) -> int:
+        """How many subscribers the job's output has: the ``subscribers`` metric of the
+        last stage's Started workers, as their latest heartbeats reported it."""
+        last = max(self.stage_sizes, default=0)
+        return sum(int(w.metrics.get("subscribers", 0) or 0) for w in self.workers.values()
+                   if w.stage == last and w.state == STARTED)
 
     def upstream_finished(self, stage: int) -> bool:
         """True when ``stage`` reads from a stage that has completed (every worker of it
@@ -622,8 +636,8 @@ class JobRecord:
         """The stored form of the job (the store's layout, not the API's)."""
         return {
             "jobId": self.job_id, "cluster": self.cluster, "definition": self.definition.to_json(),
-            "state": str(self.state), "submittedAt": self.submitted_at, "endedAt": self.ended_at,
-            "killReason": self.kill_reason, "killMessage": self.kill_message,
+            "state": str(self.state), "submittedAt": self.submitted_at, "startedAt": self.started_at,
+            "endedAt": self.ended_at, "killReason": self.kill_reason, "killMessage": self.kill_message,
             "terminatingSince": self.terminating_since,
             "workers": [w.to_json() for w in self.workers.values()],
             "archivedWorkers": [w.to_json() for w in self.archived_workers],
@@ -638,7 +652,7 @@ class JobRecord:
         return cls(
             job_id=data["jobId"], cluster=data["cluster"],
             definition=JobDefinition.from_json(data["definition"]), state=JobState(data["state"]),
-            submitted_at=data["submittedAt"], ended_at=data.get("endedAt"),
+            submitted_at=data["submittedAt"], started_at=data.get("startedAt"), ended_at=data.get("endedAt"),
             kill_reason=data.get("killReason", ""), kill_message=data.get("killMessage", ""),
             terminating_since=data.get("terminatingSince"),
             workers={w.number: w for w in workers},
@@ -655,7 +669,7 @@ class JobRecord:
         return {
             "jobId": self.job_id, "clusterName": self.cluster, "state": str(self.state),
             "user": d.user, "version": d.version, "url": d.url,
-            "submittedAt": self.submitted_at, "endedAt": self.ended_at,
+            "submittedAt": self.submitted_at, "startedAt": self.started_at, "endedAt": self.ended_at,
             "killReason": self.kill_reason or None, "killMessage": self.kill_message or None,
             "parameters": [p.to_json() for p in d.parameters or []],
             "labels": [label.to_json() for label in d.labels],

@@ -15,6 +15,7 @@ from typing import Any
 
 from mantis.model import codec
 from mantis.model.codec import Field, ValidationError
+from mantis.model.cron import CronSchedule
 from scheduler.constraints import parse_constraint  # the scheduler owns what a constraint means
 
 CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
@@ -238,7 +239,9 @@ class JobClusterDefinition:
 
     ``url`` is the job's entry point (``module:attribute``); ``parameters`` are the
     defaults every job of the cluster gets; ``sla_min``/``sla_max`` bound how many
-    jobs of the cluster run at once (0 = no bound).
+    jobs of the cluster run at once (0 = no bound); a ``cron_spec`` (checked here)
+    submits a job on its schedule and forces min 0, max 1
+    (``mantis.lifecycles.cluster_sla`` holds the rules).
     """
 
     name: str
@@ -265,6 +268,10 @@ class JobClusterDefinition:
             data, path = _unwrap_named_job_definition(data), path or "jobDefinition"
         data = _artifact_alias(data, path)
         definition = codec.decode_object(cls, _CLUSTER_FIELDS, data, path, ignored=_MANTIS_CLUSTER_ONLY)
+        if definition.cron_spec:
+            CronSchedule.parse(definition.cron_spec)
+            # As Mantis: a cron cluster runs at most one job, and none between triggers.
+            definition.sla_min, definition.sla_max = 0, 1
         if definition.sla_max and definition.sla_max < definition.sla_min:
             raise ValidationError("slaMax must be at least slaMin")
         _check_unique_parameters(definition.parameters)
