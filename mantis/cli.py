@@ -299,7 +299,7 @@ def cmd_job(args) -> int:
 def cmd_agents(args) -> int:
     m = args.master
     if args.action == "list":
-        for a in call(m, "GET", "/api/v1/agents"):
+        for a in call(m, "GET", "/api/v1/agents")["list"]:
             attrs = ",".join(f"{k}={v}" for k, v in sorted(a.get("attributes", {}).items()))
             state = "disabled" if a.get("disabled") else "enabled"
             print(f"{a['agentId']}\t{a['hostname']}\t{state}\t{attrs}\tworkers={len(a.get('workers', []))}")
@@ -311,7 +311,7 @@ def cmd_agents(args) -> int:
 
 
 def cmd_pending(args) -> int:
-    for p in call(args.master, "GET", "/api/v1/pendingWorkers"):
+    for p in call(args.master, "GET", "/api/v1/pendingWorkers")["list"]:
         print(f"{p['workerId']}\t" + "; ".join(p["reasons"]))
     return 0
 

@@ -215,9 +215,9 @@ def start_cluster(args, tmp: Path, guard: StopOnExit) -> LocalCluster:
     start_master(cluster, args.timeout)
     log(f"master up at {cluster.url} (config {cluster.config_path})")
     cluster.agent.start()
-    wait(lambda: len(cluster.call("GET", "/api/v1/agents")[1] or []) >= (args.agents or 1),
+    wait(lambda: len((cluster.call("GET", "/api/v1/agents")[1] or {}).get("list", [])) >= (args.agents or 1),
          args.timeout, f"{args.agents or 1} agent(s) registered", cluster, interval=0.5)
-    log(f"agents registered: {len(cluster.call('GET', '/api/v1/agents')[1])}")
+    log(f"agents registered: {cluster.call('GET', '/api/v1/agents')[1]['total']}")
     return cluster
 
 
@@ -288,7 +288,7 @@ class Sampler(threading.Thread):
                 try:
                     status, body = agents.call("GET", "/api/v1/agents")
                     if status == 200:
-                        self.heartbeat_lags += [a["heartbeatLagS"] for a in body
+                        self.heartbeat_lags += [a["heartbeatLagS"] for a in body["list"]
                                                 if isinstance(a.get("heartbeatLagS"), (int, float))]
                 except (OSError, http.client.HTTPException, ValueError):
                     pass

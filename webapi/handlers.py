@@ -598,9 +598,11 @@ class HealthHandler(ApiHandler):
         self.reply({"status": "ok", "leader": True, "clusters": len(clusters)})
 
 
-class AgentsHandler(ApiHandler):
+class AgentsHandler(ListingHandler):
+    """``/api/v1/agents``: the agents with their resources, attributes and workers, listed."""
+
     async def get(self):
-        self.reply(await self.gateway.ask(ListAgents(), to="scheduler"))
+        self.reply_list(await self.gateway.ask(ListAgents(), to="scheduler"))
 
 
 class AgentActionHandler(ApiHandler):
@@ -610,9 +612,11 @@ class AgentActionHandler(ApiHandler):
         self.reply(await self.gateway.ask(AgentAction(agent_id, action, user), to="scheduler"))
 
 
-class PendingWorkersHandler(ApiHandler):
+class PendingWorkersHandler(ListingHandler):
+    """``/api/v1/pendingWorkers``: the workers waiting for placement, each with the reasons, listed."""
+
     async def get(self):
-        self.reply(await self.gateway.ask(GetPending(), to="scheduler"))
+        self.reply_list(await self.gateway.ask(GetPending(), to="scheduler"))
 
 
 class AdminActorsHandler(ApiHandler):

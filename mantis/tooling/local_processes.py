@@ -203,7 +203,7 @@ class LocalCluster:
         try:
             self.start_master(timeout)
             self.agent.start()
-            wait_for(lambda: len(api(self.url, path="/api/v1/agents")[1] or []) >= self.agents,
+            wait_for(lambda: len((api(self.url, path="/api/v1/agents")[1] or {}).get("list", [])) >= self.agents,
                      timeout=timeout, interval=0.2, what=f"{self.agents} agent(s) registered")
         except BaseException:
             self.stop()
@@ -287,7 +287,7 @@ class HaCluster:
         wait_for(lambda: all(self.info(i) for i in range(len(self.masters))), timeout=timeout,
                  what="every master answering")
         self.agent.start()
-        wait_for(lambda: self.call("GET", "/api/v1/agents")[1], timeout=timeout, what="agent registered")
+        wait_for(lambda: self.call("GET", "/api/v1/agents")[1]["list"], timeout=timeout, what="agent registered")
         return self
 
     def call(self, method: str, path: str, body=None):

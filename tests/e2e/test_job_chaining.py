@@ -115,7 +115,7 @@ def test_chained_job_reconnects_after_the_master_restarts(cluster):
 
     cluster.master.kill9()
     cluster.start_master()
-    wait_for(lambda: cluster.call("GET", "/api/v1/agents")[1], timeout=60, what="agent re-registered")
+    wait_for(lambda: cluster.call("GET", "/api/v1/agents")[1]["list"], timeout=60, what="agent re-registered")
     # An event the upstream emitted after the restart: the chained job can only pass on
     # ids from here on if its source reconnected to the new master.
     (fresh,) = output_events(cluster, upstream, 1)

@@ -141,7 +141,7 @@ def test_master_killed_with_kill_9_recovers_jobs_and_reattaches_workers(cluster)
     assert status == 200 and job_state(job) == "Launched"
     assert cluster.call("GET", "/api/v1/jobClusters/synth")[0] == 200
     # The agent re-registers with the new master; the same worker (number and pid) reattaches.
-    wait_for(lambda: cluster.call("GET", "/api/v1/agents")[1], timeout=20, what="agent re-registered")
+    wait_for(lambda: cluster.call("GET", "/api/v1/agents")[1]["list"], timeout=20, what="agent re-registered")
     import time
     time.sleep(6)  # past the heartbeat timeout: a worker not reattached would be replaced by now
     (again,) = wait_for(lambda: started(cluster, job_id), timeout=20, what="worker still Started")

@@ -18,7 +18,7 @@ def three_agents(tmp_path):
                                 "--hostname", host, "--attribute", f"zone={zone}",
                                 "--ports", free_port_range(), "--cpus", "4", "--mem", "4096"],
                                tmp_path / f"agent-{zone}.log").start()
-    wait_for(lambda: len(cluster.call("GET", "/api/v1/agents")[1]) == 3, timeout=30, what="3 agents")
+    wait_for(lambda: cluster.call("GET", "/api/v1/agents")[1]["total"] == 3, timeout=30, what="3 agents")
     yield cluster, agents
     for agent in agents.values():
         agent.stop()
@@ -77,10 +77,10 @@ def test_drained_agent_moves_its_workers_away_and_takes_no_new_ones(three_agents
     assert w["agentId"] == "agent-a"
     status, body = cluster.call("POST", "/api/v1/agents/agent-a/actions/drain", {"user": "ops"})
     assert status == 200 and body["movedWorkers"] == [w["workerId"]]
-    pending = wait_for(lambda: cluster.call("GET", "/api/v1/pendingWorkers")[1], timeout=20,
+    pending = wait_for(lambda: cluster.call("GET", "/api/v1/pendingWorkers")[1]["list"], timeout=20,
                        what="replacement pending")
     assert pending[0]["jobId"] == job_id and any("disabled" in r for r in pending[0]["reasons"])
-    agents = {a["agentId"]: a for a in cluster.call("GET", "/api/v1/agents")[1]}
+    agents = {a["agentId"]: a for a in cluster.call("GET", "/api/v1/agents")[1]["list"]}
     assert agents["agent-a"]["disabled"] is True
     assert cluster.call("POST", "/api/v1/agents/agent-a/actions/enable", {})[0] == 200
     (again,) = wait_for(lambda: placed(cluster, job_id, 1), timeout=30, what="replacement Started")

@@ -293,8 +293,10 @@ class RoutesBecomeTypedMessages(HandlerTest):
         assert self.call_204("POST", "/api/v1/jobs/synth-1/actions/resubmitWorker", body)
         assert self.sent() == (ResubmitWorker("synth-1", 2, "ann", "stuck"), "manager")
 
-    def test_get_agents_asks_the_scheduler_for_list_agents(self):
-        assert self.call("GET", "/api/v1/agents")[0] == 200
+    def test_get_agents_asks_the_scheduler_for_list_agents_and_answers_the_envelope(self):
+        self.gateway.answers[ListAgents] = Done([{"agentId": "a1"}, {"agentId": "a2"}])
+        status, body = self.call("GET", "/api/v1/agents?pageSize=1")
+        assert status == 200 and body["total"] == 2 and body["list"] == [{"agentId": "a1"}]
         assert self.sent() == (ListAgents(), "scheduler")
 
     def test_agent_action_asks_the_scheduler(self):
@@ -302,7 +304,8 @@ class RoutesBecomeTypedMessages(HandlerTest):
         assert self.sent() == (AgentAction("a1", "disable", "ann"), "scheduler")
 
     def test_get_pending_workers_asks_the_scheduler_for_get_pending(self):
-        assert self.call("GET", "/api/v1/pendingWorkers")[0] == 200
+        self.gateway.answers[GetPending] = Done([{"workerId": "x-1/w1", "reasons": ["no agent"]}])
+        assert self.call("GET", "/api/v1/pendingWorkers")[1]["list"][0]["reasons"] == ["no agent"]
         assert self.sent() == (GetPending(), "scheduler")
 
     def test_admin_actors_asks_the_manager_and_the_scheduler(self):
