@@ -61,7 +61,8 @@ def policy_from_config(config: Config) -> WorkerPolicy:
 
 def worker_spec(job: JobRecord, worker) -> WorkerSpec:
     """What the scheduler and the agent need to place and run ``worker``."""
-    info, url = job.definition.scheduling_info, job.definition.url
+    # A worker started before an artifact update keeps the artifact it was launched with.
+    info, url = job.definition.scheduling_info, worker.url or job.definition.url
     # A submitted job's definition is merged with its cluster's, which has both.
     assert info is not None and url is not None, f"job {job.job_id} has no scheduling info or url"
     stage = info.stages[worker.stage]
@@ -72,7 +73,8 @@ def worker_spec(job: JobRecord, worker) -> WorkerSpec:
         parameters=job.definition.parameter_values(), cpus=m.cpu_cores, mem_mb=m.memory_mb,
         disk_mb=m.disk_mb, network_mbps=m.network_mbps, num_ports=m.num_ports,
         hard_constraints=list(stage.hard_constraints), soft_constraints=list(stage.soft_constraints),
-        workers_in_stage=job.stage_sizes[worker.stage])
+        workers_in_stage=job.stage_sizes[worker.stage],
+        health_checks=list(stage.health_checks), readiness_checks=list(stage.readiness_checks))
 
 
 class JobActor(MantisActor):

@@ -449,6 +449,9 @@ class WorkerSpec:
     host: str = ""
     agent_id: str = ""
     workers_in_stage: int = 1
+    # The stage's health and readiness checks (``mantis.model.checks``, JSON forms).
+    health_checks: list = field(default_factory=list)
+    readiness_checks: list = field(default_factory=list)
 
 
 @dataclass
@@ -636,6 +639,32 @@ class RunWorker:
 
 
 @dataclass
+class WatchWorkerHealth:
+    """AgentActor -> HealthCheckerActor: a worker started; run these checks against it."""
+
+    worker_key: str
+    health: list
+    readiness: list
+    target: Any  # mantis.runtime.health_probes.ProbeTarget
+
+
+@dataclass
+class ForgetWorkerHealth:
+    """AgentActor -> HealthCheckerActor: the worker has gone; stop checking it."""
+
+    worker_key: str
+
+
+@dataclass
+class HealthVerdict:
+    """HealthCheckerActor -> AgentActor: a worker became ``ready``, or ``unhealthy`` (why)."""
+
+    worker_key: str
+    verdict: str
+    reason: str = ""
+
+
+@dataclass
 class WorkerReport:
     """WorkerActor -> AgentActor: status change or heartbeat with metrics."""
 
@@ -643,6 +672,9 @@ class WorkerReport:
     status: str
     reason: str = ""
     metrics: dict = field(default_factory=dict)
+    # With Started: the checks the job's code declares ({"health": [...], "readiness": [...]},
+    # JSON forms), which the agent runs besides its stage's.
+    checks: dict | None = None
 
 
 @dataclass

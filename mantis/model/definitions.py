@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mantis.model import codec
+from mantis.model.checks import check_list
 from mantis.model.codec import Field, ValidationError
 from scheduler.constraints import parse_constraint  # the scheduler owns what a constraint means
 
@@ -129,6 +130,9 @@ class StageSchedulingInfo:
     soft_constraints: list = field(default_factory=list)
     scalable: bool = False
     scaling_policy: dict | None = None
+    # Marathon-style checks (``mantis.model.checks``), kept in their JSON form.
+    health_checks: list = field(default_factory=list)
+    readiness_checks: list = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: Any, path: str = "stage") -> StageSchedulingInfo:
@@ -145,6 +149,8 @@ _STAGE_FIELDS = (
     Field("softConstraints", "soft_constraints", codec.list_of(constraint_spec), default=list),
     Field("scalable", "scalable", codec.boolean, default=lambda: False),
     Field("scalingPolicy", "scaling_policy", codec.json_object),
+    Field("healthChecks", "health_checks", check_list, default=list),
+    Field("readinessChecks", "readiness_checks", check_list, default=list),
 )
 
 
