@@ -25,6 +25,7 @@ from actors.messages import (
     JobKilled,
     JobSummary,
     KillJob,
+    MigrateJob,
     RegisterJob,
     Rejected,
     ResubmitWorker,
@@ -42,10 +43,12 @@ from actors.messages import (
 )
 from actors.watchers import Watchers
 from mantis.config import Config
-from mantis.lifecycles import job_state
+from mantis.lifecycles import job_state, migration
 from mantis.lifecycles.job_state import JobRecord, WorkerPolicy
 from mantis.lifecycles.job_views import watched_view
 from mantis.lifecycles.tables import TransitionRejected, new_stimulus_id
+from mantis.model.codec import ValidationError
+from mantis.model.migration_config import MigrationConfig
 
 log = logging.getLogger("mantis.job")
 
@@ -83,8 +86,8 @@ class JobActor(MantisActor):
     REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
     ACCEPTS = {
         "new": (StartJob,),
-        "running": (*REQUESTS, WorkerLaunched, WorkerStatusBatch, DescribeActors, Done, Rejected),
-        "ended": (*REQUESTS, WorkerLaunched, WorkerStatusBatch, DescribeActors),
+        "running": (*REQUESTS, WorkerLaunched, WorkerStatusBatch, MigrateJob, DescribeActors, Done, Rejected),
+        "ended": (*REQUESTS, WorkerLaunched, WorkerStatusBatch, MigrateJob, DescribeActors),
     }
 
     def receiveMsg_StartJob(self, msg: StartJob, sender):
@@ -101,6 +104,7 @@ class JobActor(MantisActor):
         self._last_summary: dict | None = None
         self.watchers = Watchers()
         self._upstream_sent: dict[str, tuple[list, bool]] = {}  # worker key -> (endpoints, finished) last sent
+        self._last_logged_event: dict | None = self.job.events[-1] if self.job.events else None
         self.send_batched(self.scheduler, RegisterJob(self.job.job_id))
         self._carry_out(effects)
         self.start_ticking(float(self.config.workers.check_interval_s))
@@ -126,8 +130,19 @@ class JobActor(MantisActor):
                          effect.delay_s, effect.reason)
             elif isinstance(effect, job_state.JobEnded):
                 self._end(effect)
+        self._log_events()
         self._publish()
         self._send_upstreams()
+
+    def _log_events(self) -> None:
+        """One log line per job event (migration steps) added since the last call."""
+        events = self.job.events
+        if not events or events[-1] is self._last_logged_event:
+            return
+        start = next((i + 1 for i in range(len(events) - 1, -1, -1) if events[i] is self._last_logged_event), 0)
+        for event in events[start:]:
+            log.info("job %s %s: %s", self.job.job_id, event["type"], event["message"])
+        self._last_logged_event = events[-1]
 
     def _send_upstreams(self) -> None:
         """Tell every running worker of stage n > 1 where stage n-1's workers are, when
@@ -215,6 +230,17 @@ class JobActor(MantisActor):
                     effects.append(job_state.ReleaseWorker(status.worker_key, msg.agent_id, "not a live worker"))
                 else:
                     log.info("%s", exc)
+        self._carry_out(effects)
+
+    def receiveMsg_MigrateJob(self, msg: MigrateJob, sender):
+        if self.phase != "running":
+            return  # ended meanwhile: nothing to move
+        try:
+            effects = migration.start(self.job, msg.url, msg.version, MigrationConfig.parse(msg.migration_config),
+                                      time.time(), new_stimulus_id("migrate"))
+        except (TransitionRejected, ValidationError) as exc:
+            log.info("job %s not migrated: %s", self.job.job_id, exc)
+            return
         self._carry_out(effects)
 
     def receiveMsg_GetJob(self, msg: GetJob, sender):

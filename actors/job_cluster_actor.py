@@ -42,6 +42,7 @@ from actors.messages import (
     JobSummary,
     KillJob,
     LoadCluster,
+    MigrateJob,
     Rejected,
     ReplaceCluster,
     ResubmitWorker,
@@ -184,7 +185,16 @@ class JobClusterActor(MantisActor):
         self._apply_change(msg, sender, lambda: self.cluster.update(msg.definition, time.time()))
 
     def receiveMsg_UpdateArtifact(self, msg: UpdateArtifact, sender):
-        self._apply_change(msg, sender, lambda: self._redefine(url=msg.url, version=msg.version))
+        def update() -> None:
+            self._redefine(url=msg.url, version=msg.version)
+            if msg.skip_submit:
+                return
+            # The running jobs move to the new artifact (sent with the turn, once durable).
+            for job_id, address in self.jobs.items():
+                if self.job_states.get(job_id, "Accepted") in ACTIVE_JOB_STATES:
+                    self.send(address, MigrateJob(job_id, msg.url, msg.version,
+                                                  dict(self.cluster.definition.migration_config), msg.user))
+        self._apply_change(msg, sender, update)
 
     def receiveMsg_UpdateSla(self, msg: UpdateSla, sender):
         self._apply_change(msg, sender, lambda: self._redefine(slaMin=msg.sla_min, slaMax=msg.sla_max,

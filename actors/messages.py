@@ -119,11 +119,27 @@ class ReplaceCluster(ClusterRequest):
 
 @dataclass
 class UpdateArtifact(ClusterRequest):
+    """A new artifact for the cluster; unless ``skip_submit``, its running jobs migrate
+    their workers to it (``mantis.lifecycles.migration``)."""
+
     name: str
     url: str
     version: str
     user: str = "unknown"
     reply_to: Any = None
+    skip_submit: bool = False
+
+
+@dataclass
+class MigrateJob:
+    """JobClusterActor -> JobActor: move the job's workers to artifact ``url``, as the
+    cluster's ``migration_config`` says."""
+
+    job_id: str
+    url: str
+    version: str
+    migration_config: dict
+    user: str = "unknown"
 
 
 @dataclass

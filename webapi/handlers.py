@@ -158,7 +158,8 @@ def cluster_action(name: str, action: str, data: dict):
     if action == "updateArtifact":
         _fields(data, {"name", "url", "version", "user", "skipSubmit"}, {"url", "version"})
         url = JobClusterDefinition.from_json({"name": "check", "url": data["url"]}).url
-        return UpdateArtifact(name, url, codec.nonempty_string(data["version"], "version"), user)
+        return UpdateArtifact(name, url, codec.nonempty_string(data["version"], "version"), user,
+                              skip_submit=codec.boolean(data.get("skipSubmit", False), "skipSubmit"))
     if action == "updateSla":
         _fields(data, {"name", "slaMin", "slaMax", "cronSpec", "cronPolicy", "user", "forceEnable"})
         return UpdateSla(name, codec.integer(0, 1000)(data.get("slaMin", 0), "slaMin"),

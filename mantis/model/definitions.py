@@ -16,6 +16,7 @@ from typing import Any
 from mantis.model import codec
 from mantis.model.checks import check_list
 from mantis.model.codec import Field, ValidationError
+from mantis.model.migration_config import MigrationConfig
 from scheduler.constraints import parse_constraint  # the scheduler owns what a constraint means
 
 CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")
@@ -256,7 +257,9 @@ def _migration(value: Any, path: str) -> dict:
     unknown = sorted(set(value) - {"strategy", "configString"})
     if unknown:
         raise ValidationError(f"{path} has unknown field(s): {', '.join(unknown)}")
-    return {"strategy": strategy, "configString": codec.string(value.get("configString", ""), path)}
+    result = {"strategy": strategy, "configString": codec.string(value.get("configString", ""), path)}
+    MigrationConfig.parse(result)  # a PERCENTAGE config string must parse (ValidationError)
+    return result
 
 
 _CLUSTER_FIELDS = (
