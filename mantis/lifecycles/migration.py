@@ -24,7 +24,7 @@ return the effects, like the JobRecord's own methods (this module extends it).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mantis.lifecycles.tables import TransitionRejected
@@ -86,6 +86,9 @@ class Migration:
     moved: int = 0
     ended_at: float | None = None
     reason: str = ""
+    # Numbers of the workers still to move (those live when it started, and successors
+    # of an earlier migration that it replaced); a worker leaves the list once moved.
+    pending: list[int] = field(default_factory=list)
 
     @property
     def config(self) -> MigrationConfig:
@@ -106,24 +109,23 @@ def _event(job: JobRecord, now: float, message: str, **details: Any) -> None:
 
 def start(job: JobRecord, url: str, version: str, config: MigrationConfig, now: float,
           sid: str) -> list[Effect]:
-    """Begin moving ``job`` to artifact ``url`` (``version``); a running migration is
-    replaced by this one.  Rejected for a job that is not active, or already there."""
+    """Begin moving ``job`` to artifact ``url`` (``version``): every live worker is to
+    move, even with the same ``url`` (a new version of the same entry point).  A running
+    migration is replaced by this one.  Rejected for a job that is not active, or that
+    already runs this url and version."""
     from mantis.lifecycles.job_state import Persist
 
     if not job.is_active:
         raise TransitionRejected(f"job {job.job_id}: cannot migrate in state {job.state}")
     old_url, old_version = job.definition.url or "", job.definition.version or ""
-    if url == old_url and (job.migration is None or job.migration.state != RUNNING):
-        raise TransitionRejected(f"job {job.job_id} already runs {url}")
+    if (url, version) == (old_url, old_version) and (job.migration is None or job.migration.state != RUNNING):
+        raise TransitionRejected(f"job {job.job_id} already runs {url} version {version}")
     for w in job.workers.values():
         if w.url is None:
-            w.url = old_url  # what it was launched with, now that the job's url changes
+            w.url = old_url  # what it was launched with, now that the job's changes
     job.definition = replace(job.definition, url=url, version=version)
-    for w in job.workers.values():
-        if w.url == url:
-            w.url = None  # already on the target (a migration back)
     job.migration = Migration(old_url, old_version, url, version, config.strategy, config.percent_to_move,
-                              config.interval_s, started_at=now)
+                              config.interval_s, started_at=now, pending=sorted(job.workers))
     _event(job, now, f"migration to {url} (version {version}) started, strategy {config.strategy}",
            strategy=config.strategy, percentToMove=config.percent_to_move, intervalS=config.interval_s)
     return [Persist()] + step(job, now, sid)
@@ -140,7 +142,8 @@ def step(job: JobRecord, now: float, sid: str) -> list[Effect]:
     m = job.migration
     if m is None or m.state != RUNNING or not job.is_active:
         return []
-    old = [w for w in job.workers.values() if w.url is not None and w.replaces is None]
+    m.pending = [n for n in m.pending if n in job.workers]  # ended ones need no move
+    old = [job.workers[n] for n in m.pending if job.workers[n].replaces is None]
     if not old and not any(w.replaces is not None for w in job.workers.values()):
         m.state, m.ended_at = COMPLETED, now
         _event(job, now, f"migration completed: {m.moved} worker(s) moved to {m.to_url}", moved=m.moved)
@@ -178,7 +181,8 @@ def on_started(job: JobRecord, w: Worker, now: float, sid: str) -> list[Effect]:
         job._worker_event(old, "complete", now, sid, reason=reason)
         job._archive_worker(old)
         effects.append(ReleaseWorker(old.key, old.agent_id, reason))
-        if job.migration is not None:
+        if job.migration is not None and old.number in job.migration.pending:
+            job.migration.pending.remove(old.number)
             job.migration.moved += 1
         _event(job, now, f"worker {w.key} is ready; {old.key} stopped", old=old.key, new=w.key)
     return effects + step(job, now, sid)
@@ -210,9 +214,6 @@ def _roll_back(job: JobRecord, m: Migration) -> None:
     """After a failed migration the job's artifact is the old one again, so a worker
     replaced later runs what worked; workers already moved keep the new artifact."""
     for x in job.workers.values():
-        if x.url is None:
-            x.url = m.to_url
-    for x in job.workers.values():
-        if x.url == m.from_url:
-            x.url = None
+        x.url = None if x.number in m.pending else m.to_url
+    m.pending = []
     job.definition = replace(job.definition, url=m.from_url, version=m.from_version)

@@ -6,8 +6,10 @@ error).  The agent's health checker runs these on its own threads.
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
+import signal
 import socket
 import subprocess
 from dataclasses import dataclass, field
@@ -62,12 +64,17 @@ def _http(check: CheckDefinition, host: str, port: int, readiness: bool) -> tupl
 
 def _command(check: CheckDefinition, target: ProbeTarget) -> tuple[bool, str]:
     assert check.command is not None  # CheckDefinition requires it for COMMAND
+    # A session of its own, so a timeout kills the command's children too, not only its shell.
+    proc = subprocess.Popen(check.command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, **target.env}, start_new_session=True)
     try:
-        done = subprocess.run(check.command, shell=True, timeout=check.timeout_s, capture_output=True,
-                              env={**os.environ, **target.env}, stdin=subprocess.DEVNULL)
+        out, err = proc.communicate(timeout=check.timeout_s)
     except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return False, f"command {check.command!r} timed out after {check.timeout_s:g}s"
-    if done.returncode == 0:
+    if proc.returncode == 0:
         return True, f"command {check.command!r} exited 0"
-    tail = (done.stderr or done.stdout or b"").decode(errors="replace").strip().splitlines()[-1:]
-    return False, f"command {check.command!r} exited {done.returncode}" + (f": {tail[0]}" if tail else "")
+    tail = (err or out or b"").decode(errors="replace").strip().splitlines()[-1:]
+    return False, f"command {check.command!r} exited {proc.returncode}" + (f": {tail[0]}" if tail else "")

@@ -142,9 +142,20 @@ def test_an_old_worker_failing_while_it_moves_leaves_its_slot_to_the_successor()
     assert job.migration.state == "completed"
 
 
-def test_migrating_an_ended_job_or_to_the_artifact_it_runs_is_rejected():
+def test_a_new_version_of_the_same_entry_point_moves_every_worker():
+    job = new_job(2)
+    migration.start(job, "m:v1", "2", MigrationConfig("PERCENTAGE", 100, 0), 200.0, "s")
+    assert [w.replaces for w in successors(job)] == [1, 2]
+    for w in successors(job):
+        start_worker(job, w, 201.0)
+    job.tick(202.0)
+    assert job.migration.state == "completed" and job.migration.moved == 2
+    assert sorted(job.workers) == [3, 4] and job.definition.version == "2"
+
+
+def test_migrating_an_ended_job_or_to_the_artifact_and_version_it_runs_is_rejected():
     job = new_job(1)
-    with pytest.raises(TransitionRejected, match="already runs m:v1"):
+    with pytest.raises(TransitionRejected, match="already runs m:v1 version 1"):
         migration.start(job, "m:v1", "1", MigrationConfig(), 200.0, "s")
     job.kill("Killed", "done", 201.0)
     with pytest.raises(TransitionRejected, match="cannot migrate"):
