@@ -122,7 +122,7 @@ def start(job: JobRecord, url: str, version: str, config: MigrationConfig, now: 
         raise TransitionRejected(f"job {job.job_id} already runs {url} version {version}")
     for w in job.workers.values():
         if w.url is None:
-            w.url = old_url  # what it was launched with, now that the job's changes
+            w.url = old_url  # what it was launched with, now that the job's url changes
     job.definition = replace(job.definition, url=url, version=version)
     job.migration = Migration(old_url, old_version, url, version, config.strategy, config.percent_to_move,
                               config.interval_s, started_at=now, pending=sorted(job.workers))

@@ -68,8 +68,9 @@ def test_a_percentage_migration_with_readiness_never_stops_the_output_nor_moves_
             if j["migration"] and j["migration"]["state"] != "running":
                 break
             time.sleep(0.2)
-        wait_for(lambda: any(e["artifact"] == "v2" for e in output.events[-20:]), timeout=30,
-                 what="v2 output")
+        # The old workers stop once the master has let them go: then only v2 is produced.
+        wait_for(lambda: {e["artifact"] for e in output.events[-50:]} == {"v2"}, timeout=30,
+                 what="only v2 output")
         samples.append((time.monotonic(), len(output.events)))
 
     j = job()
