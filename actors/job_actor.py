@@ -153,6 +153,10 @@ class JobActor(MantisActor):
         for w in self.job.workers.values():
             if w.stage < 2 or not w.is_running:
                 continue
+            if w.replaces is not None:
+                # A migration's successor: connecting would take its index's data from the
+                # old worker (the upstream keeps one connection per index) before it is ready.
+                continue
             upstream = cache.setdefault(w.stage, (self.job.upstream_endpoints(w.stage),
                                                   self.job.upstream_finished(w.stage)))
             if self._upstream_sent.get(w.key) != upstream:

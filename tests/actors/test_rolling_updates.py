@@ -57,3 +57,36 @@ def test_a_migration_to_an_artifact_that_fails_stops_and_the_old_worker_keeps_ru
     assert (w["workerNumber"], w["state"]) == (1, "Started")
     assert job["url"] == V1 and job["version"] == "1"  # back on what worked
     assert job["events"][-1]["message"].startswith("migration stopped: ")
+
+
+def test_a_later_stage_successor_gets_its_upstream_only_once_ready(master, tmp_path):
+    for n in (1, 2, 3):
+        (tmp_path / f"ready-{n}").touch()
+    ready = {"protocol": "COMMAND", "command": f"test -e {tmp_path}/ready-$MANTIS_WORKER_NUMBER",
+             "intervalSeconds": 0.5, "timeoutSeconds": 0.5}
+    machine = {"cpuCores": 1, "memoryMB": 128}
+    master.create_cluster({**CLUSTER, "name": "two", "url": "tests.job_fixtures.health_jobs:two_stage",
+                           "parameters": [{"name": "flags", "value": str(tmp_path)}, {"name": "rate", "value": 50}],
+                           "schedulingInfo": {"stages": {
+                               "1": {"numberOfInstances": 1, "machineDefinition": machine},
+                               "2": {"numberOfInstances": 1, "machineDefinition": machine,
+                                     "readinessChecks": [ready]}}}})
+    job_id = master.submit("two")
+    wait_for(lambda: len(master.started_workers(job_id)) == 2, timeout=30, what="both stages Started")
+    master.done(UpdateArtifact("two", "tests.job_fixtures.health_jobs:two_stage_v2", "2", "t"))
+
+    def live(number):
+        return next((w for w in master.job(job_id)["workers"] if w["workerNumber"] == number), None)
+
+    # ONE_WORKER: stage 1 moves first (worker 3, ready at once), then stage 2 (worker 4).
+    wait_for(lambda: (live(4) or {}).get("metrics", {}).get("healthPort"), timeout=30,
+             what="stage 2's successor running")
+    since = live(2)["metrics"]["eventsIn"]
+    wait_for(lambda: live(2)["metrics"]["eventsIn"] > since + 20, timeout=30, what="the old worker still fed")
+    held = live(4)
+    assert held["state"] == "StartInitiated" and held["replaces"] == 2
+    assert held["metrics"].get("upstreamConnections", 0) == 0 and held["metrics"].get("eventsIn", 0) == 0
+    (tmp_path / "ready-4").touch()
+    job = wait_for(lambda: migrated(master, job_id), timeout=30, what="migration completed")
+    assert sorted(w["workerNumber"] for w in job["workers"]) == [3, 4]
+    wait_for(lambda: live(4)["metrics"].get("eventsIn", 0) > 0, timeout=30, what="stage 2's successor fed")

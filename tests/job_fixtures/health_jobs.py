@@ -79,8 +79,14 @@ declared_http = _make("v1", health_checks=[HealthCheck(protocol="HTTP", path="/h
                                                        interval_s=0.5, timeout_s=0.5,
                                                        max_consecutive_failures=2)])
 
-# Two stages: stage 2 learns where stage 1's Started workers are (job discovery).
-two_stage = Job("health-two-stage", _source("v1"),
-                stages=[ProcessingStage(operators=lambda events, context: events),
-                        ProcessingStage(operators=lambda events, context: events)],
-                parameters=list(PARAMETERS), health=_healthy, ready=_ready)
+
+def _two_stage(artifact: str) -> Job:
+    """Two stages: stage 2 learns where stage 1's Started workers are (job discovery)."""
+    return Job(f"health-two-stage-{artifact}", _source(artifact),
+               stages=[ProcessingStage(operators=lambda events, context: events),
+                       ProcessingStage(operators=lambda events, context: events)],
+               parameters=list(PARAMETERS), health=_healthy, ready=_ready)
+
+
+two_stage = _two_stage("v1")
+two_stage_v2 = _two_stage("v2")
