@@ -14,11 +14,14 @@ import time
 from thespian.actors import ActorExitRequest, ChildActorExited
 
 from actors.base import MantisActor
+from actors.health_checker import HealthCheckerActor
 from actors.messages import (
     AgentHeartbeat,
     ConnectMaster,
     Done,
+    ForgetWorkerHealth,
     GetAgentState,
+    HealthVerdict,
     LaunchWorker,
     RegisterAgent,
     Rejected,
@@ -27,6 +30,7 @@ from actors.messages import (
     StartAgent,
     StopWorkerOnAgent,
     UpdateUpstream,
+    WatchWorkerHealth,
     WorkerReport,
     WorkerStatus,
 )
@@ -35,6 +39,7 @@ from actors.messages import (
 # SDK with it) here lets every worker start without importing them again, sharing
 # those pages with its siblings.
 from actors.worker_actor import WorkerActor
+from mantis.runtime.health_probes import ProbeTarget
 
 log = logging.getLogger("mantis.agent")
 
@@ -45,7 +50,7 @@ class AgentActor(MantisActor):
     """Runs workers on this host and reports them to whichever master leads."""
 
     RUNNING = (ConnectMaster, LaunchWorker, StopWorkerOnAgent, ReRegister, WorkerReport,
-               UpdateUpstream, GetAgentState, Done, Rejected)
+               UpdateUpstream, GetAgentState, HealthVerdict, Done, Rejected)
     ACCEPTS = {"new": (StartAgent,), "running": RUNNING}
 
     def receiveMsg_StartAgent(self, msg: StartAgent, sender):
@@ -55,6 +60,7 @@ class AgentActor(MantisActor):
         self.announce = msg.announce
         self.scheduler = None
         self.workers: dict[str, dict] = {}  # key -> {spec, address, status, reason, metrics, seen, stopping}
+        self.health_checker = None  # created with the first worker that has checks
         self.phase = "running"
         self.start_ticking(self.heartbeat_interval_s)
         log.info("agent %s started: %s cpus, %s MB, ports %s, attributes %s", self.offer.agent_id,
@@ -110,12 +116,63 @@ class AgentActor(MantisActor):
         w["metrics"] = msg.metrics
         if msg.status == "Heartbeat" or msg.status == w["status"]:
             return
+        if msg.status == "Started" and self._watch_health(w, msg):
+            return  # held as StartInitiated until its readiness checks pass
         w["status"], w["reason"] = msg.status, msg.reason
         log.info("worker %s %s %s", msg.worker_key, msg.status, msg.reason)
         self._report([self._status(w, msg.status)])
         if msg.status in TERMINAL:
             self.workers.pop(msg.worker_key, None)
+            self._forget_health(msg.worker_key)
             self.send(w["address"], ActorExitRequest())
+
+    # -- health and readiness checks --------------------------------------------------
+
+    def _watch_health(self, w: dict, msg: WorkerReport) -> bool:
+        """If the worker has checks (its stage's, or its job code's), hand them to the
+        health checker and hold its Started report until the checker says it is ready."""
+        spec, declared = w["spec"], msg.checks or {}
+        health = list(spec.health_checks) + list(declared.get("health", []))
+        readiness = list(spec.readiness_checks) + list(declared.get("readiness", []))
+        if not health and not readiness:
+            return False
+        if self.health_checker is None:
+            self.health_checker = self.createActor(HealthCheckerActor)
+        metrics = msg.metrics or {}
+        target = ProbeTarget(
+            host="127.0.0.1", ports=tuple(spec.ports), output_port=metrics.get("port"),
+            health_port=metrics.get("healthPort"),
+            env={"MANTIS_WORKER_ID": spec.worker_key, "MANTIS_JOB_ID": spec.job_id,
+                 "MANTIS_WORKER_INDEX": str(spec.index), "MANTIS_WORKER_NUMBER": str(spec.number),
+                 "MANTIS_WORKER_PID": str(metrics.get("pid", "")),
+                 "MANTIS_WORKER_PORT": str(metrics.get("port", ""))})
+        w["held"] = True
+        self.send(self.health_checker, WatchWorkerHealth(spec.worker_key, health, readiness, target))
+        return True
+
+    def _forget_health(self, key: str) -> None:
+        if self.health_checker is not None:
+            self.send(self.health_checker, ForgetWorkerHealth(key))
+
+    def receiveMsg_HealthVerdict(self, msg: HealthVerdict, sender):
+        w = self.workers.get(msg.worker_key)
+        if w is None or w["status"] in TERMINAL or w["stopping"] is not None:
+            return
+        if msg.verdict == "ready":
+            if w.get("held"):
+                w["held"] = False
+                w["status"], w["reason"] = "Started", ""
+                log.info("worker %s ready: Started", msg.worker_key)
+                self._report([self._status(w, "Started")])
+            return
+        # Unhealthy: report it Failed with the reason (the master replaces it), then stop it.
+        reason = f"unhealthy: {msg.reason}"
+        log.info("agent %s replacing worker %s: %s", self.offer.agent_id, msg.worker_key, reason)
+        w["status"], w["reason"] = "Failed", reason
+        self._report([self._status(w, "Failed")])
+        self.workers.pop(msg.worker_key, None)
+        self._forget_health(msg.worker_key)
+        self.send(w["address"], ActorExitRequest())
 
     def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
         w = self.workers.get(msg.worker_key)
@@ -128,13 +185,20 @@ class AgentActor(MantisActor):
             self._report([WorkerStatus(msg.worker_key, "Completed", "not running on this agent")])
             return
         w["stopping"] = msg.reason
+        self._forget_health(msg.worker_key)
         log.info("agent %s stopping worker %s: %s", self.offer.agent_id, msg.worker_key, msg.reason)
         self.send(w["address"], ActorExitRequest())
 
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender):
+        if msg.childAddress == self.health_checker:
+            log.warning("agent %s: health checker exited; a new one starts with the next worker",
+                        self.offer.agent_id)
+            self.health_checker = None
+            return
         for key, w in list(self.workers.items()):
             if w["address"] == msg.childAddress:
                 del self.workers[key]
+                self._forget_health(key)
                 if w["stopping"] is not None:
                     status, reason = "Completed", f"stopped: {w['stopping']}"
                 else:

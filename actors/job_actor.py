@@ -28,6 +28,7 @@ from actors.messages import (
     JobKilled,
     JobSummary,
     KillJob,
+    MigrateJob,
     RegisterJob,
     Rejected,
     ResubmitWorker,
@@ -45,11 +46,13 @@ from actors.messages import (
 )
 from actors.watchers import Watchers
 from mantis.config import Config
-from mantis.lifecycles import job_state
+from mantis.lifecycles import job_state, migration
 from mantis.lifecycles.job_sla import JobSlaTerms, JobSlaWatch
 from mantis.lifecycles.job_state import JobRecord, WorkerPolicy
 from mantis.lifecycles.job_views import watched_view
 from mantis.lifecycles.tables import TransitionRejected, new_stimulus_id
+from mantis.model.codec import ValidationError
+from mantis.model.migration_config import MigrationConfig
 
 log = logging.getLogger("mantis.job")
 
@@ -65,7 +68,8 @@ def policy_from_config(config: Config) -> WorkerPolicy:
 
 def worker_spec(job: JobRecord, worker) -> WorkerSpec:
     """What the scheduler and the agent need to place and run ``worker``."""
-    info, url = job.definition.scheduling_info, job.definition.url
+    # A worker started before an artifact update keeps the artifact it was launched with.
+    info, url = job.definition.scheduling_info, worker.url or job.definition.url
     # A submitted job's definition is merged with its cluster's, which has both.
     assert info is not None and url is not None, f"job {job.job_id} has no scheduling info or url"
     stage = info.stages[worker.stage]
@@ -76,7 +80,8 @@ def worker_spec(job: JobRecord, worker) -> WorkerSpec:
         parameters=job.definition.parameter_values(), cpus=m.cpu_cores, mem_mb=m.memory_mb,
         disk_mb=m.disk_mb, network_mbps=m.network_mbps, num_ports=m.num_ports,
         hard_constraints=list(stage.hard_constraints), soft_constraints=list(stage.soft_constraints),
-        workers_in_stage=job.stage_sizes[worker.stage])
+        workers_in_stage=job.stage_sizes[worker.stage],
+        health_checks=list(stage.health_checks), readiness_checks=list(stage.readiness_checks))
 
 
 class JobActor(MantisActor):
@@ -85,8 +90,8 @@ class JobActor(MantisActor):
     REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
     ACCEPTS = {
         "new": (StartJob,),
-        "running": (*REQUESTS, WorkerLaunched, WorkerStatusBatch, DescribeActors, Done, Rejected),
-        "ended": (*REQUESTS, WorkerLaunched, WorkerStatusBatch, DescribeActors),
+        "running": (*REQUESTS, WorkerLaunched, WorkerStatusBatch, MigrateJob, DescribeActors, Done, Rejected),
+        "ended": (*REQUESTS, WorkerLaunched, WorkerStatusBatch, MigrateJob, DescribeActors),
     }
 
     def receiveMsg_StartJob(self, msg: StartJob, sender):
@@ -104,6 +109,7 @@ class JobActor(MantisActor):
         self._last_summary: dict | None = None
         self.watchers = Watchers()
         self._upstream_sent: dict[str, tuple[list, bool]] = {}  # worker key -> (endpoints, finished) last sent
+        self._last_logged_event: dict | None = self.job.events[-1] if self.job.events else None
         self.send_batched(self.scheduler, RegisterJob(self.job.job_id))
         self._carry_out(effects)
         self.start_ticking(float(self.config.workers.check_interval_s))
@@ -129,8 +135,19 @@ class JobActor(MantisActor):
                          effect.delay_s, effect.reason)
             elif isinstance(effect, job_state.JobEnded):
                 self._end(effect)
+        self._log_events()
         self._publish()
         self._send_upstreams()
+
+    def _log_events(self) -> None:
+        """One log line per job event (migration steps) added since the last call."""
+        events = self.job.events
+        if not events or events[-1] is self._last_logged_event:
+            return
+        start = next((i + 1 for i in range(len(events) - 1, -1, -1) if events[i] is self._last_logged_event), 0)
+        for event in events[start:]:
+            log.info("job %s %s: %s", self.job.job_id, event["type"], event["message"])
+        self._last_logged_event = events[-1]
 
     def _send_upstreams(self) -> None:
         """Tell every running worker of stage n > 1 where stage n-1's workers are, when
@@ -140,6 +157,10 @@ class JobActor(MantisActor):
         cache: dict[int, tuple[list, bool]] = {}
         for w in self.job.workers.values():
             if w.stage < 2 or not w.is_running:
+                continue
+            if w.replaces is not None:
+                # A migration's successor: connecting would take its index's data from the
+                # old worker (the upstream keeps one connection per index) before it is ready.
                 continue
             upstream = cache.setdefault(w.stage, (self.job.upstream_endpoints(w.stage),
                                                   self.job.upstream_finished(w.stage)))
@@ -231,6 +252,17 @@ class JobActor(MantisActor):
                     effects.append(job_state.ReleaseWorker(status.worker_key, msg.agent_id, "not a live worker"))
                 else:
                     log.info("%s", exc)
+        self._carry_out(effects)
+
+    def receiveMsg_MigrateJob(self, msg: MigrateJob, sender):
+        if self.phase != "running":
+            return  # ended meanwhile: nothing to move
+        try:
+            effects = migration.start(self.job, msg.url, msg.version, MigrationConfig.parse(msg.migration_config),
+                                      time.time(), new_stimulus_id("migrate"))
+        except (TransitionRejected, ValidationError) as exc:
+            log.info("job %s not migrated: %s", self.job.job_id, exc)
+            return
         self._carry_out(effects)
 
     def receiveMsg_GetJob(self, msg: GetJob, sender):

@@ -49,6 +49,7 @@ from actors.messages import (
     JobSummary,
     KillJob,
     LoadCluster,
+    MigrateJob,
     Rejected,
     ReplaceCluster,
     ResubmitWorker,
@@ -212,10 +213,27 @@ class JobClusterActor(MantisActor):
         self.cluster.update(definition, time.time())
 
     def receiveMsg_ReplaceCluster(self, msg: ReplaceCluster, sender):
-        self._apply_change(msg, sender, lambda: self.cluster.update(msg.definition, time.time()))
+        def replace() -> None:
+            before = (self.cluster.definition.url, self.cluster.definition.version)
+            self.cluster.update(msg.definition, time.time())
+            if (msg.definition.url, msg.definition.version) != before:  # a new job version
+                self._migrate_jobs(msg.definition.url, msg.definition.version, msg.user)
+        self._apply_change(msg, sender, replace)
 
     def receiveMsg_UpdateArtifact(self, msg: UpdateArtifact, sender):
-        self._apply_change(msg, sender, lambda: self._redefine(url=msg.url, version=msg.version))
+        def update() -> None:
+            self._redefine(url=msg.url, version=msg.version)
+            if not msg.skip_submit:
+                self._migrate_jobs(msg.url, msg.version, msg.user)
+        self._apply_change(msg, sender, update)
+
+    def _migrate_jobs(self, url: str, version: str, user: str) -> None:
+        """Move the running jobs to the new artifact, as the cluster's migrationConfig says
+        (sent with the turn, so only once the new definition is durable)."""
+        for job_id, address in self.jobs.items():
+            if self.job_states.get(job_id, "Accepted") in ACTIVE_JOB_STATES:
+                self.send(address, MigrateJob(job_id, url, version,
+                                              dict(self.cluster.definition.migration_config), user))
 
     def receiveMsg_UpdateSchedulingInfo(self, msg: UpdateSchedulingInfo, sender):
         fields = {"schedulingInfo": msg.scheduling_info.to_json()}

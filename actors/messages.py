@@ -119,7 +119,8 @@ class ReplaceCluster(ClusterRequest):
 
 @dataclass
 class UpdateArtifact(ClusterRequest):
-    """A new artifact version; ``skip_submit`` False asks for its jobs to move to it."""
+    """A new artifact for the cluster; unless ``skip_submit``, its running jobs migrate
+    their workers to it (``mantis.lifecycles.migration``)."""
 
     name: str
     url: str
@@ -148,6 +149,18 @@ class UpdateMigrationStrategy(ClusterRequest):
     migration_config: dict = field(default_factory=dict)
     user: str = "unknown"
     reply_to: Any = None
+
+
+@dataclass
+class MigrateJob:
+    """JobClusterActor -> JobActor: move the job's workers to artifact ``url``, as the
+    cluster's ``migration_config`` says."""
+
+    job_id: str
+    url: str
+    version: str
+    migration_config: dict
+    user: str = "unknown"
 
 
 @dataclass
@@ -483,6 +496,9 @@ class WorkerSpec:
     host: str = ""
     agent_id: str = ""
     workers_in_stage: int = 1
+    # The stage's health and readiness checks (``mantis.model.checks``, JSON forms).
+    health_checks: list = field(default_factory=list)
+    readiness_checks: list = field(default_factory=list)
 
 
 @dataclass
@@ -672,6 +688,32 @@ class RunWorker:
 
 
 @dataclass
+class WatchWorkerHealth:
+    """AgentActor -> HealthCheckerActor: a worker started; run these checks against it."""
+
+    worker_key: str
+    health: list
+    readiness: list
+    target: Any  # mantis.runtime.health_probes.ProbeTarget
+
+
+@dataclass
+class ForgetWorkerHealth:
+    """AgentActor -> HealthCheckerActor: the worker has gone; stop checking it."""
+
+    worker_key: str
+
+
+@dataclass
+class HealthVerdict:
+    """HealthCheckerActor -> AgentActor: a worker became ``ready``, or ``unhealthy`` (why)."""
+
+    worker_key: str
+    verdict: str
+    reason: str = ""
+
+
+@dataclass
 class WorkerReport:
     """WorkerActor -> AgentActor: status change or heartbeat with metrics."""
 
@@ -679,6 +721,9 @@ class WorkerReport:
     status: str
     reason: str = ""
     metrics: dict = field(default_factory=dict)
+    # With Started: the checks the job's code declares ({"health": [...], "readiness": [...]},
+    # JSON forms), which the agent runs besides its stage's.
+    checks: dict | None = None
 
 
 @dataclass

@@ -18,6 +18,7 @@ import os
 from actors.base import MantisActor
 from actors.messages import RunWorker, UpdateUpstream, WorkerReport
 from mantis.runtime.announcer import ServersetMember, member_record, stage_path
+from mantis.runtime.health_endpoint import HealthEndpoint
 from mantis.runtime.process_stats import ProcessStats
 from mantis.runtime.stage_worker import StageWorker
 from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
@@ -35,6 +36,7 @@ class WorkerActor(MantisActor):
         self.worker = None
         self.process_stats = None
         self.member: ServersetMember | None = None
+        self.health_endpoint: HealthEndpoint | None = None
 
     def receiveMsg_RunWorker(self, msg: RunWorker, sender):
         self.spec, self.agent = msg.spec, msg.agent
@@ -47,13 +49,17 @@ class WorkerActor(MantisActor):
             params = resolve_parameters(job, self.spec.parameters)
             context = Context(job_id=self.spec.job_id, worker_index=self.spec.index,
                               worker_number=self.spec.number, stage_number=self.spec.stage,
-                              parameters=params, workers_in_stage=self.spec.workers_in_stage)
+                              parameters=params, workers_in_stage=self.spec.workers_in_stage,
+                              ports=tuple(self.spec.ports))
             self.worker = self._stage_worker(job, context, self.spec.ports[0] if self.spec.ports else 0)
             self.worker.start()
+            self.health_endpoint = self._health_endpoint(job, context)
         except Exception as exc:  # user code may raise anything; the worker fails, not the agent
             self._end("Failed", f"could not start: {type(exc).__name__}: {exc}")
             return
-        self._report("Started")
+        checks = {"health": [c.to_json() for c in job.health_checks],
+                  "readiness": [c.to_json() for c in job.readiness_checks]}
+        self._report("Started", checks=checks)
         log.info("worker %s (stage %d) started, output on port %d", self.spec.worker_key,
                  self.spec.stage, self.worker.port)
         if msg.announce is not None:
@@ -73,6 +79,21 @@ class WorkerActor(MantisActor):
                         port, exc.strerror)
             return StageWorker(job, context, host="0.0.0.0", port=0)
 
+    def _health_endpoint(self, job, context) -> HealthEndpoint:
+        """The runtime's /health and /ready: the pipeline runs, and the job's hooks agree."""
+        def running() -> bool:
+            return self.worker is not None and self.worker.state in ("created", "running")
+
+        def health() -> bool:
+            return running() and (job.health is None or bool(job.health(context)))
+
+        def ready() -> bool:
+            return running() and (job.ready is None or bool(job.ready(context)))
+
+        # A free port, reported as the healthPort metric: the assigned ports are the job's
+        # (its output, and whatever else it listens on); only the agent next to it probes this.
+        return HealthEndpoint(health, ready, host="127.0.0.1", port=0)
+
     def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
         if self.worker is not None and self.spec.stage > 1 and self.phase == "running":
             self.worker.update_upstream([tuple(e) for e in msg.endpoints], msg.upstream_finished)
@@ -85,10 +106,12 @@ class WorkerActor(MantisActor):
             m.update(self.process_stats.sample())
         if self.worker is not None:
             m.update(self.worker.metrics().to_json())
+        if self.health_endpoint is not None:
+            m["healthPort"] = self.health_endpoint.port
         return m
 
-    def _report(self, status: str, reason: str = "") -> None:
-        self.send(self.agent, WorkerReport(self.spec.worker_key, status, reason, self.metrics()))
+    def _report(self, status: str, reason: str = "", checks: dict | None = None) -> None:
+        self.send(self.agent, WorkerReport(self.spec.worker_key, status, reason, self.metrics(), checks))
 
     def on_tick(self, now: float) -> None:
         if self.phase != "running":
@@ -118,6 +141,9 @@ class WorkerActor(MantisActor):
         if self.member is not None:  # leave the serverset before the port closes
             self.member.stop()
             self.member = None
+        if self.health_endpoint is not None:
+            self.health_endpoint.close()
+            self.health_endpoint = None
         if self.worker is not None:
             self.worker.stop(2.0)
 

@@ -114,6 +114,8 @@ def worker_view(worker: dict) -> dict:
         "agentId": worker.get("agentId"),
         "lastHeartbeatAt": ms(worker.get("lastHeartbeatAt")),
         "metrics": metrics,
+        "url": worker.get("url"),  # its own artifact while a migration moves it, else the job's
+        "replaces": worker.get("replaces"),  # the worker it takes over from in a migration
     }
 
 
@@ -175,6 +177,8 @@ def job_view(job: dict, stage_numbers: Iterable[int] = (), worker_indexes: Itera
             "terminatedAt": ms(job.get("endedAt"), -1),
             "killReason": job.get("killReason"),
             "killMessage": job.get("killMessage"),
+            "migration": job.get("migration"),
+            "events": job.get("events", []),
         },
         "stageMetadataList": stages,
         "workerMetadataList": [worker_view(w) for w in workers],

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mantis.config import WorkersConfig
 from mantis.lifecycles import tables as lifecycle
@@ -51,6 +51,13 @@ from mantis.lifecycles.worker_state import (
 )
 from mantis.model.definitions import JobDefinition
 from mantis.model.ids import parse_worker_key
+
+if TYPE_CHECKING:
+    from mantis.lifecycles.migration import Migration
+
+# mantis.lifecycles.migration extends JobRecord (rolling artifact updates) and imports
+# this module; JobRecord imports it back where it is used, once both are loaded.
+EVENTS_KEPT = 200
 
 
 class JobState(StrEnum):
@@ -259,6 +266,16 @@ class JobRecord:
     # The last 20 transitions of the job and of each of its latest 64 workers: enough to
     # tell what happened lately, small enough for ten thousand jobs in one master.
     log: Story = field(default_factory=lambda: Story(per_key=20, max_keys=64), repr=False, compare=False)
+    # A rolling artifact update in progress or the last one (mantis.lifecycles.migration).
+    migration: Migration | None = None
+    # What happened to the job that an operator watches (migration steps, ...): plain
+    # dicts {"at", "type", "message", ...}, the last EVENTS_KEPT, stored with the job.
+    events: list[dict] = field(default_factory=list)
+
+    def add_event(self, now: float, kind: str, message: str, **details: Any) -> None:
+        """Append an event to the job's ``events`` (the oldest go past EVENTS_KEPT)."""
+        self.events.append({"at": now, "type": kind, "message": message, **details})
+        del self.events[:-EVENTS_KEPT]
 
     # -- the machine -------------------------------------------------------------
 
@@ -291,9 +308,14 @@ class JobRecord:
             check(0 <= w.index < self.stage_sizes.get(w.stage, 0),
                   f"job {self.job_id}: worker {w.key} on ({w.stage}, {w.index}) outside the stage sizes "
                   f"{self.stage_sizes}")
-            check((w.stage, w.index) not in slots,
-                  f"job {self.job_id}: two live workers on (stage {w.stage}, index {w.index})")
-            slots.add((w.stage, w.index))
+            if w.replaces is not None:  # a migration's successor shares its old worker's slot
+                old = self.workers.get(w.replaces)
+                check(old is not None and (old.stage, old.index) == (w.stage, w.index),
+                      f"job {self.job_id}: worker {w.key} replaces {w.replaces}, not live on its slot")
+            else:
+                check((w.stage, w.index) not in slots,
+                      f"job {self.job_id}: two live workers on (stage {w.stage}, index {w.index})")
+                slots.add((w.stage, w.index))
             w.validate()
         if self.state in TERMINAL_JOB_STATES:
             check(not self.workers, f"job {self.job_id}: {self.state} with {len(self.workers)} live worker(s)")
@@ -419,6 +441,9 @@ class JobRecord:
             return self._checked(self._worker_ended(w, now, sid))
         self._worker_event(w, event, now, sid, metrics=metrics)
         effects: list[Effect] = [Persist()]
+        if event == "started":
+            from mantis.lifecycles import migration
+            effects += migration.on_started(self, w, now, sid)
         if (event == "started" and self.state == JOB_ACCEPTED
                 and all(x.state == STARTED for x in self.workers.values())):
             effects += self.handle("launch", now, stimulus_id=sid)
@@ -435,6 +460,9 @@ class JobRecord:
             if self._stage_finished(w.stage):
                 effects += self._release_unfed(w.stage + 1, now, sid)
             return effects + self._completed_if_empty(now, sid)
+        from mantis.lifecycles import migration
+        if migration.on_ended(self, w, now, sid):
+            return effects + migration.step(self, now, sid)
         if self._stage_finished(w.stage - 1):
             # Its input has ended for good: a replacement would wait forever for data.
             w.reason = f"{w.reason}; not replaced: stage {w.stage - 1} has completed"
@@ -504,6 +532,8 @@ class JobRecord:
                                    reason="not confirmed stopped before the termination timeout")
                 self._archive_worker(w)
             effects += [Persist()] + self._maybe_terminated(now, sid)
+        from mantis.lifecycles import migration
+        effects += migration.step(self, now, sid)
         return self._checked(effects + self._due_schedules(now))
 
     def _fail_silent(self, w: Worker, now: float, reason: str, sid: str) -> list[Effect]:
@@ -644,10 +674,13 @@ class JobRecord:
             "nextWorkerNumber": self.next_worker_number,
             "stageSizes": {str(k): v for k, v in self.stage_sizes.items()},
             "backoff": self.backoff, "errorResubmits": list(self.error_resubmits),
+            "migration": self.migration.to_json() if self.migration else None,
+            "events": list(self.events),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], policy: WorkerPolicy | None = None) -> JobRecord:
+        from mantis.lifecycles.migration import Migration
         workers = [Worker.from_json(w) for w in data["workers"]]
         return cls(
             job_id=data["jobId"], cluster=data["cluster"],
@@ -661,6 +694,8 @@ class JobRecord:
             stage_sizes={int(k): v for k, v in data["stageSizes"].items()},
             backoff=data.get("backoff", {}), error_resubmits=deque(data.get("errorResubmits", [])),
             policy=policy or WorkerPolicy(),
+            migration=Migration.from_json(data["migration"]) if data.get("migration") else None,
+            events=list(data.get("events", [])),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -678,7 +713,10 @@ class JobRecord:
             "schedulingInfo": d.scheduling_info.to_json() if d.scheduling_info else None,
             "subscriptionTimeoutSecs": d.subscription_timeout_secs,
             "nextWorkerNumber": self.next_worker_number,
-            "workers": [w.describe() for w in sorted(self.workers.values(), key=lambda w: (w.stage, w.index))],
+            "workers": [w.describe() for w in sorted(self.workers.values(),
+                                                     key=lambda w: (w.stage, w.index, w.number))],
+            "migration": self.migration.to_json() if self.migration else None,
+            "events": self.events[-50:],
         }
 
 

@@ -184,6 +184,11 @@ class Worker:
     requested: bool = False
     requested_at: float = 0.0
     metrics: dict = field(default_factory=dict)
+    # The artifact (entry point) this incarnation runs; None: the job's current one.  Set
+    # on the workers a migration moves away from (``mantis.lifecycles.migration``).
+    url: str | None = None
+    # During a migration: the number of the worker this one takes over from once Started.
+    replaces: int | None = None
 
     @property
     def key(self) -> str:
@@ -259,4 +264,6 @@ class Worker:
             "completedAt": self.ended_at,
             "lastHeartbeatAt": self.last_heartbeat,
             "metrics": dict(self.metrics),
+            "url": self.url,
+            "replaces": self.replaces,
         }

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mantis.model import codec
+from mantis.model.checks import check_list
 from mantis.model.codec import Field, ValidationError
 from mantis.model.cron import CronSchedule
+from mantis.model.migration_config import MigrationConfig
 from scheduler.constraints import parse_constraint  # the scheduler owns what a constraint means
 
 CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
@@ -146,6 +148,9 @@ class StageSchedulingInfo:
     soft_constraints: list = field(default_factory=list)
     scalable: bool = False
     scaling_policy: dict | None = None
+    # Marathon-style checks (``mantis.model.checks``), kept in their JSON form.
+    health_checks: list = field(default_factory=list)
+    readiness_checks: list = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: Any, path: str = "stage") -> StageSchedulingInfo:
@@ -162,6 +167,8 @@ _STAGE_FIELDS = (
     Field("softConstraints", "soft_constraints", codec.list_of(constraint_spec), default=list),
     Field("scalable", "scalable", codec.boolean, default=lambda: False),
     Field("scalingPolicy", "scaling_policy", codec.json_object),
+    Field("healthChecks", "health_checks", check_list, default=list),
+    Field("readinessChecks", "readiness_checks", check_list, default=list),
 )
 
 
@@ -342,7 +349,9 @@ def _migration(value: Any, path: str) -> dict:
     unknown = sorted(set(value) - {"strategy", "configString"})
     if unknown:
         raise ValidationError(f"{path} has unknown field(s): {', '.join(unknown)}")
-    return {"strategy": strategy, "configString": codec.string(value.get("configString", ""), path)}
+    result = {"strategy": strategy, "configString": codec.string(value.get("configString", ""), path)}
+    MigrationConfig.parse(result)  # a PERCENTAGE config string must parse (ValidationError)
+    return result
 
 
 _CLUSTER_FIELDS = (

@@ -51,7 +51,12 @@ import reactivex
 
 # How a stage with concurrency > 1 runs: in lanes.  stage_lanes imports nothing of the
 # SDK, so this is no cycle; wrapping stages in the executor instead would drop this edge.
+from mantis.model.checks import CheckDefinition
 from mantis.runtime.stage_lanes import LANES_MARK, in_lanes
+
+# A health or readiness check a job declares (Marathon's fields; see mantis.model.checks):
+# ``HealthCheck(protocol="TCP", interval_s=5, max_consecutive_failures=2)``.
+HealthCheck = CheckDefinition
 
 PARAMETER_TYPES = ("string", "int", "float", "bool")
 
@@ -87,6 +92,9 @@ class Context:
     # How many workers this worker's stage has (when it started): a stage n > 1 worker
     # tells its upstream this number, and a source may use it to split its input.
     workers_in_stage: int = 1
+    # The ports the scheduler assigned this worker (the first serves its output); a job
+    # may listen on the others, and a check's portIndex points into this list.
+    ports: tuple[int, ...] = ()
 
 
 class Source(Protocol):
@@ -302,6 +310,14 @@ class Job:
     # Checks the resolved parameters together (one of two required, say); raises ParameterError.
     # What it returns is ignored (a parser may serve, returning what it parsed).
     validate: Callable[[dict[str, Any]], object] | None = None
+    # Checks every worker of the job gets, besides those of its stages' scheduling info;
+    # run by the agent next to the worker (``mantis.lifecycles.health_checks``).
+    health_checks: list[CheckDefinition] = field(default_factory=list)
+    readiness_checks: list[CheckDefinition] = field(default_factory=list)
+    # What the worker's default endpoint answers on /health and /ready besides "the
+    # pipeline runs": ``health(context) -> bool``, ``ready(context) -> bool``.
+    health: Callable[[Context], bool] | None = None
+    ready: Callable[[Context], bool] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -326,6 +342,12 @@ class Job:
                        for n, stage in enumerate(self.stages)]
         if self.sink is not None and not callable(self.sink):
             raise ValueError(f"job '{self.name}': sink must be callable or None")
+        for hook in ("health", "ready"):
+            if getattr(self, hook) is not None and not callable(getattr(self, hook)):
+                raise ValueError(f"job '{self.name}': {hook} must be callable or None")
+        for check in [*self.health_checks, *self.readiness_checks]:
+            if not isinstance(check, CheckDefinition):
+                raise ValueError(f"job '{self.name}': checks must be HealthCheck, got {type(check).__name__}")
         self.parameters = list(self.parameters)
         seen: set[str] = set()
         for p in self.all_parameters:
