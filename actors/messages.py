@@ -655,6 +655,14 @@ class Tick:
 # -- admin --------------------------------------------------------------------------
 
 @dataclass
+class GetTimings:
+    """Ask the scheduler or a shard for its latency histograms (``mantis.timings`` snapshots),
+    for ``GET /metrics``."""
+
+    reply_to: Any = None
+
+
+@dataclass
 class DescribeActors:
     """Ask an actor for itself and its children (admin endpoint)."""
 

@@ -36,6 +36,7 @@ from actors.messages import (
     DescribeActors,
     Done,
     EntryPointChecked,
+    GetTimings,
     InitShard,
     JobRequest,
     LoadCluster,
@@ -52,6 +53,7 @@ from mantis.model.ids import parse_job_id, parse_worker_key
 from mantis.stores import open_store
 from mantis.stores.file_store import StoreError
 from mantis.stores.group_commit import GroupCommitStore
+from mantis.timings import Timing
 
 log = logging.getLogger("mantis.shard")
 
@@ -113,6 +115,7 @@ class ShardActor(MantisActor):
         self._continue_armed: float | None = None
         self._commit_due = False    # the commit's wakeup has come: commit in this turn
         self.loaded = False  # its clusters were read from the store (a failed read is retried)
+        self.write_timing = Timing("store_write_seconds")  # each durable group write, for /metrics
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -203,7 +206,9 @@ class ShardActor(MantisActor):
         if not self.store.pending:
             return set()
         try:
+            began = time.monotonic()
             self.store.flush()
+            self.write_timing.observe(time.monotonic() - began)
             return set()
         except StoreError as exc:
             clusters = {self._cluster_of(name) for name in writers}
@@ -295,6 +300,8 @@ class ShardActor(MantisActor):
             self.host.deliver(message.token[0], message, sender)
         elif isinstance(message, DescribeActors):
             self.send(message.reply_to or sender, Done(self.describe()))
+        elif isinstance(message, GetTimings):
+            self.send(message.reply_to or sender, Done({"storeWrite": self.write_timing.snapshot()}))
         elif isinstance(message, ActorExitRequest):
             log.info("shard %d exiting", self.index)
             self.store.close()  # its session or log lock, at once rather than at process exit

@@ -33,6 +33,12 @@ class CliError(Exception):
     """A failure reported as one line on stderr."""
 
 
+def auth_headers() -> dict:
+    """The bearer token from $MANTIS_TOKEN as a header, when set (never printed)."""
+    token = os.environ.get("MANTIS_TOKEN", "").strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 # -- HTTP client ---------------------------------------------------------------------
 
 def call(master: str, method: str, path: str, body=None, timeout: float = 15.0, _redirects: int = 0):
@@ -41,7 +47,7 @@ def call(master: str, method: str, path: str, body=None, timeout: float = 15.0, 
     A standby's redirect to the leader is followed for every method."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"{master.rstrip('/')}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **auth_headers()})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
@@ -77,7 +83,7 @@ def leader_url(hosts: str, path: str) -> str:
 
 def stream_output(master: str, job_id: str, limit: int = 0, out=sys.stdout, stop=None) -> int:
     """Print the job's output (SSE) one JSON event per line; return the count printed."""
-    req = urllib.request.Request(f"{master.rstrip('/')}/api/v1/jobs/{job_id}/output")
+    req = urllib.request.Request(f"{master.rstrip('/')}/api/v1/jobs/{job_id}/output", headers=auth_headers())
     printed = 0
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
@@ -417,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "zookeeper", None):
             args.master = leader_url(args.zookeeper, args.leader_path)
         return COMMANDS[args.command](args) or 0
-    except CliError as exc:
+    except (CliError, config_module.ConfigError) as exc:
         print(f"mantis: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

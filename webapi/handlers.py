@@ -42,6 +42,7 @@ from mantis.model import codec
 from mantis.model.codec import ValidationError
 from mantis.model.definitions import JobClusterDefinition, JobDefinition, JobSla, Label, cluster_name
 from mantis.model.ids import parse_job_id
+from webapi import access
 from webapi.gateway import ApiError
 
 log = logging.getLogger("mantis.api")
@@ -52,6 +53,9 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def initialize(self, gateway):
         self.gateway = gateway
+
+    def prepare(self):
+        access.check_request(self)  # 401/403 before any handler runs (webapi/access.py)
 
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json; charset=utf-8")

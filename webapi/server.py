@@ -28,6 +28,7 @@ from mantis import config as config_module
 from mantis.config import Config
 from mantis.ha.leader_election import LeaderElection
 from mantis.ha.master_role import STOPPED, MasterRole
+from webapi.access import AccessPolicy, public_config
 from webapi.app import make_app
 from webapi.gateway import Gateway
 from webapi.standby import RoleRouter, make_standby_app
@@ -37,8 +38,8 @@ log = logging.getLogger("mantis.master")
 
 def serve_api(master, config: Config, port: int | None = None) -> tuple[tornado.httpserver.HTTPServer, Gateway, int]:
     """Listen with the API on the config's host and port (0 = any free port)."""
-    gateway = Gateway(master, config.to_dict())  # the JSON view, as masterConfigs answers it
-    server = tornado.httpserver.HTTPServer(make_app(gateway))
+    gateway = Gateway(master, public_config(config.to_dict()))  # the JSON view, as masterConfigs answers it
+    server = tornado.httpserver.HTTPServer(make_app(gateway, access=AccessPolicy.from_config(config)))
     m = config.master
     sockets = tornado.netutil.bind_sockets(m.api_port if port is None else port, address=m.host,
                                            family=socket.AF_INET)
@@ -96,6 +97,7 @@ class MasterService:
         self.config, self.loop, self.router, self.url = config, loop, router, url
         self.election = election
         self.role = MasterRole()
+        self.access = AccessPolicy.from_config(config)
         self.master: MasterActors | None = None
         self.gateway: Gateway | None = None
         self.leading_event = threading.Event()
@@ -141,8 +143,8 @@ class MasterService:
             self.role.change("lost")
             raise
         # The API layer is given the config's JSON view: masterConfigs answers it as is.
-        self.gateway = Gateway(self.master, lease_config(self.config, lease).to_dict())
-        app = make_app(self.gateway, role=self.role, api_url=self.url)
+        self.gateway = Gateway(self.master, public_config(lease_config(self.config, lease).to_dict()))
+        app = make_app(self.gateway, role=self.role, api_url=self.url, access=self.access)
         self.loop.call_soon_threadsafe(self.router.switch, app)
         self.leading_event.set()
         log.info("leading: API serving the actors at %s", self.url)
@@ -210,6 +212,7 @@ def run_master(config: Config, config_path: str | None = None, overrides: list[s
     ``stop_local_agent`` (``mantis up``: a demo that cleans up after itself).
     """
     m = config.master
+    AccessPolicy.from_config(config)  # refuse to start an API beyond loopback without a token
     elect = bool(config.leader_election.hosts)
     holder: dict = {}
 
