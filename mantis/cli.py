@@ -317,6 +317,26 @@ def cmd_pending(args) -> int:
     return 0
 
 
+def cmd_deploy(args) -> int:
+    from mantis import deploy
+
+    def client(method, path, body=None):
+        return call(args.master, method, path, body)
+
+    try:
+        desired = deploy.load(args.path)
+    except deploy.DeployError as exc:
+        raise CliError(str(exc)) from None
+    changes = deploy.plan(desired, deploy.read_master(client), prune=getattr(args, "prune", False))
+    for line in deploy.render(changes):
+        print(line)
+    if args.action == "apply" and changes and not args.dry_run:
+        deploy.apply_changes(client, changes, args.user)
+    elif args.action == "apply" and changes:
+        print("dry run: nothing was changed")
+    return 0
+
+
 def cmd_stream(args) -> int:
     try:
         stream_output(args.master, args.job_id, limit=args.limit)
@@ -403,6 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
     agents.add_argument("agent_id", nargs="?")
     sub.add_parser("pending", parents=[common], help="workers waiting for placement, with the reasons")
 
+    dsub = group("deploy", "make the master's job clusters match definition files")
+    diff = dsub.add_parser("diff", parents=[common], help="show what apply would change")
+    diff.add_argument("path", help="a cluster definition file (YAML or JSON) or a folder of them")
+    diff.add_argument("--prune", action="store_true", help="also show clusters no file names")
+    apply = dsub.add_parser("apply", parents=[common], help="create, update, submit (and prune) to match")
+    apply.add_argument("path", help="a cluster definition file (YAML or JSON) or a folder of them")
+    apply.add_argument("--dry-run", action="store_true", help="print the changes, make none")
+    apply.add_argument("--prune", action="store_true", help="also delete clusters no file names")
+
     stream = sub.add_parser("stream", parents=[common], help="print a job's live output")
     stream.add_argument("job_id")
     stream.add_argument("--limit", type=int, default=0)
@@ -410,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"master": cmd_master, "agent": cmd_agent, "up": cmd_up, "cluster": cmd_cluster,
-            "job": cmd_job, "stream": cmd_stream, "agents": cmd_agents, "pending": cmd_pending}
+            "job": cmd_job, "stream": cmd_stream, "deploy": cmd_deploy, "agents": cmd_agents, "pending": cmd_pending}
 
 
 def main(argv: list[str] | None = None) -> int:
