@@ -196,6 +196,7 @@ DEMO_CLUSTER = {
 
 
 def cmd_up(args) -> int:
+    from mantis import console
     from webapi.server import run_master
 
     config, overrides = _load_config(args)
@@ -215,6 +216,7 @@ def cmd_up(args) -> int:
                 job_id = active[0] if active else call(
                     url, "POST", "/api/v1/jobClusters/demo/jobs", {"user": "mantis-up"})["jobId"]
                 log.info("streaming the output of %s (Ctrl-C to stop)", job_id)
+                print(console.status_line(url, job_id, args.logs), file=sys.stderr, flush=True)
                 deadline = time.time() + 120
                 while not stop.is_set() and time.time() < deadline:
                     try:
@@ -226,6 +228,7 @@ def cmd_up(args) -> int:
                     time.sleep(1)
             except CliError as exc:
                 log.error("demo failed: %s", exc)
+                print(f"mantis up: the demo failed: {exc}", file=sys.stderr, flush=True)
             finally:
                 if args.limit:
                     stop.set()
@@ -233,7 +236,7 @@ def cmd_up(args) -> int:
         threading.Thread(target=run, name="demo", daemon=True).start()
 
     run_master(config, args.config, overrides, on_ready=lambda url, stop: demo(url, _AsyncStop(stop)),
-               stop_local_agent=True)
+               stop_local_agent=True, agent_log=args.logs.agent if args.logs else None)
     return 0
 
 
@@ -367,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     service("master", "run a master")
     up = service("up", "run a master, a local agent and the demo job, printing its output")
     up.add_argument("--limit", type=int, default=0, help="stop after this many events (0: until Ctrl-C)")
+    up.add_argument("--log-dir", default="mantis-logs", help="where the master's and agent's logs go "
+                    "(master.log, agent.log) unless --verbose")
     agent = service("agent", "run an agent that offers this machine to a master")
     agent.add_argument("--master", default=DEFAULT_MASTER.replace("http://", ""), help="master HOST:PORT")
     agent.add_argument("--id")
@@ -446,8 +451,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Services log every event; client commands print only their answer or one error line.
     quiet = logging.INFO if args.command in ("master", "agent", "up") else logging.WARNING
-    level = logging.DEBUG if getattr(args, "verbose", False) else quiet
-    logging.basicConfig(level=level, format=LOG_FORMAT)
+    # `up --verbose` brings the services' INFO logs back to the terminal; otherwise they go to files.
+    level = logging.DEBUG if getattr(args, "verbose", False) and args.command != "up" else quiet
+    args.logs = None
+    if args.command == "up" and not args.verbose:
+        from mantis import console
+
+        args.logs = console.logs_to_files(args.log_dir)
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.__stderr__ if args.logs else None)
     try:
         if getattr(args, "zookeeper", None):
             args.master = leader_url(args.zookeeper, args.leader_path)

@@ -54,8 +54,10 @@ def _agent_running(config: Config) -> bool:
         return s.connect_ex((config.master.host, int(config.agent.admin_port))) == 0
 
 
-def start_local_agent(config_path: str | None, overrides: list[str], master_url: str) -> subprocess.Popen | None:
-    """Start ``mantis agent`` in its own session unless one already holds the agent port."""
+def start_local_agent(config_path: str | None, overrides: list[str], master_url: str,
+                      log_path=None) -> subprocess.Popen | None:
+    """Start ``mantis agent`` in its own session unless one already holds the agent port;
+    its output (and its workers') goes to ``log_path`` when given."""
     config = config_module.load(config_path, overrides)
     if _agent_running(config):
         log.info("local agent already running on admin port %s; reusing it", config.agent.admin_port)
@@ -65,7 +67,12 @@ def start_local_agent(config_path: str | None, overrides: list[str], master_url:
         cmd += ["--config", config_path]
     for item in overrides:
         cmd += ["--set", item]
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    out = open(log_path, "ab") if log_path else None  # noqa: SIM115  the child holds it from here
+    try:
+        proc = subprocess.Popen(cmd, start_new_session=True, stdout=out, stderr=subprocess.STDOUT if out else None)
+    finally:
+        if out is not None:
+            out.close()
     log.info("local agent started (pid %d)", proc.pid)
     return proc
 
@@ -203,13 +210,14 @@ def _rejoin(service: MasterService, config: Config) -> None:
 
 
 def run_master(config: Config, config_path: str | None = None, overrides: list[str] | None = None,
-               on_ready=None, stop_local_agent: bool = False) -> None:
+               on_ready=None, stop_local_agent: bool = False, agent_log=None) -> None:
     """Run a master until SIGINT/SIGTERM; ``on_ready(api_url, stop)`` is called once it leads.
 
     With ``leader_election.hosts`` set, the master joins the election and serves
     redirects until elected; otherwise it leads at once.  A local agent it started keeps
     running after the master stops (its workers must survive a master restart), unless
-    ``stop_local_agent`` (``mantis up``: a demo that cleans up after itself).
+    ``stop_local_agent`` (``mantis up``: a demo that cleans up after itself), whose output
+    goes to ``agent_log`` when given.
     """
     m = config.master
     AccessPolicy.from_config(config)  # refuse to start an API beyond loopback without a token
@@ -233,7 +241,7 @@ def run_master(config: Config, config_path: str | None = None, overrides: list[s
             await loop.run_in_executor(None, service.lead, None)
         server.add_sockets(sockets)
         log.info("master API listening at %s", url)
-        agent = start_local_agent(config_path, overrides or [], url) if m.local_agent else None
+        agent = start_local_agent(config_path, overrides or [], url, agent_log) if m.local_agent else None
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
