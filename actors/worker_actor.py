@@ -16,6 +16,7 @@ from actors.base import MantisActor
 from actors.messages import RunWorker, UpdateUpstream, WorkerReport
 from mantis.runtime.process_stats import ProcessStats
 from mantis.runtime.stage_worker import StageWorker
+from mantis.runtime.worker_metrics import WorkerMetricsServer
 from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
 
 log = logging.getLogger("mantis.worker")
@@ -30,6 +31,7 @@ class WorkerActor(MantisActor):
         super().__init__(*args, **kwargs)
         self.worker = None
         self.process_stats = None
+        self.metrics_server: WorkerMetricsServer | None = None
 
     def receiveMsg_RunWorker(self, msg: RunWorker, sender):
         self.spec, self.agent = msg.spec, msg.agent
@@ -48,9 +50,10 @@ class WorkerActor(MantisActor):
         except Exception as exc:  # user code may raise anything; the worker fails, not the agent
             self._end("Failed", f"could not start: {type(exc).__name__}: {exc}")
             return
+        self.metrics_server = self._serve_metrics()
         self._report("Started")
-        log.info("worker %s (stage %d) started, output on port %d", self.spec.worker_key,
-                 self.spec.stage, self.worker.port)
+        log.info("worker %s (stage %d) started, output on port %d, metrics on port %s", self.spec.worker_key,
+                 self.spec.stage, self.worker.port, self.metrics_server.port if self.metrics_server else "-")
         self.start_ticking(msg.heartbeat_interval_s)
 
     def _stage_worker(self, job, context, port: int):
@@ -62,6 +65,19 @@ class WorkerActor(MantisActor):
             log.warning("worker %s: port %d unavailable (%s); using a free port", self.spec.worker_key,
                         port, exc.strerror)
             return StageWorker(job, context, host="0.0.0.0", port=0)
+
+    def _serve_metrics(self) -> WorkerMetricsServer | None:
+        """This worker's Prometheus endpoint on its second offered port (or a free one);
+        a worker without one still runs (its heartbeats carry the same figures)."""
+        ports = self.spec.ports or []
+        labels = {"job_id": self.spec.job_id, "stage": self.spec.stage, "worker_index": self.spec.index,
+                  "worker_number": self.spec.number}
+        try:
+            return WorkerMetricsServer(lambda: self.worker.metrics().to_json(), labels,
+                                       port=ports[1] if len(ports) > 1 else 0)
+        except OSError as exc:
+            log.warning("worker %s serves no metrics: %s", self.spec.worker_key, exc)
+            return None
 
     def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
         if self.worker is not None and self.spec.stage > 1 and self.phase == "running":
@@ -75,6 +91,8 @@ class WorkerActor(MantisActor):
             m.update(self.process_stats.sample())
         if self.worker is not None:
             m.update(self.worker.metrics().to_json())
+        if self.metrics_server is not None:
+            m["metricsPort"] = self.metrics_server.port
         return m
 
     def _report(self, status: str, reason: str = "") -> None:
@@ -107,6 +125,9 @@ class WorkerActor(MantisActor):
     def _stop(self) -> None:
         if self.worker is not None:
             self.worker.stop(2.0)
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+            self.metrics_server = None
 
     def on_exit(self) -> None:
         self._stop()

@@ -21,7 +21,7 @@ def discovery_snapshot(job: dict) -> dict:
     """Where ``job``'s workers are (``job`` as ``GET /api/v1/jobs/{id}`` shows it).
 
     ``{"jobId", "state", "stages": {"<n>": [{"workerIndex", "workerNumber", "host",
-    "port", "state"}, ...]}}``: every stage of the job is present (an empty list while
+    "port", "state", "metricsPort"}, ...]}}``: every stage of the job is present (an empty list while
     it has no worker), its workers ordered by index.  ``host``/``port`` are null until
     the worker is placed.  Metrics that change with every heartbeat are left out, so
     equal snapshots mean nothing a consumer connects to has changed.
@@ -31,6 +31,7 @@ def discovery_snapshot(job: dict) -> dict:
         stages.setdefault(str(w["stageNum"]), []).append({
             "workerIndex": w["workerIndex"], "workerNumber": w["workerNumber"],
             "host": w["host"] or w["metrics"].get("host"), "port": _worker_port(w), "state": w["state"],
+            "metricsPort": w["metrics"].get("metricsPort"),  # the worker's own /metrics, set once it starts
         })
     for workers in stages.values():
         workers.sort(key=lambda w: (w["workerIndex"], w["workerNumber"]))

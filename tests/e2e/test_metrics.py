@@ -70,3 +70,36 @@ def test_metrics_parse_and_follow_a_job_from_start_to_kill(cluster):
     stopped = scrape_when(cluster.url, "mantis_jobs", {"state": "Completed"}, 1.0, "the killed job Completed")
     assert value(stopped, "mantis_workers", state="Started") == 0.0
     assert value(stopped, "mantis_jobs", state="Launched") == 0.0
+
+
+def metrics_ports(value) -> list[int]:
+    """Every ``metricsPort`` in a discovery answer, whatever its shape."""
+    if isinstance(value, dict):
+        found = [int(v) for k, v in value.items() if k == "metricsPort" and v]
+        return found + [p for v in value.values() for p in metrics_ports(v)]
+    if isinstance(value, list):
+        return [p for v in value for p in metrics_ports(v)]
+    return []
+
+
+def test_each_worker_serves_its_own_metrics_on_the_port_discovery_lists(cluster):
+    assert cluster.call("POST", "/api/v1/jobClusters", CLUSTER)[0] == 201
+    status, job = cluster.call("POST", "/api/v1/jobClusters/metered/jobs", {"user": "metrics"})
+    assert status == 201, job
+    scrape_when(cluster.url, "mantis_workers", {"state": "Started"}, 2.0, "two Started workers")
+    discovery = cluster.call("GET", "/api/v1/jobClusters/metered/latestJobDiscoveryInfo")[1]
+    ports = metrics_ports(discovery)
+    assert len(set(ports)) == 2, discovery
+    for port in ports:
+        first = scrape(f"http://127.0.0.1:{port}")
+        labels = next(dict(lb) for (name, lb) in first if name == "mantis_worker_events_out_total")
+        assert labels["job_id"] == job["jobId"] and labels["stage"] == "1"
+        assert value(first, "mantis_worker_resident_memory_bytes", **labels) > 1_000_000
+        assert value(first, "mantis_worker_cpu_seconds_total", **labels) >= 0  # clock ticks: may still be 0
+        assert value(first, "mantis_worker_dropped_events_total", **labels) >= 0
+        assert value(first, "mantis_worker_queue_depth", **labels) >= 0
+        # The synthetic source keeps producing: the worker's own counter moves between scrapes.
+        before = value(first, "mantis_worker_events_in_total", **labels)
+        wait_for(lambda p=port, lb=labels, b=before: value(scrape(f"http://127.0.0.1:{p}"),
+                                                           "mantis_worker_events_in_total", **lb) > b,
+                 timeout=20, what="events_in to grow")

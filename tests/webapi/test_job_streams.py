@@ -48,7 +48,7 @@ def test_discovery_stream_gives_worker_addresses_and_follows_resubmit_scale_and_
         (w,) = first["stages"]["1"]
         port = worker["metrics"].get("port") or worker["ports"][0]
         assert w == {"workerIndex": 0, "workerNumber": worker["workerNumber"], "host": worker["host"],
-                     "port": port, "state": "Started"}
+                     "port": port, "state": "Started", "metricsPort": worker["metrics"]["metricsPort"]}
         assert w["host"] and isinstance(w["port"], int) and w["port"] > 0
 
         status, body = cluster.call("POST", f"/api/v1/jobs/{job_id}/actions/resubmitWorker",
@@ -189,14 +189,17 @@ def api_worker(stage, index, number, state, host="10.0.0.1", ports=(31000,), met
 
 def test_discovery_snapshot_lists_every_stage_and_prefers_the_port_the_worker_serves_on():
     job = {"jobId": "j-1", "state": "Launched", "stageSizes": {"1": 1, "2": 2}, "workers": [
-        api_worker(2, 1, 4, "Started", metrics={"port": 31999, "eventsIn": 5}),
+        api_worker(2, 1, 4, "Started", metrics={"port": 31999, "eventsIn": 5, "metricsPort": 31998}),
         api_worker(2, 0, 3, "Accepted", host=None, ports=()),
         api_worker(1, 0, 1, "Started"),
     ]}
     assert discovery_snapshot(job) == {"jobId": "j-1", "state": "Launched", "stages": {
-        "1": [{"workerIndex": 0, "workerNumber": 1, "host": "10.0.0.1", "port": 31000, "state": "Started"}],
-        "2": [{"workerIndex": 0, "workerNumber": 3, "host": None, "port": None, "state": "Accepted"},
-              {"workerIndex": 1, "workerNumber": 4, "host": "10.0.0.1", "port": 31999, "state": "Started"}],
+        "1": [{"workerIndex": 0, "workerNumber": 1, "host": "10.0.0.1", "port": 31000, "state": "Started",
+               "metricsPort": None}],
+        "2": [{"workerIndex": 0, "workerNumber": 3, "host": None, "port": None, "state": "Accepted",
+               "metricsPort": None},
+              {"workerIndex": 1, "workerNumber": 4, "host": "10.0.0.1", "port": 31999, "state": "Started",
+               "metricsPort": 31998}],
     }}
     # A heartbeat's new counters are not a change.
     job["workers"][0]["metrics"]["eventsIn"] = 500
