@@ -221,6 +221,16 @@ class MasterMetrics:
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+def standby_metrics(info: dict) -> bytes:
+    """What a standby master answers at ``/metrics``: its own leader status (0) and terms,
+    rather than a redirect that would report the leader's figures as this instance's."""
+    registry = CollectorRegistry()
+    collector = MasterCollector()
+    collector.snapshot = {"role": {"leading": False, "terms": list(info.get("terms") or [])}}
+    registry.register(collector)
+    return generate_latest(registry)
+
+
 class MetricsHandler(ApiHandler):
     """``GET /metrics``: the application's ``metrics`` registry in Prometheus' text format."""
 
