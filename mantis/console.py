@@ -45,5 +45,5 @@ def logs_to_files(folder: str | Path) -> LogFiles:
 def status_line(url: str, job_id: str, logs: LogFiles | None) -> str:
     """The one line ``mantis up`` prints about itself once the demo job streams."""
     where = f"logs in {logs.master} and {logs.agent}" if logs else "logs on this terminal"
-    return (f"mantis up: master and UI at {url.rstrip('/')}/ (metrics at /metrics); streaming {job_id}; "
+    return (f"mantis up: master at {url.rstrip('/')}/ (API /api/v1, metrics /metrics); streaming {job_id}; "
             f"{where}; Ctrl-C stops everything")
