@@ -62,6 +62,7 @@ from mantis.lifecycles.tables import TransitionRejected
 from mantis.model.codec import ValidationError
 from mantis.model.definitions import JobClusterDefinition
 from mantis.model.ids import parse_job_id
+from mantis.sdk.entry_point_policy import allowed_packages, refusal
 
 log = logging.getLogger("mantis.cluster")
 
@@ -178,10 +179,22 @@ class JobClusterActor(MantisActor):
 
     def _redefine(self, **fields) -> None:
         definition = JobClusterDefinition.from_json({**self.cluster.definition.to_json(), **fields})
+        self._check_allowed(definition.url)
+        self.cluster.update(definition, time.time())
+
+    def _check_allowed(self, url: str) -> None:
+        """Refuse (400) an entry point outside the allowed packages as soon as it is named,
+        not only when a job is submitted (the checker refuses it there too)."""
+        why = refusal(url, allowed_packages(self.context.config.access.allowed_packages))
+        if why is not None:
+            raise ValidationError(why)
+
+    def _replace(self, definition: JobClusterDefinition) -> None:
+        self._check_allowed(definition.url)
         self.cluster.update(definition, time.time())
 
     def receiveMsg_ReplaceCluster(self, msg: ReplaceCluster, sender):
-        self._apply_change(msg, sender, lambda: self.cluster.update(msg.definition, time.time()))
+        self._apply_change(msg, sender, lambda: self._replace(msg.definition))
 
     def receiveMsg_UpdateArtifact(self, msg: UpdateArtifact, sender):
         self._apply_change(msg, sender, lambda: self._redefine(url=msg.url, version=msg.version))

@@ -50,6 +50,7 @@ from actors.messages import (
 from mantis.lifecycles.cluster_state import JobCluster
 from mantis.model.codec import ValidationError
 from mantis.model.ids import parse_job_id, parse_worker_key
+from mantis.sdk.entry_point_policy import allowed_packages, refusal
 from mantis.stores import open_store
 from mantis.stores.file_store import StoreError
 from mantis.stores.group_commit import GroupCommitStore
@@ -278,6 +279,10 @@ class ShardActor(MantisActor):
                 return
             if actor in self.host.actors:
                 self.send(message.reply_to or sender, Rejected(409, f"job cluster {name} already exists"))
+                return
+            refused = refusal(message.definition.url, allowed_packages(self.config.access.allowed_packages))
+            if refused is not None:
+                self.send(message.reply_to or sender, Rejected(400, refused))
                 return
             record = JobCluster(definition=message.definition, created_at=time.time(),
                                 updated_at=time.time()).to_json()

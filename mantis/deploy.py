@@ -170,8 +170,13 @@ def read_master(client: Callable) -> dict[str, Current]:
     for summary in items(client("GET", "/api/v1/jobClusters")):
         name = str(summary.get("name") or (summary.get("jobDefinition") or {}).get("name"))
         body = client("GET", f"/api/v1/jobClusters/{quote(name)}")
-        jobs = items(client("GET", f"/api/v1/jobClusters/{quote(name)}/jobs"))
-        active = [jid for jid, state in map(job_id_and_state, jobs) if jid and state not in ENDED]
+        if isinstance(body.get("activeJobs"), list):
+            # The cluster actor's own answer: it knows a job the moment it accepts it, where
+            # the job listings (summaries reaching the manager a turn later) may lag.
+            active = [str(j) for j in body["activeJobs"]]
+        else:
+            jobs = items(client("GET", f"/api/v1/jobClusters/{quote(name)}/jobs"))
+            active = [jid for jid, state in map(job_id_and_state, jobs) if jid and state not in ENDED]
         current[name] = Current(definition_from_api(body), sorted(active))
     return current
 

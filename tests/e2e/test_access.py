@@ -67,19 +67,24 @@ def test_tokens_and_roles_on_a_real_master_beyond_loopback(tmp_path):
         assert api(url, "POST", "/api/v1/agents/nowhere/actions/disable", {"user": "u"}, OPERATE)[0] == 403
         assert api(url, "POST", "/api/v1/agents/nowhere/actions/disable", {"user": "u"}, ADMIN)[0] == 404
 
-        # Importing a module is running code: only allowed packages are ever loaded.
+        # Importing a module is running code: only allowed packages are ever named or loaded.
         evil = dict(CLUSTER, name="evil", url="subprocess:run")
-        assert api(url, "POST", "/api/v1/jobClusters", evil, OPERATE)[0] == 201
-        status, body = api(url, "POST", "/api/v1/jobClusters/evil/jobs", {"user": "u"}, OPERATE)
+        status, body = api(url, "POST", "/api/v1/jobClusters", evil, OPERATE)
+        assert status == 400 and "not in an allowed package" in body["error"], body
+        status, body = api(url, "POST", "/api/v1/jobClusters/guarded/actions/updateArtifact",
+                           {"url": "subprocess:run", "version": "2", "user": "u"}, OPERATE)
+        assert status == 400 and "not in an allowed package" in body["error"], body
+        status, body = api(url, "POST", "/api/v1/jobClusters/guarded/jobs", {"user": "u", "url": "subprocess:run"},
+                           OPERATE)  # a submission naming its own entry point meets the checker's refusal
         assert status == 400 and "not in an allowed package" in body["error"], body
 
         env = dict(os.environ, MANTIS_TOKEN=OPERATE)
-        delete = [sys.executable, "-m", "mantis.cli", "cluster", "delete", "evil", "--master", url]
+        delete = [sys.executable, "-m", "mantis.cli", "cluster", "delete", "guarded", "--master", url]
         anonymous = subprocess.run(delete, capture_output=True, text=True, timeout=60,
                                    env={k: v for k, v in env.items() if k != "MANTIS_TOKEN"})
         assert anonymous.returncode == 1 and anonymous.stderr.startswith("mantis: error: 401"), anonymous.stderr
         assert subprocess.run(delete, capture_output=True, text=True, timeout=60, env=env).returncode == 0
-        assert api(url, "GET", "/api/v1/jobClusters/evil")[0] == 404
+        assert api(url, "GET", "/api/v1/jobClusters/guarded")[0] == 404
     finally:
         master.stop()
     log = (tmp_path / "master.log").read_text()
