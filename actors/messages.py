@@ -193,6 +193,13 @@ class ListClusters:
 
 
 @dataclass
+class CountJobs:
+    """Ask the manager for jobs counted by state, and the workers of running jobs counted
+    by state (``{"jobs": {...}, "workers": {...}}``), for ``GET /metrics``: counts, not
+    every summary."""
+
+
+@dataclass
 class ListJobs:
     cluster: str | None = None
     states: list | None = None

@@ -5,8 +5,8 @@ only this API process serves HTTP.  Rather than each actor process serving metri
 its own (more ports to discover and scrape, and gone with a restarted shard), the API
 gathers them at scrape time from the answers it already gets:
 
-- jobs and workers by state from the manager's job summaries (``ListJobs``), which
-  the jobs already push to the manager coalesced per turn;
+- jobs and workers by state, counted by the manager (``CountJobs``) over the job
+  summaries the jobs already push to it coalesced per turn;
 - agents, their heartbeat lag and age, and pending workers from the scheduler
   (``ListAgents``, ``GetPending``);
 - the placement round time from the scheduler and the store write time from every
@@ -35,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from actors.messages import GetPending, GetTimings, ListAgents, ListJobs
+from actors.messages import CountJobs, GetPending, GetTimings, ListAgents
 from mantis.timings import merge
 from webapi.gateway import ApiError
 from webapi.handlers import ApiHandler
@@ -44,7 +44,6 @@ log = logging.getLogger("mantis.metrics")
 
 JOB_STATES = ("Accepted", "Launched", "Terminating_normal", "Terminating_abnormal", "Completed", "Failed")
 WORKER_STATES = ("Accepted", "Launched", "StartInitiated", "Started", "Completed", "Failed")
-ENDED = ("Completed", "Failed")
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _GROUPS = re.compile(r"\((?:\[\^/\]\+|\[A-Za-z\]\+)\)")
 
@@ -116,17 +115,12 @@ class MasterCollector(Collector):
             yield started
 
     @staticmethod
-    def _jobs(jobs: list | None):
-        if jobs is None:
+    def _jobs(counts: dict | None):
+        if counts is None:
             return
-        by_state = dict.fromkeys(JOB_STATES, 0)
-        workers = dict.fromkeys(WORKER_STATES, 0)
-        for job in jobs:
-            by_state[job.get("state", "unknown")] = by_state.get(job.get("state", "unknown"), 0) + 1
-            if job.get("state") in ENDED:
-                continue  # an ended job's workers are history, not load
-            for state, count in (job.get("workers") or {}).items():
-                workers[state] = workers.get(state, 0) + int(count)
+        # Every known state is present (0 included), so a series does not vanish at zero.
+        by_state = {**dict.fromkeys(JOB_STATES, 0), **counts.get("jobs", {})}
+        workers = {**dict.fromkeys(WORKER_STATES, 0), **counts.get("workers", {})}
         family = GaugeMetricFamily("mantis_jobs", "Jobs the master knows, by state.", labels=["state"])
         for state, count in by_state.items():
             family.add_metric([state], float(count))
@@ -181,7 +175,7 @@ async def _answer(coroutine) -> Any:
 async def gather(gateway, role) -> dict:
     """One snapshot of the master for ``MasterCollector`` (see the module doc)."""
     jobs, agents, pending, scheduler, shards = await asyncio.gather(
-        _answer(gateway.ask(ListJobs(include_ended=True), timeout=5.0)),
+        _answer(gateway.ask(CountJobs(), timeout=5.0)),
         _answer(gateway.ask(ListAgents(), to="scheduler", timeout=5.0)),
         _answer(gateway.ask(GetPending(), to="scheduler", timeout=5.0)),
         _answer(gateway.ask(GetTimings(), to="scheduler", timeout=5.0)),
