@@ -154,6 +154,8 @@ def definition_from_api(body: dict) -> JobClusterDefinition:
         flat.setdefault("slaMax", sla.get("max", 0))
         flat.setdefault("cronSpec", sla.get("cronSpec"))
         flat.setdefault("cronPolicy", sla.get("cronPolicy") or "KEEP_EXISTING")
+    if isinstance(flat.get("owner"), dict):  # Mantis' view lists every owner field, unset ones as null
+        flat["owner"] = {k: v for k, v in flat["owner"].items() if v is not None}
     known = JobClusterDefinition.from_json({"name": "x", "url": "m:a"}).to_json().keys()
     return JobClusterDefinition.from_json({k: v for k, v in flat.items() if k in known and v is not None})
 

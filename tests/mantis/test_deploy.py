@@ -53,6 +53,9 @@ def test_the_masters_answer_reads_back_from_either_shape():
               "sla": {"min": 0, "max": 0, "cronSpec": None, "cronPolicy": None},
               "parameters": [{"name": "rate", "value": 20}], "lastJobCount": 3, "disabled": False}
     assert deploy.definition_from_api(mantis) == definition()
+    owned = dict(mantis, owner={"name": "ops", "teamName": None, "description": None, "contactEmail": None},
+                 cronActive=False, isReadyForJobMaster=True, latestVersion="1", createdAt=1795927303000)
+    assert deploy.definition_from_api(owned) == definition(owner={"name": "ops"})
     assert deploy.items({"list": [1], "prev": None, "next": None, "total": 1}) == [1]
     assert deploy.job_id_and_state({"jobMetadata": {"jobId": "a-1", "state": "Launched"}}) == ("a-1", "Launched")
 
