@@ -60,8 +60,10 @@ class RequestMetrics:
     ``log_request(handler)`` is the Application's ``log_function``: it observes the
     request and writes Tornado's access-log line as Tornado would."""
 
-    def __init__(self, patterns: list[str], registry: CollectorRegistry):
-        self.routes = [(re.compile(p + "$"), route_label(p)) for p in patterns]
+    def __init__(self, patterns: list, registry: CollectorRegistry):
+        # A route is a regex string or a Tornado matcher holding one (``PathMatches.regex``).
+        texts = [p if isinstance(p, str) else getattr(getattr(p, "regex", None), "pattern", None) for p in patterns]
+        self.routes = [(re.compile(t.rstrip("$") + "$"), route_label(t.rstrip("$"))) for t in texts if t]
         self.duration = Histogram("mantis_http_request_duration_seconds",
                                   "Time to answer an API request, by route pattern, method and status.",
                                   ["route", "method", "status"], buckets=REQUEST_BUCKETS, registry=registry)
@@ -198,7 +200,7 @@ async def gather(gateway, role) -> dict:
 class MasterMetrics:
     """The registry of one API application: request latency plus the gathered master state."""
 
-    def __init__(self, patterns: list[str]):
+    def __init__(self, patterns: list):
         self.registry = CollectorRegistry()
         self.requests = RequestMetrics(patterns, self.registry)
         self.collector = MasterCollector()
