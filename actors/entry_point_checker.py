@@ -36,6 +36,7 @@ from typing import Any
 from actors.base import MantisActor
 from actors.messages import CheckEntryPoint, DescribeActors, Done, EntryPointChecked, InitEntryPointChecker
 from mantis.config import MasterConfig
+from mantis.sdk.entry_point_policy import allowed_packages, refusal
 
 log = logging.getLogger("mantis.actors")
 
@@ -88,6 +89,7 @@ class EntryPointCheckerActor(MantisActor):
         # The config's defaults until InitEntryPointChecker brings the master's settings.
         self.timeout_s = float(MasterConfig.entry_point_check_timeout_s)
         self.cache_s = float(MasterConfig.entry_point_cache_s)
+        self.allowed = allowed_packages("")
         self.running: dict[tuple, _RunningCheck] = {}
         self.cache: dict[tuple, tuple[str | None, float]] = {}  # key -> (error, expires at)
         self.children_started = 0
@@ -100,6 +102,7 @@ class EntryPointCheckerActor(MantisActor):
         master = msg.config.master
         self.timeout_s = float(master.entry_point_check_timeout_s)
         self.cache_s = float(master.entry_point_cache_s)
+        self.allowed = allowed_packages(msg.config.access.allowed_packages)
         self.phase = "running"
         self.send(sender, Done({"timeout_s": self.timeout_s, "cache_s": self.cache_s}))
 
@@ -108,6 +111,10 @@ class EntryPointCheckerActor(MantisActor):
         if self.phase != "running":
             why = "not initialised" if self.phase == "new" else "stopped"
             self.send(asker, EntryPointChecked(msg.token, f"entry point checker is {why}"))
+            return
+        refused = refusal(msg.url, self.allowed)
+        if refused is not None:  # never imported, not even in a child
+            self.send(asker, EntryPointChecked(msg.token, refused))
             return
         now = time.monotonic()
         key = cache_key(msg.url, msg.parameters)

@@ -74,6 +74,7 @@ from mantis.lifecycles.tables import TransitionRejected
 from mantis.model.codec import ValidationError
 from mantis.model.definitions import JobClusterDefinition, JobDefinition, is_entry_point
 from mantis.model.ids import parse_job_id
+from mantis.sdk.entry_point_policy import allowed_packages, refusal
 
 log = logging.getLogger("mantis.cluster")
 
@@ -210,12 +211,24 @@ class JobClusterActor(MantisActor):
 
     def _redefine(self, **fields) -> None:
         definition = JobClusterDefinition.from_json({**self.cluster.definition.to_json(), **fields})
+        self._check_allowed(definition.url)
+        self.cluster.update(definition, time.time())
+
+    def _check_allowed(self, url: str) -> None:
+        """Refuse (400) an entry point outside the allowed packages as soon as it is named,
+        not only when a job is submitted (the checker refuses it there too)."""
+        why = refusal(url, allowed_packages(self.context.config.access.allowed_packages))
+        if why is not None:
+            raise ValidationError(why)
+
+    def _replace(self, definition: JobClusterDefinition) -> None:
+        self._check_allowed(definition.url)
         self.cluster.update(definition, time.time())
 
     def receiveMsg_ReplaceCluster(self, msg: ReplaceCluster, sender):
         def replace() -> None:
             before = (self.cluster.definition.url, self.cluster.definition.version)
-            self.cluster.update(msg.definition, time.time())
+            self._replace(msg.definition)
             if (msg.definition.url, msg.definition.version) != before:  # a new job version
                 self._migrate_jobs(msg.definition.url, msg.definition.version, msg.user)
         self._apply_change(msg, sender, replace)

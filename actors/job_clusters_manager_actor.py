@@ -20,6 +20,7 @@ from actors.entry_point_checker import EntryPointCheckerActor
 from actors.messages import (
     ClusterRequest,
     ClusterSummary,
+    CountJobs,
     DescribeActors,
     Done,
     GetShards,
@@ -48,7 +49,7 @@ class JobClustersManagerActor(MantisActor):
     """The shards, the checker and the listings of clusters and jobs."""
 
     ROUTED = (ClusterRequest, JobRequest)
-    RUNNING = (*ROUTED, ListClusters, ListJobs, ClusterSummary, JobSummary, DescribeActors, GetShards,
+    RUNNING = (*ROUTED, ListClusters, ListJobs, CountJobs, ClusterSummary, JobSummary, DescribeActors, GetShards,
                ShardReady, Done, Rejected)
     ACCEPTS = {"new": (InitMaster,), "starting": (ShardReady, ClusterSummary, JobSummary, Done, Rejected),
                "running": RUNNING}
@@ -156,6 +157,18 @@ class JobClustersManagerActor(MantisActor):
             jobs.append(summary)
         jobs.sort(key=lambda s: (s["clusterName"], parse_job_id(s["jobId"])[1]))
         self.send(sender, Done(jobs))
+
+    def receiveMsg_CountJobs(self, msg: CountJobs, sender):
+        jobs: dict[str, int] = {}
+        workers: dict[str, int] = {}
+        for summary in self.job_summaries.values():
+            state = summary["state"]
+            jobs[state] = jobs.get(state, 0) + 1
+            if state in ENDED:
+                continue  # an ended job's workers are history, not load
+            for worker_state, count in (summary.get("workers") or {}).items():
+                workers[worker_state] = workers.get(worker_state, 0) + int(count)
+        self.send(sender, Done({"jobs": jobs, "workers": workers}))
 
     # -- admin -----------------------------------------------------------------------------
 

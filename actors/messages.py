@@ -240,6 +240,13 @@ class ListClusters:
 
 
 @dataclass
+class CountJobs:
+    """Ask the manager for jobs counted by state, and the workers of running jobs counted
+    by state (``{"jobs": {...}, "workers": {...}}``), for ``GET /metrics``: counts, not
+    every summary."""
+
+
+@dataclass
 class ListJobs:
     cluster: str | None = None
     states: list | None = None
@@ -734,6 +741,14 @@ class Tick:
 
 
 # -- admin --------------------------------------------------------------------------
+
+@dataclass
+class GetTimings:
+    """Ask the scheduler or a shard for its latency histograms (``mantis.timings`` snapshots),
+    for ``GET /metrics``."""
+
+    reply_to: Any = None
+
 
 @dataclass
 class DescribeActors:

@@ -26,6 +26,7 @@ from actors.messages import (
     DescribeActors,
     Done,
     GetPending,
+    GetTimings,
     InitScheduler,
     LaunchWorker,
     ListAgents,
@@ -42,6 +43,7 @@ from actors.messages import (
     WorkerLaunched,
     WorkerStatus,
 )
+from mantis.timings import Timing
 from scheduler.placement_state import (
     AskAgentToRegister,
     AskJobToMove,
@@ -68,12 +70,13 @@ class SchedulerActor(MantisActor):
         "new": (InitScheduler,),
         "running": (RegisterJob, UnregisterJob, ScheduleWorker, CancelWorker, RegisterAgent,
                     AgentHeartbeat, GetPending, ListAgents, AgentAction, UpdateUpstream, DescribeActors,
-                    Done, Rejected),
+                    GetTimings, Done, Rejected),
     }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.place_soon = False
+        self.round_timing = Timing("placement_round_seconds")
 
     def receiveMsg_InitScheduler(self, msg: InitScheduler, sender):
         cfg = msg.config.scheduler
@@ -145,7 +148,9 @@ class SchedulerActor(MantisActor):
     def _place(self) -> None:
         self.place_soon = False
         self.placed_at = time.monotonic()
-        self._carry_out(self.machine.place_round())
+        effects = self.machine.place_round()
+        self.round_timing.observe(time.monotonic() - self.placed_at)
+        self._carry_out(effects)
 
     # -- agents ---------------------------------------------------------------------------
 
@@ -188,6 +193,9 @@ class SchedulerActor(MantisActor):
                  f"; moving {len(moved)} worker(s)" if moved else "")
         self.send(sender, Done({"agentId": msg.agent_id, "action": msg.action, "movedWorkers": moved}))
         self.place_soon = True
+
+    def receiveMsg_GetTimings(self, msg, sender):
+        self.send(msg.reply_to or sender, Done({"placementRound": self.round_timing.snapshot()}))
 
     def receiveMsg_DescribeActors(self, msg, sender):
         m = self.machine

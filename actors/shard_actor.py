@@ -37,6 +37,7 @@ from actors.messages import (
     DescribeJobs,
     Done,
     EntryPointChecked,
+    GetTimings,
     InitShard,
     JobRequest,
     LoadCluster,
@@ -51,9 +52,11 @@ from mantis.lifecycles.cluster_state import JobCluster
 from mantis.lifecycles.job_state import JobRecord
 from mantis.model.codec import ValidationError
 from mantis.model.ids import parse_job_id, parse_worker_key
+from mantis.sdk.entry_point_policy import allowed_packages, refusal
 from mantis.stores import open_store
 from mantis.stores.file_store import StoreError
 from mantis.stores.group_commit import GroupCommitStore
+from mantis.timings import Timing
 
 log = logging.getLogger("mantis.shard")
 
@@ -115,6 +118,7 @@ class ShardActor(MantisActor):
         self._continue_armed: float | None = None
         self._commit_due = False    # the commit's wakeup has come: commit in this turn
         self.loaded = False  # its clusters were read from the store (a failed read is retried)
+        self.write_timing = Timing("store_write_seconds")  # each durable group write, for /metrics
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -205,7 +209,9 @@ class ShardActor(MantisActor):
         if not self.store.pending:
             return set()
         try:
+            began = time.monotonic()
             self.store.flush()
+            self.write_timing.observe(time.monotonic() - began)
             return set()
         except StoreError as exc:
             clusters = {self._cluster_of(name) for name in writers}
@@ -276,6 +282,10 @@ class ShardActor(MantisActor):
             if actor in self.host.actors:
                 self.send(message.reply_to or sender, Rejected(409, f"job cluster {name} already exists"))
                 return
+            refused = refusal(message.definition.url, allowed_packages(self.config.access.allowed_packages))
+            if refused is not None:
+                self.send(message.reply_to or sender, Rejected(400, refused))
+                return
             cluster = JobCluster(definition=message.definition, created_at=time.time(), updated_at=time.time())
             cluster.record_jar(cluster.created_at)
             record = cluster.to_json()
@@ -300,6 +310,8 @@ class ShardActor(MantisActor):
             self.host.deliver(message.token[0], message, sender)
         elif isinstance(message, DescribeActors):
             self.send(message.reply_to or sender, Done(self.describe()))
+        elif isinstance(message, GetTimings):
+            self.send(message.reply_to or sender, Done({"storeWrite": self.write_timing.snapshot()}))
         elif isinstance(message, ActorExitRequest):
             log.info("shard %d exiting", self.index)
             self.store.close()  # its session or log lock, at once rather than at process exit

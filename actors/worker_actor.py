@@ -21,6 +21,7 @@ from mantis.runtime.announcer import ServersetMember, member_record, stage_path
 from mantis.runtime.health_endpoint import HealthEndpoint
 from mantis.runtime.process_stats import ProcessStats
 from mantis.runtime.stage_worker import StageWorker
+from mantis.runtime.worker_metrics import WorkerMetricsServer
 from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
 
 log = logging.getLogger("mantis.worker")
@@ -37,6 +38,7 @@ class WorkerActor(MantisActor):
         self.process_stats = None
         self.member: ServersetMember | None = None
         self.health_endpoint: HealthEndpoint | None = None
+        self.metrics_server: WorkerMetricsServer | None = None
 
     def receiveMsg_RunWorker(self, msg: RunWorker, sender):
         self.spec, self.agent = msg.spec, msg.agent
@@ -93,6 +95,18 @@ class WorkerActor(MantisActor):
         # A free port, reported as the healthPort metric: the assigned ports are the job's
         # (its output, and whatever else it listens on); only the agent next to it probes this.
         return HealthEndpoint(health, ready, host="127.0.0.1", port=0)
+    def _serve_metrics(self) -> WorkerMetricsServer | None:
+        """This worker's Prometheus endpoint on its second offered port (or a free one);
+        a worker without one still runs (its heartbeats carry the same figures)."""
+        ports = self.spec.ports or []
+        labels = {"job_id": self.spec.job_id, "stage": self.spec.stage, "worker_index": self.spec.index,
+                  "worker_number": self.spec.number}
+        try:
+            return WorkerMetricsServer(lambda: self.worker.metrics().to_json(), labels,
+                                       port=ports[1] if len(ports) > 1 else 0)
+        except OSError as exc:
+            log.warning("worker %s serves no metrics: %s", self.spec.worker_key, exc)
+            return None
 
     def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
         if self.worker is not None and self.spec.stage > 1 and self.phase == "running":
@@ -108,6 +122,8 @@ class WorkerActor(MantisActor):
             m.update(self.worker.metrics().to_json())
         if self.health_endpoint is not None:
             m["healthPort"] = self.health_endpoint.port
+        if self.metrics_server is not None:
+            m["metricsPort"] = self.metrics_server.port
         return m
 
     def _report(self, status: str, reason: str = "", checks: dict | None = None) -> None:
@@ -146,6 +162,9 @@ class WorkerActor(MantisActor):
             self.health_endpoint = None
         if self.worker is not None:
             self.worker.stop(2.0)
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+            self.metrics_server = None
 
     def on_exit(self) -> None:
         self._stop()

@@ -33,6 +33,12 @@ class CliError(Exception):
     """A failure reported as one line on stderr."""
 
 
+def auth_headers() -> dict:
+    """The bearer token from $MANTIS_TOKEN as a header, when set (never printed)."""
+    token = os.environ.get("MANTIS_TOKEN", "").strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 # -- HTTP client ---------------------------------------------------------------------
 
 def call(master: str, method: str, path: str, body=None, timeout: float = 15.0, _redirects: int = 0):
@@ -41,7 +47,7 @@ def call(master: str, method: str, path: str, body=None, timeout: float = 15.0, 
     A standby's redirect to the leader is followed for every method."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"{master.rstrip('/')}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **auth_headers()})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
@@ -77,7 +83,7 @@ def leader_url(hosts: str, path: str) -> str:
 
 def stream_output(master: str, job_id: str, limit: int = 0, out=sys.stdout, stop=None) -> int:
     """Print the job's output (SSE) one JSON event per line; return the count printed."""
-    req = urllib.request.Request(f"{master.rstrip('/')}/api/v1/jobs/{job_id}/output")
+    req = urllib.request.Request(f"{master.rstrip('/')}/api/v1/jobs/{job_id}/output", headers=auth_headers())
     printed = 0
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
@@ -190,6 +196,7 @@ DEMO_CLUSTER = {
 
 
 def cmd_up(args) -> int:
+    from mantis import console
     from webapi.server import run_master
 
     config, overrides = _load_config(args)
@@ -209,6 +216,7 @@ def cmd_up(args) -> int:
                 job_id = active[0] if active else call(
                     url, "POST", "/api/v1/jobClusters/demo/jobs", {"user": "mantis-up"})["jobMetadata"]["jobId"]
                 log.info("streaming the output of %s (Ctrl-C to stop)", job_id)
+                print(console.status_line(url, job_id, args.logs), file=sys.stderr, flush=True)
                 deadline = time.time() + 120
                 while not stop.is_set() and time.time() < deadline:
                     try:
@@ -220,6 +228,7 @@ def cmd_up(args) -> int:
                     time.sleep(1)
             except CliError as exc:
                 log.error("demo failed: %s", exc)
+                print(f"mantis up: the demo failed: {exc}", file=sys.stderr, flush=True)
             finally:
                 if args.limit:
                     stop.set()
@@ -227,7 +236,7 @@ def cmd_up(args) -> int:
         threading.Thread(target=run, name="demo", daemon=True).start()
 
     run_master(config, args.config, overrides, on_ready=lambda url, stop: demo(url, _AsyncStop(stop)),
-               stop_local_agent=True)
+               stop_local_agent=True, agent_log=args.logs.agent if args.logs else None)
     return 0
 
 
@@ -316,6 +325,26 @@ def cmd_pending(args) -> int:
     return 0
 
 
+def cmd_deploy(args) -> int:
+    from mantis import deploy
+
+    def client(method, path, body=None):
+        return call(args.master, method, path, body)
+
+    try:
+        desired = deploy.load(args.path)
+    except deploy.DeployError as exc:
+        raise CliError(str(exc)) from None
+    changes = deploy.plan(desired, deploy.read_master(client), prune=getattr(args, "prune", False))
+    for line in deploy.render(changes):
+        print(line)
+    if args.action == "apply" and changes and not args.dry_run:
+        deploy.apply_changes(client, changes, args.user)
+    elif args.action == "apply" and changes:
+        print("dry run: nothing was changed")
+    return 0
+
+
 def cmd_stream(args) -> int:
     try:
         stream_output(args.master, args.job_id, limit=args.limit)
@@ -346,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     service("master", "run a master")
     up = service("up", "run a master, a local agent and the demo job, printing its output")
     up.add_argument("--limit", type=int, default=0, help="stop after this many events (0: until Ctrl-C)")
+    up.add_argument("--log-dir", default="mantis-logs", help="where the master's and agent's logs go "
+                    "(master.log, agent.log) unless --verbose")
     agent = service("agent", "run an agent that offers this machine to a master")
     agent.add_argument("--master", default=DEFAULT_MASTER.replace("http://", ""), help="master HOST:PORT")
     agent.add_argument("--id")
@@ -404,6 +435,15 @@ def build_parser() -> argparse.ArgumentParser:
     agents.add_argument("agent_id", nargs="?")
     sub.add_parser("pending", parents=[common], help="workers waiting for placement, with the reasons")
 
+    dsub = group("deploy", "make the master's job clusters match definition files")
+    diff = dsub.add_parser("diff", parents=[common], help="show what apply would change")
+    diff.add_argument("path", help="a cluster definition file (YAML or JSON) or a folder of them")
+    diff.add_argument("--prune", action="store_true", help="also show clusters no file names")
+    apply = dsub.add_parser("apply", parents=[common], help="create, update, submit (and prune) to match")
+    apply.add_argument("path", help="a cluster definition file (YAML or JSON) or a folder of them")
+    apply.add_argument("--dry-run", action="store_true", help="print the changes, make none")
+    apply.add_argument("--prune", action="store_true", help="also delete clusters no file names")
+
     stream = sub.add_parser("stream", parents=[common], help="print a job's live output")
     stream.add_argument("job_id")
     stream.add_argument("--limit", type=int, default=0)
@@ -411,20 +451,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"master": cmd_master, "agent": cmd_agent, "up": cmd_up, "cluster": cmd_cluster,
-            "job": cmd_job, "stream": cmd_stream, "agents": cmd_agents, "pending": cmd_pending}
+            "job": cmd_job, "stream": cmd_stream, "deploy": cmd_deploy, "agents": cmd_agents, "pending": cmd_pending}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Services log every event; client commands print only their answer or one error line.
     quiet = logging.INFO if args.command in ("master", "agent", "up") else logging.WARNING
-    level = logging.DEBUG if getattr(args, "verbose", False) else quiet
-    logging.basicConfig(level=level, format=LOG_FORMAT)
+    # `up --verbose` brings the services' INFO logs back to the terminal; otherwise they go to files.
+    level = logging.DEBUG if getattr(args, "verbose", False) and args.command != "up" else quiet
+    args.logs = None
+    if args.command == "up" and not args.verbose:
+        from mantis import console
+
+        args.logs = console.logs_to_files(args.log_dir)
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.__stderr__ if args.logs else None)
     try:
         if getattr(args, "zookeeper", None):
             args.master = leader_url(args.zookeeper, args.leader_path)
         return COMMANDS[args.command](args) or 0
-    except CliError as exc:
+    except (CliError, config_module.ConfigError) as exc:
         print(f"mantis: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -156,6 +156,24 @@ class AnnounceConfig(Section):
 
 
 @dataclass(frozen=True)
+class AccessConfig(Section):
+    """``[access]``: API tokens and roles, which addresses count as loopback, allowed entry points.
+
+    ``tokens`` maps a secret token to its role (``read``, ``operate`` or ``admin``);
+    ``tokens_file`` names a file of ``ROLE TOKEN`` lines with more.  ``loopback_hosts``
+    (comma-separated) are the API addresses where no token is needed when none is
+    configured; bound anywhere else, the master refuses to start without a token.
+    ``allowed_packages`` (comma-separated) are the packages job entry points may come
+    from besides the shipped ``mantis.examples``.  See ``webapi.access``.
+    """
+
+    tokens: dict[str, str] = field(default_factory=dict)
+    tokens_file: str = ""
+    loopback_hosts: str = "127.0.0.1,::1,localhost"
+    allowed_packages: str = ""
+
+
+@dataclass(frozen=True)
 class Config(Section):
     """The whole master/agent config: one frozen section dataclass per TOML table."""
 
@@ -166,6 +184,7 @@ class Config(Section):
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     announce: AnnounceConfig = field(default_factory=AnnounceConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with ``values`` set in ``section`` (checked like a file's values)."""

@@ -80,7 +80,7 @@ def make_config(tmp_path, base: str = "multiprocTCPBase", **extra) -> config_mod
         "workers.heartbeat_interval_s=0.5", "workers.heartbeat_timeout_s=4",
         "workers.check_interval_s=0.5", "workers.backoff_steps_s=[0, 1, 2]",
         "scheduler.agent_timeout_s=3", "scheduler.tick_s=0.5", "scheduler.orphan_grace_s=6",
-        "master.entry_point_check_timeout_s=5",
+        "master.entry_point_check_timeout_s=5", 'access.allowed_packages="tests.job_fixtures"',
     ]
     overrides += [f"{k}={v}" for k, v in extra.items()]
     return config_module.load(None, overrides)

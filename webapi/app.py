@@ -8,6 +8,7 @@ import tornado.web
 
 from webapi import handlers as h
 from webapi import job_streams as js
+from webapi import metrics as m
 from webapi import streams as s
 
 JOB_ID = r"([^/]+)"
@@ -55,9 +56,12 @@ def make_app(gateway, **settings) -> tornado.web.Application:
         (r"/api/v1/agents/([^/]+)/actions/([A-Za-z]+)/?", h.AgentActionHandler),
         (r"/api/v1/pendingWorkers/?", h.PendingWorkersHandler),
         (r"/api/v1/admin/actors/?", h.AdminActorsHandler),
+        (r"/metrics", m.MetricsHandler),
     ]
+    # Request latency by route pattern, observed as each request is logged (webapi/metrics.py).
+    metrics = settings.pop("metrics", None) or m.MasterMetrics([pattern for pattern, _ in routes])
     return tornado.web.Application(
         [(pattern, handler, kw) for pattern, handler in routes],
         default_handler_class=h.NotFoundHandler, default_handler_args=kw,
-        started_at=time.time(), **settings,
+        started_at=time.time(), metrics=metrics, log_function=metrics.requests.log_request, **settings,
     )

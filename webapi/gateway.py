@@ -131,6 +131,20 @@ class Gateway:
             return reply.body
         raise ApiError(500, f"unexpected answer {type(reply).__name__}")
 
+    async def ask_each_shard(self, message: Any, timeout: float = 5.0) -> list:
+        """Send ``message`` to every shard and return the answer bodies of those that
+        answered in time (a shard being restarted is left out), for views over all shards."""
+        def ask_all() -> list:
+            handle = self._handle()
+            bodies = []
+            for shard in list(self._read_shards(handle)):
+                reply = handle.ask(shard, message, timeout)
+                if isinstance(reply, Done):
+                    bodies.append(reply.body)
+            return bodies
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, ask_all)
+
     # -- watching -----------------------------------------------------------------------
 
     def watch(self, message, callback):

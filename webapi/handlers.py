@@ -55,7 +55,7 @@ from mantis.model.definitions import (
     cluster_name,
 )
 from mantis.model.ids import parse_job_id
-from webapi import openapi, views
+from webapi import access, openapi, views
 from webapi.gateway import ApiError
 
 log = logging.getLogger("mantis.api")
@@ -74,6 +74,9 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def initialize(self, gateway):
         self.gateway = gateway
+
+    def prepare(self):
+        access.check_request(self)  # 401/403 before any handler runs (webapi/access.py)
 
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json; charset=utf-8")

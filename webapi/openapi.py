@@ -327,6 +327,8 @@ PATHS: dict[str, dict] = {
                                           _ok(_ref("PendingWorkerList")), params=LIST_PARAMS, tag="agents")},
     "/api/v1/admin/actors": {"get": _op("Every actor and its state", _ok(ANY_OBJECT), tag="master")},
     "/api/v1/openapi.json": {"get": _op("This document", _ok(ANY_OBJECT), tag="master")},
+    "/metrics": {"get": _op("Prometheus metrics, in the text format", {
+        "description": "ok", "content": {"text/plain": {"schema": STRING}}}, tag="master")},
 }
 
 

@@ -29,6 +29,7 @@ from mantis.config import Config
 from mantis.ha.leader_election import LeaderElection
 from mantis.ha.master_role import STOPPED, MasterRole
 from webapi import views
+from webapi.access import AccessPolicy, public_config
 from webapi.app import make_app
 from webapi.gateway import Gateway
 from webapi.standby import RoleRouter, make_standby_app
@@ -38,8 +39,8 @@ log = logging.getLogger("mantis.master")
 
 def serve_api(master, config: Config, port: int | None = None) -> tuple[tornado.httpserver.HTTPServer, Gateway, int]:
     """Listen with the API on the config's host and port (0 = any free port)."""
-    gateway = Gateway(master, config.to_dict())  # the JSON view, as masterConfigs answers it
-    server = tornado.httpserver.HTTPServer(make_app(gateway))
+    gateway = Gateway(master, public_config(config.to_dict()))  # the JSON view, as masterConfigs answers it
+    server = tornado.httpserver.HTTPServer(make_app(gateway, access=AccessPolicy.from_config(config)))
     m = config.master
     sockets = tornado.netutil.bind_sockets(m.api_port if port is None else port, address=m.host,
                                            family=socket.AF_INET)
@@ -54,8 +55,10 @@ def _agent_running(config: Config) -> bool:
         return s.connect_ex((config.master.host, int(config.agent.admin_port))) == 0
 
 
-def start_local_agent(config_path: str | None, overrides: list[str], master_url: str) -> subprocess.Popen | None:
-    """Start ``mantis agent`` in its own session unless one already holds the agent port."""
+def start_local_agent(config_path: str | None, overrides: list[str], master_url: str,
+                      log_path=None) -> subprocess.Popen | None:
+    """Start ``mantis agent`` in its own session unless one already holds the agent port;
+    its output (and its workers') goes to ``log_path`` when given."""
     config = config_module.load(config_path, overrides)
     if _agent_running(config):
         log.info("local agent already running on admin port %s; reusing it", config.agent.admin_port)
@@ -65,7 +68,12 @@ def start_local_agent(config_path: str | None, overrides: list[str], master_url:
         cmd += ["--config", config_path]
     for item in overrides:
         cmd += ["--set", item]
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    out = open(log_path, "ab") if log_path else None  # noqa: SIM115  the child holds it from here
+    try:
+        proc = subprocess.Popen(cmd, start_new_session=True, stdout=out, stderr=subprocess.STDOUT if out else None)
+    finally:
+        if out is not None:
+            out.close()
     log.info("local agent started (pid %d)", proc.pid)
     return proc
 
@@ -98,6 +106,7 @@ class MasterService:
         self.election = election
         self.started_at = time.time()
         self.role = MasterRole()
+        self.access = AccessPolicy.from_config(config)
         self.master: MasterActors | None = None
         self.gateway: Gateway | None = None
         self.leading_event = threading.Event()
@@ -144,8 +153,8 @@ class MasterService:
             self.role.change("lost")
             raise
         # The API layer is given the config's JSON view: masterConfigs answers it as is.
-        self.gateway = Gateway(self.master, lease_config(self.config, lease).to_dict())
-        app = make_app(self.gateway, role=self.role, api_url=self.url)
+        self.gateway = Gateway(self.master, public_config(lease_config(self.config, lease).to_dict()))
+        app = make_app(self.gateway, role=self.role, api_url=self.url, access=self.access)
         self.loop.call_soon_threadsafe(self.router.switch, app)
         self.leading_event.set()
         log.info("leading: API serving the actors at %s", self.url)
@@ -204,15 +213,17 @@ def _rejoin(service: MasterService, config: Config) -> None:
 
 
 def run_master(config: Config, config_path: str | None = None, overrides: list[str] | None = None,
-               on_ready=None, stop_local_agent: bool = False) -> None:
+               on_ready=None, stop_local_agent: bool = False, agent_log=None) -> None:
     """Run a master until SIGINT/SIGTERM; ``on_ready(api_url, stop)`` is called once it leads.
 
     With ``leader_election.hosts`` set, the master joins the election and serves
     redirects until elected; otherwise it leads at once.  A local agent it started keeps
     running after the master stops (its workers must survive a master restart), unless
-    ``stop_local_agent`` (``mantis up``: a demo that cleans up after itself).
+    ``stop_local_agent`` (``mantis up``: a demo that cleans up after itself), whose output
+    goes to ``agent_log`` when given.
     """
     m = config.master
+    AccessPolicy.from_config(config)  # refuse to start an API beyond loopback without a token
     elect = bool(config.leader_election.hosts)
     holder: dict = {}
 
@@ -233,7 +244,7 @@ def run_master(config: Config, config_path: str | None = None, overrides: list[s
             await loop.run_in_executor(None, service.lead, None)
         server.add_sockets(sockets)
         log.info("master API listening at %s", url)
-        agent = start_local_agent(config_path, overrides or [], url) if m.local_agent else None
+        agent = start_local_agent(config_path, overrides or [], url, agent_log) if m.local_agent else None
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)

@@ -1,7 +1,7 @@
 """What a master serves while it does not lead, and the switch between that and the API.
 
-A standby answers ``/api/v1/masterInfo`` itself (so operators and tests can see its
-role and who leads) and every other request with a ``307`` to the same path on the
+A standby answers ``/api/v1/masterInfo`` and ``/metrics`` itself (so operators,
+Prometheus and tests can see its role and who leads) and every other request with a ``307`` to the same path on the
 leader, with a JSON body naming the leader; a client that does not follow redirects
 still learns where to go.  While nobody leads (an election in progress) the answer is a
 JSON ``503``: retry shortly.  ``RoleRouter`` is the HTTP server's delegate and hands
@@ -18,6 +18,7 @@ import tornado.httputil
 import tornado.web
 
 from mantis.model import codec
+from webapi import metrics
 
 
 class RoleRouter(tornado.httputil.HTTPServerConnectionDelegate):
@@ -49,6 +50,10 @@ class StandbyHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=utf-8")
 
     async def _answer(self, *args):
+        if self.request.path == "/metrics":
+            self.set_header("Content-Type", metrics.CONTENT_TYPE)
+            self.finish(metrics.standby_metrics(self.info()))
+            return
         leader = await self.leader_url()
         if self.request.path.rstrip("/") == "/api/v1/masterInfo":
             self.finish(codec.dumps(dict(self.info(), leader=False, leaderUrl=leader)))

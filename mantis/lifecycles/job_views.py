@@ -68,7 +68,7 @@ def scheduling_info(job: dict) -> dict:
     Unlike Mantis, which lists only running workers, every current worker is listed
     with its state (Accepted, Launched, StartInitiated, Started): a consumer connects to
     those whose state is Started.  ``host`` is null and ``port`` empty until the worker
-    is placed; ``metricsPort`` and ``customPort`` are -1 (our workers serve no such
+    is placed; ``metricsPort`` is the worker's own /metrics port once it runs (else -1), ``customPort`` -1 (no such
     ports).  Ended workers are not listed (they are archived).
     """
     sizes = {int(k): int(v) for k, v in (job.get("stageSizes") or {}).items()}
@@ -78,7 +78,7 @@ def scheduling_info(job: dict) -> dict:
         assignments[str(w["stageNum"])]["hosts"][str(w["workerNumber"])] = {
             "host": w["host"] or w["metrics"].get("host"), "port": _worker_ports(w), "state": w["state"],
             "workerIndex": w["workerIndex"], "workerNumber": w["workerNumber"],
-            "metricsPort": -1, "customPort": -1,
+            "metricsPort": int(w["metrics"].get("metricsPort") or -1), "customPort": -1,
         }
     return {"jobId": job["jobId"], "workerAssignments": assignments}
 

@@ -46,6 +46,20 @@ def test_standby_redirects_calls_to_the_leader_with_the_same_path_and_says_who_l
     served(make_standby_app(lambda: {"role": "Standby"}, lambda: "http://127.0.0.1:9999"), check)
 
 
+def test_standby_answers_metrics_itself_with_leader_status_zero_and_its_terms():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async def check(url, _):
+        reply = await tornado.httpclient.AsyncHTTPClient().fetch(f"{url}/metrics", raise_error=False,
+                                                                 follow_redirects=False)
+        assert reply.code == 200
+        samples = {s.name: s.value for f in text_string_to_metric_families(reply.body.decode()) for s in f.samples}
+        assert samples["mantis_master_leader"] == 0.0 and samples["mantis_master_leader_terms_total"] == 1.0
+
+    terms = [[1.0, 2.0]]  # led once, then stepped down
+    served(make_standby_app(lambda: {"role": "Standby", "terms": terms}, lambda: "http://127.0.0.1:9999"), check)
+
+
 def test_standby_without_a_known_leader_answers_503_json():
     async def check(url, _):
         code, _, body = await fetch(f"{url}/api/v1/jobClusters", "POST", body="{}")
