@@ -61,9 +61,10 @@ class WorkerActor(MantisActor):
             return
         checks = {"health": [c.to_json() for c in job.health_checks],
                   "readiness": [c.to_json() for c in job.readiness_checks]}
+        self.metrics_server = self._serve_metrics()
         self._report("Started", checks=checks)
-        log.info("worker %s (stage %d) started, output on port %d", self.spec.worker_key,
-                 self.spec.stage, self.worker.port)
+        log.info("worker %s (stage %d) started, output on port %d, metrics on port %s", self.spec.worker_key,
+                 self.spec.stage, self.worker.port, self.metrics_server.port if self.metrics_server else "-")
         if msg.announce is not None:
             self.member = ServersetMember(
                 msg.announce, stage_path(msg.announce.root, self.spec.job_id, self.spec.stage),

@@ -64,7 +64,8 @@ def test_apply_is_idempotent_diff_shows_edits_dry_run_changes_nothing_and_prune_
     assert names(cluster) == {"clicks", "keyed_count"}
     status, out = deploy(capsys, url, "apply", str(defs), "--prune")
     assert status == 0 and "deleted cluster clicks" in out, out
-    assert names(cluster) == {"keyed_count"}
+    # The listing follows the cluster's own answer within a turn of the manager.
+    wait_for(lambda: names(cluster) == {"keyed_count"}, timeout=10, what="clicks gone from the listing")
 
     def ended() -> bool:
         status, body = cluster.call("GET", "/api/v1/jobs/clicks-1")

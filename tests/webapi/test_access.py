@@ -109,7 +109,7 @@ class EnforcedApi(tornado.testing.AsyncHTTPTestCase):
         assert self.gateway.asked == []
 
     def test_operate_may_mutate_but_only_admin_acts_on_agents(self):
-        assert self.call("DELETE", "/api/v1/jobs/a-1?user=u&reason=r", OPERATE)[0] == 200
+        assert self.call("DELETE", "/api/v1/jobs/a-1?user=u&reason=r", OPERATE)[0] == 202
         assert self.call("POST", "/api/v1/agents/local/actions/drain", OPERATE)[0] == 403
         assert self.call("POST", "/api/v1/agents/local/actions/drain", ADMIN)[0] == 200
         assert self.call("GET", "/api/v1/admin/actors", OPERATE)[0] == 403

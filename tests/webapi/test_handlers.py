@@ -39,7 +39,7 @@ from actors.messages import (
     UpdateSchedulingInfo,
     UpdateSla,
 )
-from tests.webapi.fake_gateway import FakeGateway
+from tests.webapi.fake_gateway import DESCRIBED_CLUSTER, DESCRIBED_JOB, FakeGateway
 from webapi.app import make_app
 
 CLUSTER = {"name": "synth", "url": "mantis.examples.synthetic:job",
@@ -85,31 +85,6 @@ class HandlerTest(tornado.testing.AsyncHTTPTestCase):
 
 
 # -- each route becomes its typed message ----------------------------------------------
-
-# What the actors answer, as JobCluster.describe() and JobRecord.describe() give it.
-DESCRIBED_CLUSTER = {
-    "name": "synth", "url": "mantis.examples.synthetic:job", "version": "1", "owner": {}, "user": "ann",
-    "parameters": [], "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1}}}, "jobSla": {}, "labels": [],
-    "slaMin": 0, "slaMax": 0, "cronSpec": None, "cronPolicy": "KEEP_EXISTING",
-    "migrationConfig": {"strategy": "ONE_WORKER", "configString": ""}, "state": "Enabled", "disabled": False,
-    "createdAt": 1700000000.5, "updatedAt": 1700000000.5, "activeJobs": [], "latestJobNumber": 0,
-    "jars": [{"url": "mantis.examples.synthetic:job", "version": "1", "uploadedAt": 1700000000.5,
-              "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1}}}}],
-}
-DESCRIBED_JOB = {
-    "jobId": "synth-1", "clusterName": "synth", "state": "Launched", "user": "ann", "version": "1",
-    "url": "mantis.examples.synthetic:job", "submittedAt": 1700000000.25, "endedAt": None,
-    "killReason": None, "killMessage": None, "parameters": [], "labels": [], "jobSla": {},
-    "stageSizes": {"1": 2}, "subscriptionTimeoutSecs": 300, "nextWorkerNumber": 3,
-    "schedulingInfo": {"stages": {"1": {"numberOfInstances": 2, "machineDefinition": {"cpuCores": 1.0}}}},
-    "workers": [
-        {"workerId": f"synth-1/w{n}", "jobId": "synth-1", "stageNum": 1, "workerIndex": n - 1, "workerNumber": n,
-         "state": state, "reason": None, "resubmitOf": None, "totalResubmitCount": 0, "agentId": "a1",
-         "host": "127.0.0.1", "ports": [7000 + n], "acceptedAt": 1700000000.3, "launchedAt": None,
-         "startedAt": None, "completedAt": None, "lastHeartbeatAt": None, "metrics": {}}
-        for n, state in ((1, "Started"), (2, "Accepted"))],
-}
-
 
 class RoutesBecomeTypedMessages(HandlerTest):
 

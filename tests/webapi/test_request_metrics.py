@@ -5,7 +5,8 @@ import tornado.routing
 import tornado.testing
 from prometheus_client import CollectorRegistry
 
-from tests.webapi.fake_gateway import FakeGateway
+from actors.messages import Done, GetJob
+from tests.webapi.fake_gateway import DESCRIBED_JOB, FakeGateway
 from webapi.app import make_app
 from webapi.metrics import RequestMetrics, route_label
 
@@ -21,7 +22,9 @@ def test_route_labels_come_from_the_route_patterns_strings_or_matchers():
 
 class ObservedRequests(tornado.testing.AsyncHTTPTestCase):
     def get_app(self):
-        self.app = make_app(FakeGateway())
+        gateway = FakeGateway()
+        gateway.answers[GetJob] = Done(DESCRIBED_JOB)
+        self.app = make_app(gateway)
         return self.app
 
     def test_each_request_is_counted_under_its_route_method_and_status(self):
