@@ -4,8 +4,10 @@ The pool is the single record of usage: the matcher reads it to find room and wr
 each assignment into it at once, so later requests in the same round see earlier ones.
 It keeps the indexes the matcher needs to stay fast:
 
-* enabled agents sorted by free cpus (a ``SortedList``), so a request skips every agent
-  too small for it with one bisection and meets the fullest fitting agents first;
+* enabled agents sorted by free cpus, then host name (a ``SortedList``), so a request
+  skips every agent too small for it with one bisection and meets the fullest fitting
+  agents first, in an order that depends on the agents alone (not on when they
+  registered), which keeps placement reproducible;
 * per job (and per job stage) live counts of instances per attribute value, so
   UNIQUE / GROUP_BY / MAX_PER / CLUSTER checks are one dict lookup per agent.
 """
@@ -27,16 +29,25 @@ class ValueCounts(dict):
     """Instances per attribute value for one job (or job stage); values with no instance
     are absent.  ``total`` is the sum, kept so GROUP_BY never has to add it up."""
 
-    __slots__ = ("total",)
+    __slots__ = ("total", "_smallest")
 
     def __init__(self) -> None:
         super().__init__()
         self.total = 0
+        self._smallest: int | None = None
+
+    def smallest(self) -> int:
+        """The fewest instances on any value holding some (0 when none holds any);
+        cached until the next change, as GROUP_BY asks it for every agent it checks."""
+        if self._smallest is None:
+            self._smallest = min(self.values()) if self else 0
+        return self._smallest
 
     def add(self, value: str | None, delta: int) -> None:
         """Count ``delta`` more (or fewer) instances on ``value``; ``None`` is not counted."""
         if value is None:
             return
+        self._smallest = None
         count = self.get(value, 0) + delta
         if count > 0:
             self[value] = count
@@ -88,10 +99,13 @@ class AgentState:
     workers: dict[str, PlacedWorker] = field(default_factory=dict)
     exclusive_workers: int = 0
     disabled: bool = False
-    seq: int = 0
+    seq: int = 0  # registration order
     # This agent's entry in the pool's free-cpus index, or None when it takes no new
     # placements (disabled, or held by an exclusive worker).
     index_entry: tuple | None = None
+    # What resource-only fitness reads: free and total cpus, memory and network, set
+    # whenever the agent enters the index (so current for every agent taking placements).
+    shape: tuple = ()
 
     @property
     def used_cpus(self) -> float:
@@ -120,7 +134,9 @@ class AgentPool:
     def __init__(self) -> None:
         self._agents: dict[str, AgentState] = {}
         self._workers: dict[str, PlacedWorker] = {}
-        self._by_free_cpus = SortedList()  # (free_cpus, seq, agent) of agents taking placements
+        # (free_cpus, (hostname, agent_id), agent) of agents taking placements: equal free
+        # cpus are ordered by host name (the agent id only breaks a shared host name).
+        self._by_free_cpus = SortedList()
         self._seq = 0
         self._job_workers: dict[str, dict[str, PlacedWorker]] = {}
         # job id -> {(stage or None, attribute): ValueCounts}, built on first use, then
@@ -318,8 +334,9 @@ class AgentPool:
         return picked
 
     def candidates(self, min_cpus: float) -> Iterator[tuple[float, int, AgentState]]:
-        """``(free_cpus, seq, agent)`` for every agent taking placements with at least
-        ``min_cpus`` free, fewest free cpus first.  Do not change the pool while iterating."""
+        """``(free_cpus, (hostname, agent_id), agent)`` for every agent taking placements
+        with at least ``min_cpus`` free, fewest free cpus first, then by host name.  Do
+        not change the pool while iterating."""
         index = self._by_free_cpus
         return index.islice(index.bisect_left((min_cpus - EPSILON,)))
 
@@ -407,7 +424,9 @@ class AgentPool:
     def _index(self, agent: AgentState) -> None:
         if agent.index_entry is None and not agent.disabled and not agent.exclusive_workers \
                 and self._agents.get(agent.agent_id) is agent:
-            agent.index_entry = (agent.free_cpus, agent.seq, agent)
+            agent.index_entry = (agent.free_cpus, (agent.hostname, agent.agent_id), agent)
+            agent.shape = (agent.free_cpus, agent.total_cpus, agent.free_mem_mb, agent.total_mem_mb,
+                           agent.free_network_mbps, agent.total_network_mbps)
             self._by_free_cpus.add(agent.index_entry)
 
     def _unindex(self, agent: AgentState) -> None:
