@@ -4,15 +4,19 @@ The pool is the single record of usage: the matcher reads it to find room and wr
 each assignment into it at once, so later requests in the same round see earlier ones.
 It keeps the indexes the matcher needs to stay fast:
 
-* enabled agents sorted by free cpus, then host name (a ``SortedList``), so a request
-  skips every agent too small for it with one bisection and meets the fullest fitting
-  agents first, in an order that depends on the agents alone (not on when they
-  registered), which keeps placement reproducible;
+* enabled agents sorted by free cpus (a ``SortedList``), so a request skips every agent
+  too small for it with one bisection and meets the fullest fitting agents first; at
+  equal free cpus, agents with some cpus, memory or network in use come before idle
+  ones, and idle ones are grouped by their totals (identical idle agents are next to each other, which lets a
+  search weigh one and skip the rest), each part ordered by host name.  The order
+  depends on the agents alone, not on when they registered, which keeps placement
+  reproducible;
 * per job (and per job stage) live counts of instances per attribute value, so
   UNIQUE / GROUP_BY / MAX_PER / CLUSTER checks are one dict lookup per agent.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -134,8 +138,9 @@ class AgentPool:
     def __init__(self) -> None:
         self._agents: dict[str, AgentState] = {}
         self._workers: dict[str, PlacedWorker] = {}
-        # (free_cpus, (hostname, agent_id), agent) of agents taking placements: equal free
-        # cpus are ordered by host name (the agent id only breaks a shared host name).
+        # (free_cpus, idle group, (hostname, agent_id), agent) of agents taking placements
+        # (see the module docstring and ``_index``; the agent id only breaks a shared
+        # host name).
         self._by_free_cpus = SortedList()
         self._seq = 0
         self._job_workers: dict[str, dict[str, PlacedWorker]] = {}
@@ -333,12 +338,28 @@ class AgentPool:
                         return picked
         return picked
 
-    def candidates(self, min_cpus: float) -> Iterator[tuple[float, int, AgentState]]:
-        """``(free_cpus, (hostname, agent_id), agent)`` for every agent taking placements
-        with at least ``min_cpus`` free, fewest free cpus first, then by host name.  Do
-        not change the pool while iterating."""
+    def candidates(self, min_cpus: float) -> Iterator[tuple]:
+        """``(free_cpus, idle group, (hostname, agent_id), agent)`` for every agent taking
+        placements with at least ``min_cpus`` free, in the index's order (fewest free cpus
+        first; see the module docstring).  The idle group is ``()`` for an agent with some
+        resources in use.  Do not change the pool while iterating."""
         index = self._by_free_cpus
         return index.islice(index.bisect_left((min_cpus - EPSILON,)))
+
+    def after_idle_group(self, entry: tuple) -> Iterator[tuple]:
+        """The :meth:`candidates` that follow every idle agent of ``entry``'s group (the
+        idle agents with the same free cpus and totals as ``entry``'s)."""
+        index = self._by_free_cpus
+        return index.islice(index.bisect_left((entry[0], entry[1] + (math.inf,))))
+
+    def rest_of_idle_group(self, entry: tuple) -> Iterator[AgentState]:
+        """The idle agents of ``entry``'s group that follow it in the index (``entry``
+        itself may have left the index since)."""
+        index = self._by_free_cpus
+        for free_cpus, group, _, agent in index.islice(index.bisect_right(entry[:3])):
+            if free_cpus != entry[0] or group != entry[1]:
+                return
+            yield agent
 
     def count_below(self, min_cpus: float) -> int:
         """How many agents taking placements have less than ``min_cpus`` free."""
@@ -424,7 +445,14 @@ class AgentPool:
     def _index(self, agent: AgentState) -> None:
         if agent.index_entry is None and not agent.disabled and not agent.exclusive_workers \
                 and self._agents.get(agent.agent_id) is agent:
-            agent.index_entry = (agent.free_cpus, (agent.hostname, agent.agent_id), agent)
+            # Idle here means all its cpus, memory and network free (exactly: float drift
+            # left by releases would score differently), so its group, its totals, is
+            # all a resource-only fitness reads (free cpus are the entry's first field).
+            idle = (agent.free_cpus == agent.total_cpus
+                    and agent.free_mem_mb == agent.total_mem_mb
+                    and agent.free_network_mbps == agent.total_network_mbps)
+            group = (agent.total_mem_mb, agent.total_network_mbps) if idle else ()
+            agent.index_entry = (agent.free_cpus, group, (agent.hostname, agent.agent_id), agent)
             agent.shape = (agent.free_cpus, agent.total_cpus, agent.free_mem_mb, agent.total_mem_mb,
                            agent.free_network_mbps, agent.total_network_mbps)
             self._by_free_cpus.add(agent.index_entry)

@@ -31,6 +31,7 @@ Speed, in pure Python (10,000 workers onto 1,000 agents in well under a second):
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from scheduler.agent_pool import EPSILON, AgentPool, AgentState
@@ -52,6 +53,11 @@ class _Ranking:
         self._good_enough = good_enough
         # Entries of an agent scored again are stale: the current score per agent id.
         self._current = {entry[2]: entry[0] for entry in ranked}
+
+    def add(self, agent: AgentState, score: float) -> None:
+        """Rank ``agent``, which the search skipped, at ``score`` (not good enough)."""
+        self._current[agent.agent_id] = -score
+        heapq.heappush(self._heap, (-score, agent.hostname, agent.agent_id, agent))
 
     def after_placing_on(self, agent: AgentState, score: float) -> AgentState | None:
         """The agent for the next identical request, ``agent`` (the last one placed on)
@@ -172,8 +178,17 @@ class Matcher:
                 # Nothing changed since this search, so its identical successors fail too.
                 unplaced.append(run[i:])
                 return False
+            entry = agent.index_entry
             ports = pool.pick_ports(agent, request.num_ports)
             assignments.append(pool.assign(request, agent.agent_id, ports))
+            if ranking is not None and entry is not None and entry[1]:
+                # The search weighed only the first idle agent of this group: the next
+                # one that can take the request now stands where this one stood.
+                for other in pool.rest_of_idle_group(entry):
+                    score = self._score_alone(request, other, checks)
+                    if score > 0.0:
+                        ranking.add(other, score)
+                        break
         return True
 
     def _score_alone(self, request: WorkerRequest, agent: AgentState, checks: list) -> float:
@@ -233,56 +248,67 @@ class Matcher:
         # With a fitness of resources alone and no soft constraint, an agent whose totals
         # and free amounts (its ``shape``) equal those of one already weighed scores the
         # same and comes later (same free cpus, higher host name), so it cannot win: it
-        # is skipped, or only ranked when a ranking is kept.  On a fresh cluster of a few
-        # instance types that makes a full search cheap.
+        # is skipped (only scored without the fitness when a ranking is kept).  Idle
+        # agents of one shape are next to each other in the index: once one is weighed
+        # the search jumps past the rest (a kept ranking gets the next one when this one
+        # is taken).  On a fresh cluster of a few instance types a full search is cheap.
         seen: dict | None = ({} if not soft_count and fitness in RESOURCE_FITNESS and self.search_limit is None
                              else None)
         ranked: list | None = [] if keep_ranking else None
         best: AgentState | None = None
         best_score, weighed = -1.0, 0
-        for _, _, agent in pool.candidates(request.cpus):
-            if seen is not None and ranked is None and agent.shape in seen:
-                # The same score as an agent already weighed, ahead of this one.
-                continue
-            if (agent.free_mem_mb < mem or agent.free_disk_mb < disk or agent.free_network_mbps < network
-                    or agent.free_port_count < ports or (exclusive and agent.workers)):
-                continue
-            if checks:
-                rejected = False
-                for check in checks:
-                    if not check(agent):
-                        rejected = True
-                        break
-                if rejected:
+        segment: Iterator[tuple] | None = pool.candidates(request.cpus)
+        while segment is not None:
+            resume = None
+            for entry in segment:
+                agent = entry[3]
+                if seen is not None and ranked is None and agent.shape in seen:
+                    # The same score as an agent already weighed, ahead of this one.
                     continue
-            if seen is not None:
-                score_ = seen.get(agent.shape, -1.0)
-                if score_ < 0.0:
-                    fit = fitness(request, agent)
-                    score_ = seen[agent.shape] = fitness_weight * fit + soft_weight if fit > 0.0 else 0.0
-                if score_ <= 0.0:
+                if (agent.free_mem_mb < mem or agent.free_disk_mb < disk or agent.free_network_mbps < network
+                        or agent.free_port_count < ports or (exclusive and agent.workers)):
                     continue
-            else:
-                fit = fitness(request, agent)
-                if fit <= 0.0:
-                    continue
-                if soft_count:
-                    soft = 0.0
-                    for score in scores:
-                        soft += score(agent)
-                    score_ = fitness_weight * fit + soft_weight * soft / soft_count
+                if checks:
+                    rejected = False
+                    for check in checks:
+                        if not check(agent):
+                            rejected = True
+                            break
+                    if rejected:
+                        continue
+                if seen is not None:
+                    score_ = seen.get(agent.shape, -1.0)
+                    if score_ < 0.0:
+                        fit = fitness(request, agent)
+                        score_ = seen[agent.shape] = fitness_weight * fit + soft_weight if fit > 0.0 else 0.0
+                    if score_ <= 0.0:
+                        continue
                 else:
-                    # No preference to weigh scores 1 there, as in Fenzo.
-                    score_ = fitness_weight * fit + soft_weight
-            if score_ >= good_enough:
-                return agent, None
-            if ranked is not None:
-                ranked.append((-score_, agent.hostname, agent.agent_id, agent))
-            if score_ > best_score or (score_ == best_score and best is not None and agent.hostname < best.hostname):
-                best, best_score = agent, score_
-            weighed += 1
-            if weighed >= search_limit:
-                break
+                    fit = fitness(request, agent)
+                    if fit <= 0.0:
+                        continue
+                    if soft_count:
+                        soft = 0.0
+                        for score in scores:
+                            soft += score(agent)
+                        score_ = fitness_weight * fit + soft_weight * soft / soft_count
+                    else:
+                        # No preference to weigh scores 1 there, as in Fenzo.
+                        score_ = fitness_weight * fit + soft_weight
+                if score_ >= good_enough:
+                    return agent, None
+                if ranked is not None:
+                    ranked.append((-score_, agent.hostname, agent.agent_id, agent))
+                if score_ > best_score or (score_ == best_score and best is not None and agent.hostname < best.hostname):
+                    best, best_score = agent, score_
+                weighed += 1
+                if weighed >= search_limit:
+                    break
+                if entry[1] and seen is not None:
+                    # An idle agent: the rest of its group score the same and come later.
+                    resume = entry
+                    break
+            segment = pool.after_idle_group(resume) if resume is not None else None
         return best, (_Ranking(ranked, good_enough) if ranked else None)
 
     def _search_balanced(self, request: WorkerRequest, pool: AgentPool, checks: list, scores: list,
@@ -302,7 +328,7 @@ class Matcher:
         seen: set | None = (set() if not scores and self.fitness in RESOURCE_FITNESS and self.search_limit is None
                             else None)
         best, best_key, weighed = None, None, 0
-        for _, _, agent in pool.candidates(request.cpus):
+        for _, _, _, agent in pool.candidates(request.cpus):
             if (agent.free_mem_mb < mem or agent.free_disk_mb < disk or agent.free_network_mbps < network
                     or agent.free_port_count < ports or (exclusive and agent.workers)):
                 continue
@@ -317,8 +343,10 @@ class Matcher:
             fit = self.fitness(request, agent)
             if fit <= 0.0:
                 continue
-            soft = sum(score(agent) for score in scores) / len(scores) if scores else 1.0
-            score_ = fitness_weight * fit + self.soft_weight * soft
+            if scores:
+                score_ = fitness_weight * fit + self.soft_weight * sum(score(agent) for score in scores) / len(scores)
+            else:
+                score_ = fitness_weight * fit + self.soft_weight
             if level == floor and score_ >= self.good_enough:
                 return agent
             key = (level, -score_, agent.hostname)
@@ -349,7 +377,7 @@ class Matcher:
         else:
             # Only resources can veto: every agent the free-cpus index puts below the
             # request lacks cpus, so only the rest (and the held-back ones) need a look.
-            agents = pool.held_back() + [agent for _, _, agent in pool.candidates(request.cpus)]
+            agents = pool.held_back() + [entry[3] for entry in pool.candidates(request.cpus)]
             lacking_cpus = pool.count_below(request.cpus)
             if lacking_cpus:
                 vetoes["lacked cpus"] = lacking_cpus

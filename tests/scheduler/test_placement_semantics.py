@@ -209,3 +209,81 @@ def test_equal_fitness_on_different_agents_goes_to_the_lowest_host_name():
     # zz is met first (fewer free cpus); with nothing good enough the tie goes to aa.
     assert hosts_of(Matcher(good_enough=1.0).schedule_once(work, fresh(zz, aa))) == {"j/w0": "aa"}
     assert hosts_of(Matcher(good_enough=1.0).schedule_once(work, fresh(aa, zz))) == {"j/w0": "aa"}
+
+
+# -- the fast paths place exactly where the plain rule says ----------------------------------
+
+def reference_round(matcher: Matcher, work: list, pool) -> list[tuple[str, str]]:
+    """The documented rule, without the matcher's shortcuts: per request in order, weigh
+    every agent in the index's order; the first at the lowest balance level scoring at
+    least good_enough wins, otherwise the lowest (level, -score, host name); a request
+    that finds none fails its identical successors of the round."""
+    placed, failed = [], set()
+    sw, fw = matcher.soft_weight, 1.0 - matcher.soft_weight
+    for r in work:
+        if r.group_key in failed:
+            continue
+        checks = [c for c in (h.bind(r, pool) for h in r.hard_constraints) if c is not None]
+        balances = [b for b in (h.bind_balance(r, pool) for h in r.hard_constraints) if b is not None]
+        scores = [s for s in (c.bind_score(r, pool) for c in r.soft_constraints) if s is not None]
+        floor = tuple(b.floor() for b in balances)
+        best, best_key = None, None
+        for entry in pool.candidates(r.cpus):
+            agent = entry[3]
+            if (agent.free_mem_mb < r.mem_mb - 1e-9 or agent.free_disk_mb < r.disk_mb - 1e-9
+                    or agent.free_network_mbps < r.network_mbps - 1e-9 or agent.free_port_count < r.num_ports
+                    or (r.exclusive and agent.workers) or not all(c(agent) for c in checks)):
+                continue
+            fit = matcher.fitness(r, agent)
+            if fit <= 0.0:
+                continue
+            score = fw * fit + (sw * sum(s(agent) for s in scores) / len(scores) if scores else sw)
+            level = tuple(b.level(agent) for b in balances)
+            if level == floor and score >= matcher.good_enough:
+                best = agent
+                break
+            key = (level, -score, agent.hostname)
+            if best_key is None or key < best_key:
+                best, best_key = agent, key
+        if best is None:
+            failed.add(r.group_key)
+            continue
+        pool.assign(r, best.agent_id, pool.pick_ports(best, r.num_ports))
+        placed.append((r.worker_key, best.agent_id))
+    return placed
+
+
+@pytest.mark.parametrize("good_enough", [0.63, 0.8, 0.95])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_matcher_places_exactly_where_the_plain_rule_does(seed, good_enough):
+    import random
+    rng = random.Random(seed)
+    types = [(2, 4096), (4, 16384), (4, 32768), (8, 16384), (16, 65536)]
+    offers = []
+    for i in range(60):
+        cpus, mem = rng.choice(types)
+        offers.append(offer(f"a{i:02d}", cpus=cpus, mem_mb=mem, disk_mb=rng.choice([5000, 20000]),
+                            ports=[(31000, 31000 + rng.randint(1, 6))], hostname=f"h{rng.randrange(10**6):06d}",
+                            zone="abc"[i % 3], kind=rng.choice(["x", "y"])))
+    mixes = [((), ()), (("UniqueHost",), ()), ((["zone", "GROUP_BY"],), ()), ((["zone", "GROUP_BY", "2"],), ()),
+             ((["kind", "LIKE", "x"],), ()), ((), ("ZoneBalance",)), ((["zone", "MAX_PER", "3"],), ()),
+             ((["kind", "IS", "y"], ["zone", "GROUP_BY"]), ("UniqueHost",))]
+    jobs = []
+    for job in range(70):
+        hard, soft = rng.choice(mixes)
+        cpus, mem = rng.choice([0.25, 0.5, 1, 2]), rng.choice([512, 1024, 3000, 6000])
+        disk, ports = rng.choice([0, 4000]), rng.randint(0, 2)
+        jobs.append([request(f"j{job}/w{w}", job=f"j{job}", cpus=cpus, mem_mb=mem, disk_mb=disk, num_ports=ports,
+                             hard=list(hard), soft=list(soft)) for w in range(rng.randint(1, 10))])
+    work = []
+    while jobs:  # the jobs interleaved, in runs of one to four identical requests
+        job = rng.choice(jobs)
+        for _ in range(min(len(job), rng.randint(1, 4))):
+            work.append(job.pop(0))
+        if not job:
+            jobs.remove(job)
+    fast, plain = pool_of(*offers), pool_of(*offers)
+    matcher = Matcher(good_enough=good_enough)
+    result = matcher.schedule_once(work, fast)
+    assert [(a.worker_key, a.agent_id) for a in result.assignments] == reference_round(matcher, work, plain)
+    assert result.pending  # the cluster is too small for all of it: failures are exercised too
