@@ -299,7 +299,8 @@ class Matcher:
                     return agent, None
                 if ranked is not None:
                     ranked.append((-score_, agent.hostname, agent.agent_id, agent))
-                if score_ > best_score or (score_ == best_score and best is not None and agent.hostname < best.hostname):
+                if score_ > best_score or (score_ == best_score and best is not None
+                                           and agent.hostname < best.hostname):
                     best, best_score = agent, score_
                 weighed += 1
                 if weighed >= search_limit:
