@@ -19,10 +19,11 @@ a balancing rule rather than a filter: of the agents that could take the worker 
 resources, enabled, every other hard constraint met), the matcher keeps those whose
 value holds the fewest of the job's instances, so a value whose agents are full,
 disabled or draining never holds the others back.  :meth:`Constraint.bind_balance`
-gives the matcher that level per agent.
+gives the matcher that level per agent.  GROUP_BY with a number is Marathon's filter
+(see :class:`GroupBy`).  IS compares two numbers as numbers (``8`` is ``8.0``).
 
 A constraint is evaluated in two steps so the matcher's hot loop stays cheap:
-:meth:`Constraint.bind` is called once per group of identical requests and returns a
+:meth:`Constraint.bind` is called once per run of identical requests and returns a
 plain ``check(agent) -> bool`` closure over the pool's live co-placement counters
 (which already include the assignments made earlier in the same round);
 :meth:`Constraint.bind_score` does the same for soft use and returns
@@ -245,14 +246,15 @@ class GroupBy(AttributeConstraint):
     def bind_score(self, request, pool) -> Score:
         if self.groups is not None:
             return super().bind_score(request, pool)  # type: ignore[return-value]
-        balance = self.bind_balance(request, pool)
-        assert balance is not None
-        attribute, level, floor = self.attribute, balance.level, balance.floor
+        counts, attribute = self._counts(request, pool), self.attribute
+        values = len(pool.attribute_values(attribute))
 
-        def score(agent) -> float:
-            if attribute not in agent.values:
+        def score(agent) -> float:  # the Balance's level and floor, inlined: a hot path
+            value = agent.values.get(attribute)
+            if value is None:
                 return 0.0
-            return 1.0 / (1 + level(agent) - floor())
+            fewest = counts.smallest() if len(counts) >= values else 0
+            return 1.0 / (1 + counts.get(value, 0) - fewest)
         return score
 
 

@@ -328,27 +328,42 @@ class Matcher:
         # agent (same free cpus, higher host name) cannot win.
         seen: set | None = (set() if not scores and self.fitness in RESOURCE_FITNESS and self.search_limit is None
                             else None)
+        levels = [b.level for b in balances]
+        single = levels[0] if len(levels) == 1 else None
+        fitness, good_enough, soft_weight = self.fitness, self.good_enough, self.soft_weight
+        soft_count = len(scores)
         best, best_key, weighed = None, None, 0
         for _, _, _, agent in pool.candidates(request.cpus):
             if (agent.free_mem_mb < mem or agent.free_disk_mb < disk or agent.free_network_mbps < network
                     or agent.free_port_count < ports or (exclusive and agent.workers)):
                 continue
-            if not all(check(agent) for check in checks):
-                continue
-            level = tuple(b.level(agent) for b in balances)
+            level = (single(agent),) if single is not None else tuple(f(agent) for f in levels)
+            if best_key is not None and level > best_key[0]:
+                continue  # a fuller value than the best agent's: it cannot win
+            if checks:
+                rejected = False
+                for check in checks:
+                    if not check(agent):
+                        rejected = True
+                        break
+                if rejected:
+                    continue
             if seen is not None:
                 shape = (level, agent.shape)
                 if shape in seen:
                     continue
                 seen.add(shape)
-            fit = self.fitness(request, agent)
+            fit = fitness(request, agent)
             if fit <= 0.0:
                 continue
-            if scores:
-                score_ = fitness_weight * fit + self.soft_weight * sum(score(agent) for score in scores) / len(scores)
+            if soft_count:
+                soft = 0.0
+                for score in scores:
+                    soft += score(agent)
+                score_ = fitness_weight * fit + soft_weight * soft / soft_count
             else:
-                score_ = fitness_weight * fit + self.soft_weight
-            if level == floor and score_ >= self.good_enough:
+                score_ = fitness_weight * fit + soft_weight
+            if score_ >= good_enough and level == floor:
                 return agent
             key = (level, -score_, agent.hostname)
             if best_key is None or key < best_key:
