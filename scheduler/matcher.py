@@ -252,11 +252,13 @@ class Matcher:
         # agents of one shape are next to each other in the index: once one is weighed
         # the search jumps past the rest (a kept ranking gets the next one when this one
         # is taken).  On a fresh cluster of a few instance types a full search is cheap.
-        seen: dict | None = ({} if not soft_count and fitness in RESOURCE_FITNESS and self.search_limit is None
-                             else None)
+        # With soft constraints, an idle agent scoring the most any can there (1 each)
+        # cannot be beaten by the rest of its group either: the search jumps there too.
+        jumps = fitness in RESOURCE_FITNESS and self.search_limit is None
+        seen: dict | None = {} if jumps and not soft_count else None
         ranked: list | None = [] if keep_ranking else None
         best: AgentState | None = None
-        best_score, weighed = -1.0, 0
+        best_score, weighed, top = -1.0, 0, True
         segment: Iterator[tuple] | None = pool.candidates(request.cpus)
         while segment is not None:
             resume = None
@@ -292,6 +294,7 @@ class Matcher:
                         for score in scores:
                             soft += score(agent)
                         score_ = fitness_weight * fit + soft_weight * soft / soft_count
+                        top = soft >= soft_count
                     else:
                         # No preference to weigh scores 1 there, as in Fenzo.
                         score_ = fitness_weight * fit + soft_weight
@@ -305,8 +308,8 @@ class Matcher:
                 weighed += 1
                 if weighed >= search_limit:
                     break
-                if entry[1] and seen is not None:
-                    # An idle agent: the rest of its group score the same and come later.
+                if entry[1] and jumps and top:
+                    # An idle agent: the rest of its group score no better and come later.
                     resume = entry
                     break
             segment = pool.after_idle_group(resume) if resume is not None else None
@@ -325,52 +328,62 @@ class Matcher:
         floor = tuple(b.floor() for b in balances)
         search_limit = self.search_limit or len(pool) + 1
         # As in _search: equal levels, totals and free amounts score alike, and the later
-        # agent (same free cpus, higher host name) cannot win.
-        seen: set | None = (set() if not scores and self.fitness in RESOURCE_FITNESS and self.search_limit is None
-                            else None)
+        # agent (same free cpus, higher host name) cannot win; nor can the rest of an idle
+        # agent's group once it is at the floor and scores the most it can.
+        jumps = self.fitness in RESOURCE_FITNESS and self.search_limit is None
+        seen: set | None = set() if jumps and not scores else None
         levels = [b.level for b in balances]
         single = levels[0] if len(levels) == 1 else None
         fitness, good_enough, soft_weight = self.fitness, self.good_enough, self.soft_weight
         soft_count = len(scores)
-        best, best_key, weighed = None, None, 0
-        for _, _, _, agent in pool.candidates(request.cpus):
-            if (agent.free_mem_mb < mem or agent.free_disk_mb < disk or agent.free_network_mbps < network
-                    or agent.free_port_count < ports or (exclusive and agent.workers)):
-                continue
-            level = (single(agent),) if single is not None else tuple(f(agent) for f in levels)
-            if best_key is not None and level > best_key[0]:
-                continue  # a fuller value than the best agent's: it cannot win
-            if checks:
-                rejected = False
-                for check in checks:
-                    if not check(agent):
-                        rejected = True
-                        break
-                if rejected:
+        best, best_key, weighed, top = None, None, 0, True
+        segment: Iterator[tuple] | None = pool.candidates(request.cpus)
+        while segment is not None:
+            resume = None
+            for entry in segment:
+                agent = entry[3]
+                if (agent.free_mem_mb < mem or agent.free_disk_mb < disk or agent.free_network_mbps < network
+                        or agent.free_port_count < ports or (exclusive and agent.workers)):
                     continue
-            if seen is not None:
-                shape = (level, agent.shape)
-                if shape in seen:
+                level = (single(agent),) if single is not None else tuple(f(agent) for f in levels)
+                if best_key is not None and level > best_key[0]:
+                    continue  # a fuller value than the best agent's: it cannot win
+                if checks:
+                    rejected = False
+                    for check in checks:
+                        if not check(agent):
+                            rejected = True
+                            break
+                    if rejected:
+                        continue
+                if seen is not None:
+                    shape = (level, agent.shape)
+                    if shape in seen:
+                        continue
+                    seen.add(shape)
+                fit = fitness(request, agent)
+                if fit <= 0.0:
                     continue
-                seen.add(shape)
-            fit = fitness(request, agent)
-            if fit <= 0.0:
-                continue
-            if soft_count:
-                soft = 0.0
-                for score in scores:
-                    soft += score(agent)
-                score_ = fitness_weight * fit + soft_weight * soft / soft_count
-            else:
-                score_ = fitness_weight * fit + soft_weight
-            if score_ >= good_enough and level == floor:
-                return agent
-            key = (level, -score_, agent.hostname)
-            if best_key is None or key < best_key:
-                best, best_key = agent, key
-            weighed += 1
-            if weighed >= search_limit:
-                break
+                if soft_count:
+                    soft = 0.0
+                    for score in scores:
+                        soft += score(agent)
+                    score_ = fitness_weight * fit + soft_weight * soft / soft_count
+                    top = soft >= soft_count
+                else:
+                    score_ = fitness_weight * fit + soft_weight
+                if score_ >= good_enough and level == floor:
+                    return agent
+                key = (level, -score_, agent.hostname)
+                if best_key is None or key < best_key:
+                    best, best_key = agent, key
+                weighed += 1
+                if weighed >= search_limit:
+                    break
+                if entry[1] and jumps and top and level == floor:
+                    resume = entry
+                    break
+            segment = pool.after_idle_group(resume) if resume is not None else None
         return best
 
     def explain(self, request: WorkerRequest, pool: AgentPool) -> list[str]:

@@ -80,8 +80,8 @@ def test_group_by_n_opens_n_groups_then_fills_only_the_smallest():
         pool.restore(f"job-1/r{i}", request(f"job-1/r{i}"), "a0", [])
     result = Matcher().schedule_once(requests(4, hard=[["zone", "GROUP_BY", "2"]]), pool)
     # 1st: one group exists (a), fewer than 2, so only a new value: b.  2nd: a=2, b=1,
-    # b is the smallest.  3rd: a=2, b=2, either (packing: a0 is fuller, equal; a0 wins
-    # on host name).  4th: b, the smallest again.
+    # b is the smallest.  3rd: a=2, b=2, either (a0 and b0 pack alike: the tie goes to
+    # the lower host name, a0's).  4th: b, the smallest again.
     assert [pool.agent(a.agent_id).attributes["zone"] for a in result.assignments] == ["b", "b", "a", "b"]
     assert zones_of(result, pool) == Counter({"b": 3, "a": 1})  # ending a3 b3
 
