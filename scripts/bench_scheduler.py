@@ -9,8 +9,8 @@ cpu and memory; utilisation the same over every agent.  Each run also places the
 workers on the same mixed-size agents with the policy the matcher used to have (weigh
 at most the first 32 fitting agents, ``Matcher(search_limit=32)``), so the two packing
 figures compare in one run.  Each measurement is the median of ``--repeat`` fresh
-runs.  The last line is one JSON object.  It starts no processes; SIGTERM ends it at once, without
-a traceback (exit status 143).
+runs.  The last line is one JSON object.  It starts no processes; SIGTERM ends it at
+once, without a traceback (exit status 143).
 
     python scripts/bench_scheduler.py [--agents 1000] [--workers 10000] [--repeat 5] [--profile]
 """
