@@ -23,8 +23,12 @@ Speed, in pure Python (10,000 workers onto 1,000 agents in well under a second):
   same reasons without another search;
 * agents come from the pool's index sorted by free cpus: every agent with too few cpus
   is skipped by one bisection, and the fullest fitting agents, which bin packing scores
-  highest, come first, so the first good-enough one is usually among the first few
-  (the full search runs mostly while the cluster is still empty);
+  highest, come first, so the first good-enough one is usually among the first few;
+* a search that finds none good enough weighs every agent, but never two that must
+  score alike: idle agents of one shape sit together in the index and the search jumps
+  past the rest of them once one is weighed, agents with a shape already weighed are
+  skipped, and the next identical request of a group re-scores only the agent the
+  previous one took (a kept ranking) when nothing else can have changed;
 * reasons for pending requests are worked out after the round, once per distinct
   request, from the state the round left, which is what the next round starts from.
 """
