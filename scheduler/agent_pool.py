@@ -5,12 +5,18 @@ each assignment into it at once, so later requests in the same round see earlier
 It keeps the indexes the matcher needs to stay fast:
 
 * enabled agents sorted by free cpus (a ``SortedList``), so a request skips every agent
-  too small for it with one bisection and meets the fullest fitting agents first;
+  too small for it with one bisection and meets the fullest fitting agents first; at
+  equal free cpus, agents with some cpus, memory or network in use come before idle
+  ones, and idle ones are grouped by their totals (identical idle agents are next to each other, which lets a
+  search weigh one and skip the rest), each part ordered by host name.  The order
+  depends on the agents alone, not on when they registered, which keeps placement
+  reproducible;
 * per job (and per job stage) live counts of instances per attribute value, so
   UNIQUE / GROUP_BY / MAX_PER / CLUSTER checks are one dict lookup per agent.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -27,16 +33,25 @@ class ValueCounts(dict):
     """Instances per attribute value for one job (or job stage); values with no instance
     are absent.  ``total`` is the sum, kept so GROUP_BY never has to add it up."""
 
-    __slots__ = ("total",)
+    __slots__ = ("total", "_smallest")
 
     def __init__(self) -> None:
         super().__init__()
         self.total = 0
+        self._smallest: int | None = None
+
+    def smallest(self) -> int:
+        """The fewest instances on any value holding some (0 when none holds any);
+        cached until the next change, as GROUP_BY asks it for every agent it checks."""
+        if self._smallest is None:
+            self._smallest = min(self.values()) if self else 0
+        return self._smallest
 
     def add(self, value: str | None, delta: int) -> None:
         """Count ``delta`` more (or fewer) instances on ``value``; ``None`` is not counted."""
         if value is None:
             return
+        self._smallest = None
         count = self.get(value, 0) + delta
         if count > 0:
             self[value] = count
@@ -88,10 +103,13 @@ class AgentState:
     workers: dict[str, PlacedWorker] = field(default_factory=dict)
     exclusive_workers: int = 0
     disabled: bool = False
-    seq: int = 0
+    seq: int = 0  # registration order
     # This agent's entry in the pool's free-cpus index, or None when it takes no new
     # placements (disabled, or held by an exclusive worker).
     index_entry: tuple | None = None
+    # What resource-only fitness reads: free and total cpus, memory and network, set
+    # whenever the agent enters the index (so current for every agent taking placements).
+    shape: tuple = ()
 
     @property
     def used_cpus(self) -> float:
@@ -120,7 +138,10 @@ class AgentPool:
     def __init__(self) -> None:
         self._agents: dict[str, AgentState] = {}
         self._workers: dict[str, PlacedWorker] = {}
-        self._by_free_cpus = SortedList()  # (free_cpus, seq, agent) of agents taking placements
+        # (free_cpus, idle group, (hostname, agent_id), agent) of agents taking placements
+        # (see the module docstring and ``_index``; the agent id only breaks a shared
+        # host name).
+        self._by_free_cpus = SortedList()
         self._seq = 0
         self._job_workers: dict[str, dict[str, PlacedWorker]] = {}
         # job id -> {(stage or None, attribute): ValueCounts}, built on first use, then
@@ -317,11 +338,28 @@ class AgentPool:
                         return picked
         return picked
 
-    def candidates(self, min_cpus: float) -> Iterator[tuple[float, int, AgentState]]:
-        """``(free_cpus, seq, agent)`` for every agent taking placements with at least
-        ``min_cpus`` free, fewest free cpus first.  Do not change the pool while iterating."""
+    def candidates(self, min_cpus: float) -> Iterator[tuple]:
+        """``(free_cpus, idle group, (hostname, agent_id), agent)`` for every agent taking
+        placements with at least ``min_cpus`` free, in the index's order (fewest free cpus
+        first; see the module docstring).  The idle group is ``()`` for an agent with some
+        resources in use.  Do not change the pool while iterating."""
         index = self._by_free_cpus
         return index.islice(index.bisect_left((min_cpus - EPSILON,)))
+
+    def after_idle_group(self, entry: tuple) -> Iterator[tuple]:
+        """The :meth:`candidates` that follow every idle agent of ``entry``'s group (the
+        idle agents with the same free cpus and totals as ``entry``'s)."""
+        index = self._by_free_cpus
+        return index.islice(index.bisect_left((entry[0], entry[1] + (math.inf,))))
+
+    def rest_of_idle_group(self, entry: tuple) -> Iterator[AgentState]:
+        """The idle agents of ``entry``'s group that follow it in the index (``entry``
+        itself may have left the index since)."""
+        index = self._by_free_cpus
+        for free_cpus, group, _, agent in index.islice(index.bisect_right(entry[:3])):
+            if free_cpus != entry[0] or group != entry[1]:
+                return
+            yield agent
 
     def count_below(self, min_cpus: float) -> int:
         """How many agents taking placements have less than ``min_cpus`` free."""
@@ -407,7 +445,16 @@ class AgentPool:
     def _index(self, agent: AgentState) -> None:
         if agent.index_entry is None and not agent.disabled and not agent.exclusive_workers \
                 and self._agents.get(agent.agent_id) is agent:
-            agent.index_entry = (agent.free_cpus, agent.seq, agent)
+            # Idle here means all its cpus, memory and network free (exactly: float drift
+            # left by releases would score differently), so its group, its totals, is
+            # all a resource-only fitness reads (free cpus are the entry's first field).
+            idle = (agent.free_cpus == agent.total_cpus
+                    and agent.free_mem_mb == agent.total_mem_mb
+                    and agent.free_network_mbps == agent.total_network_mbps)
+            group = (agent.total_mem_mb, agent.total_network_mbps) if idle else ()
+            agent.index_entry = (agent.free_cpus, group, (agent.hostname, agent.agent_id), agent)
+            agent.shape = (agent.free_cpus, agent.total_cpus, agent.free_mem_mb, agent.total_mem_mb,
+                           agent.free_network_mbps, agent.total_network_mbps)
             self._by_free_cpus.add(agent.index_entry)
 
     def _unindex(self, agent: AgentState) -> None:

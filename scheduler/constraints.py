@@ -14,8 +14,16 @@ An agent lacking the field's attribute passes only UNLIKE.  Marathon operators c
 the instances of the whole job; ``UniqueHostPerStage`` and ``ZoneBalance`` count the
 instances of the job's stage, as Mantis does.
 
+GROUP_BY without a number (and Mantis' ZoneBalance, its per-stage form on ``zone``) is
+a balancing rule rather than a filter: of the agents that could take the worker (enough
+resources, enabled, every other hard constraint met), the matcher keeps those whose
+value holds the fewest of the job's instances, so a value whose agents are full,
+disabled or draining never holds the others back.  :meth:`Constraint.bind_balance`
+gives the matcher that level per agent.  GROUP_BY with a number is Marathon's filter
+(see :class:`GroupBy`).  IS compares two numbers as numbers (``8`` is ``8.0``).
+
 A constraint is evaluated in two steps so the matcher's hot loop stays cheap:
-:meth:`Constraint.bind` is called once per group of identical requests and returns a
+:meth:`Constraint.bind` is called once per run of identical requests and returns a
 plain ``check(agent) -> bool`` closure over the pool's live co-placement counters
 (which already include the assignments made earlier in the same round);
 :meth:`Constraint.bind_score` does the same for soft use and returns
@@ -24,6 +32,8 @@ always 1.0", which the matcher skips entirely.
 """
 from __future__ import annotations
 
+import functools
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +47,17 @@ Score = Callable[[Any], float]
 
 def _display(attribute: str) -> str:
     return "hostname" if attribute == HOSTNAME else attribute
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """A balancing rule bound to one request: ``level(agent)`` is how many of the job's
+    instances the agent's value already holds (lower is better); ``floor()`` the lowest
+    level any registered value has now, so the matcher may stop searching once it finds
+    an agent at that level (it reads live counts: call it per search, not per group)."""
+
+    level: Callable[[Any], int]
+    floor: Callable[[], int]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +86,11 @@ class Constraint:
     def bind(self, request, pool) -> Check | None:
         """A ``check(agent) -> bool`` for ``request`` against ``pool``'s current placements,
         or ``None`` when the constraint never rejects an agent."""
+        return None
+
+    def bind_balance(self, request, pool) -> Balance | None:
+        """For a balancing rule, the :class:`Balance` the matcher minimises over the agents
+        that could take ``request``; ``None`` (the default) for a plain filter."""
         return None
 
     def bind_score(self, request, pool) -> Score | None:
@@ -168,10 +194,19 @@ class Cluster(AttributeConstraint):
 
 @dataclass(frozen=True, kw_only=True)
 class GroupBy(AttributeConstraint):
-    """Spread instances evenly over ``groups`` attribute values: after placing, no value
-    holds more than ``ceil(instances / groups)``, i.e. ``instances // groups`` each with
-    the remainder allowed one more.  ``groups=None`` means "as many groups as distinct
-    values among the registered agents" (Marathon divides by zero there)."""
+    """Spread instances over the attribute's values.
+
+    With ``groups`` (Marathon's number), Marathon's documented rule: a value holding no
+    instance yet is always acceptable (a new group, the smallest there is); a value
+    holding some is acceptable only once at least ``groups`` values hold instances, and
+    only if it holds as few as the smallest of them.  So the first ``groups`` instances
+    open ``groups`` groups, and a new instance then goes only to one of the smallest.
+
+    Without ``groups``: a balancing rule (see the module docstring).  Any agent with the
+    attribute passes the check; the matcher then takes, among the agents that could take
+    the worker, one on the value with the fewest of the job's instances.  Soft use
+    scores ``1 / (1 + instances there - fewest on any value)``.
+    """
 
     groups: int | None = None
 
@@ -181,14 +216,46 @@ class GroupBy(AttributeConstraint):
         return self.groups
 
     def bind(self, request, pool) -> Check:
-        counts, attribute = self._counts(request, pool), self.attribute
-        groups = self.groups or max(1, len(pool.attribute_values(attribute)))
+        attribute = self.attribute
+        if self.groups is None:
+            return lambda agent: attribute in agent.values
+        counts, groups = self._counts(request, pool), self.groups
 
         def check(agent) -> bool:
             value = agent.values.get(attribute)
-            # counts[value] + 1 <= ceil((total + 1) / groups)
-            return value is not None and counts.get(value, 0) < (counts.total + groups) // groups
+            if value is None:
+                return False
+            held = counts.get(value)
+            return held is None or (len(counts) >= groups and held == counts.smallest())
         return check
+
+    def bind_balance(self, request, pool) -> Balance | None:
+        if self.groups is not None:
+            return None
+        counts, attribute = self._counts(request, pool), self.attribute
+        values = pool.attribute_values(attribute)
+
+        def level(agent) -> int:
+            return counts.get(agent.values.get(attribute), 0)
+
+        def floor() -> int:
+            # A registered value with no instance yet is the lowest level there is.
+            return counts.smallest() if len(counts) >= len(values) else 0
+        return Balance(level, floor)
+
+    def bind_score(self, request, pool) -> Score:
+        if self.groups is not None:
+            return super().bind_score(request, pool)  # type: ignore[return-value]
+        counts, attribute = self._counts(request, pool), self.attribute
+        values = len(pool.attribute_values(attribute))
+
+        def score(agent) -> float:  # the Balance's level and floor, inlined: a hot path
+            value = agent.values.get(attribute)
+            if value is None:
+                return 0.0
+            fewest = counts.smallest() if len(counts) >= values else 0
+            return 1.0 / (1 + counts.get(value, 0) - fewest)
+        return score
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,9 +327,20 @@ class Unlike(Like):
         return check
 
 
+@functools.lru_cache(maxsize=4096)
+def _number(text: str) -> float | None:
+    """``text`` as a finite number, or None when it is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Is(AttributeConstraint):
-    """The attribute equals ``value`` exactly."""
+    """The attribute equals ``value``: as numbers when both are numbers (``"8"`` is
+    ``"8.0"``, as a Mesos scalar attribute means it), otherwise as exact strings."""
 
     value: str
 
@@ -277,7 +355,14 @@ class Is(AttributeConstraint):
 
     def bind(self, request, pool) -> Check:
         attribute, wanted = self.attribute, self.value
-        return lambda agent: agent.values.get(attribute) == wanted
+        number = _number(wanted)
+        if number is None:
+            return lambda agent: agent.values.get(attribute) == wanted
+
+        def check(agent) -> bool:
+            value = agent.values.get(attribute)
+            return value is not None and (value == wanted or _number(value) == number)
+        return check
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -297,26 +382,13 @@ class ExclusiveHost(Constraint):
 
 @dataclass(frozen=True, kw_only=True)
 class ZoneBalance(GroupBy):
-    """Mantis' ZoneBalance on the ``zone`` attribute, counted per stage.  Hard: a
-    :class:`GroupBy` over all zones seen.  Soft: prefer the zone with the fewest
-    instances of this stage, score ``1 / (1 + instances there - fewest anywhere)``."""
+    """Mantis' ZoneBalance: a :class:`GroupBy` without a number on the ``zone``
+    attribute, counted per stage (hard: balanced over the zones that could take the
+    worker; soft: prefer the zone with the fewest instances of this stage)."""
 
     attribute: str = "zone"
     per_stage: bool = True
     label: str = "ZoneBalance"
-
-    def bind_score(self, request, pool) -> Score:
-        counts, attribute = self._counts(request, pool), self.attribute
-        zones = len(pool.attribute_values(attribute))
-
-        def score(agent) -> float:
-            value = agent.values.get(attribute)
-            if value is None:
-                return 0.0
-            # A zone with no instance yet is absent from ``counts``: the fewest is then 0.
-            fewest = min(counts.values()) if counts and len(counts) >= zones else 0
-            return 1.0 / (1 + counts.get(value, 0) - fewest)
-        return score
 
 
 @dataclass(frozen=True, kw_only=True)

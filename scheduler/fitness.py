@@ -65,6 +65,12 @@ def cpu_mem_network_bin_packing(request: WorkerRequest, agent: AgentState) -> fl
     return (cpu + mem + network) / 3 if network else 0.0
 
 
+# The calculators above read only an agent's resource totals and free amounts, so two
+# agents equal in those score alike (the matcher uses that to skip duplicates).
+RESOURCE_FITNESS: set[Fitness] = {cpu_bin_packing, memory_bin_packing, network_bin_packing,
+                                  cpu_mem_network_bin_packing}
+
+
 def average_of(*calculators: Fitness) -> Fitness:
     """A calculator averaging ``calculators``; 0 as soon as one of them says 0."""
     if not calculators:
@@ -79,4 +85,6 @@ def average_of(*calculators: Fitness) -> Fitness:
             total += value
         return total / len(calculators)
     average.__doc__ = "Average of " + ", ".join(getattr(c, "__name__", repr(c)) for c in calculators)
+    if all(c in RESOURCE_FITNESS for c in calculators):
+        RESOURCE_FITNESS.add(average)
     return average

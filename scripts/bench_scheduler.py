@@ -5,9 +5,12 @@ and workers of mixed sizes, a share of them constrained (UniqueHost per job, GRO
 zone, instance_type LIKE, soft ZoneBalance), then times one full placement round and
 one incremental round of 100 new workers on the filled cluster.  Packing efficiency is
 allocated / total resources over the agents holding at least one worker, the mean of
-cpu and memory.  Each measurement is the median of ``--repeat`` fresh runs.  The last
-line is one JSON object.  It starts no processes; SIGTERM ends it at once, without
-a traceback (exit status 143).
+cpu and memory; utilisation the same over every agent.  Each run also places the same
+workers on the same mixed-size agents with the policy the matcher used to have (weigh
+at most the first 32 fitting agents, ``Matcher(search_limit=32)``), so the two packing
+figures compare in one run.  Each measurement is the median of ``--repeat`` fresh
+runs.  The last line is one JSON object.  It starts no processes; SIGTERM ends it at
+once, without a traceback (exit status 143).
 
     python scripts/bench_scheduler.py [--agents 1000] [--workers 10000] [--repeat 5] [--profile]
 """
@@ -77,7 +80,7 @@ def make_workers(count: int, rng: random.Random, prefix: str = "job") -> list[Wo
             network = rng.choice(NETWORK)
             ports = rng.choice([1, 1, 2, 3])
             disk = rng.choice([512, 1024, 4096])
-            for index in range(rng.randint(1, 12)):
+            for _ in range(rng.randint(1, 12)):
                 if len(requests) == count:
                     break
                 requests.append(WorkerRequest(
@@ -85,6 +88,28 @@ def make_workers(count: int, rng: random.Random, prefix: str = "job") -> list[Wo
                     disk_mb=disk, network_mbps=network, num_ports=ports,
                     hard_constraints=hard, soft_constraints=soft))
     return requests
+
+
+def utilisation(pool: AgentPool) -> float:
+    """Mean of cpu and memory allocated / total over every agent, used or not."""
+    agents = pool.agents()
+    cpu = sum(a.used_cpus for a in agents) / sum(a.total_cpus for a in agents)
+    mem = sum(a.used_mem_mb for a in agents) / sum(a.total_mem_mb for a in agents)
+    return (cpu + mem) / 2
+
+
+def first_32_policy(args, seed: int) -> dict:
+    """The full placement of ``run_once`` (same agents, same workers) with the old search
+    policy: the best of the first 32 fitting agents when none is good enough."""
+    rng = random.Random(seed)
+    pool = AgentPool()
+    for offer in make_agents(args.agents, rng):
+        pool.add_agent(offer)
+    requests = make_workers(args.workers, rng)
+    result = Matcher(search_limit=32).schedule_once(requests, pool)
+    cpu_eff, mem_eff, used_agents = packing_efficiency(pool)
+    return {"placed": len(result.assignments), "efficiency": (cpu_eff + mem_eff) / 2, "used_agents": used_agents,
+            "utilisation": utilisation(pool)}
 
 
 def packing_efficiency(pool: AgentPool) -> tuple[float, float, int]:
@@ -145,6 +170,7 @@ def run_once(args, seed: int, profile: bool = False) -> dict:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
     cpu_eff, mem_eff, used_agents = packing_efficiency(pool)
+    cluster_use = utilisation(pool)
     extra = make_workers(100, rng, prefix="late")
     started = time.perf_counter()
     incremental = matcher.schedule_once(extra, pool)
@@ -156,7 +182,8 @@ def run_once(args, seed: int, profile: bool = False) -> dict:
             "demand_cpu": sum(r.cpus for r in requests) / total_cpus,
             "demand_mem": sum(r.mem_mb for r in requests) / total_mem,
             "inc_placed": len(incremental.assignments), "inc_pending": len(incremental.pending),
-            "sample_reasons": next(iter(full.pending.items()), None), "families": family_usage(pool)}
+            "sample_reasons": next(iter(full.pending.items()), None), "families": family_usage(pool),
+            "utilisation": cluster_use, "first32": first_32_policy(args, seed)}
 
 
 def main() -> int:
@@ -184,6 +211,10 @@ def benchmark() -> int:
               f"({r['placed']} placed, {r['pending']} pending) on {r['used_agents']} agents, packing cpu "
               f"{r['cpu_eff']:.1%} mem {r['mem_eff']:.1%}; incremental 100 in {r['incremental_s'] * 1000:.1f} ms "
               f"({r['inc_placed']} placed, {r['inc_pending']} pending)")
+        old = r["first32"]
+        print(f"       same workers, same agents, first-32 policy: {old['placed']} placed on {old['used_agents']} "
+              f"agents, packing {old['efficiency']:.1%} (now {(r['cpu_eff'] + r['mem_eff']) / 2:.1%}), "
+              f"utilisation {old['utilisation']:.1%} (now {r['utilisation']:.1%})")
     print(f"use per family after the full placement (first run): {first['families']}")
     reference, reference_used, reference_pending = reference_packing(args.seed)
     print(f"reference: matching shapes (m5 agents only, 4 GB/cpu workers, 6,000 workers) pack at {reference:.1%} "
@@ -193,10 +224,20 @@ def benchmark() -> int:
     full_s = statistics.median(r["full_s"] for r in runs)
     incremental_s = statistics.median(r["incremental_s"] for r in runs)
     efficiency = statistics.median((r["cpu_eff"] + r["mem_eff"]) / 2 for r in runs)
+    efficiency_32 = statistics.median(r["first32"]["efficiency"] for r in runs)
+    use = statistics.median(r["utilisation"] for r in runs)
+    use_32 = statistics.median(r["first32"]["utilisation"] for r in runs)
+    placed = statistics.median(r["placed"] for r in runs)
+    placed_32 = statistics.median(r["first32"]["placed"] for r in runs)
     print(f"median of {len(runs)}: full placement {full_s * 1000:.0f} ms (target < 1000), incremental round "
           f"{incremental_s * 1000:.1f} ms (target < 20), packing efficiency {efficiency:.1%}")
+    print(f"mixed-size agents, median of {len(runs)}: searching every fitting agent until one is good enough "
+          f"packs {efficiency:.1%} ({placed:.0f} placed, utilisation {use:.1%}); the first-32 policy "
+          f"{efficiency_32:.1%} ({placed_32:.0f} placed, utilisation {use_32:.1%})")
     print(json.dumps({"full_placement_s": round(full_s, 4), "incremental_round_s": round(incremental_s, 5),
-                      "packing_efficiency": round(efficiency, 4)}))
+                      "packing_efficiency": round(efficiency, 4), "packing_efficiency_first32": round(efficiency_32, 4),
+                      "placed": placed, "placed_first32": placed_32, "utilisation": round(use, 4),
+                      "utilisation_first32": round(use_32, 4)}))
     return 0
 
 

@@ -138,13 +138,14 @@ def test_cluster_without_a_value_follows_a_worker_already_running():
 
 # -- GROUP_BY / ZoneBalance / MAX_PER -------------------------------------------------------
 
-def test_group_by_with_a_number_spreads_instances_evenly_over_that_many_values():
+def test_group_by_with_a_number_spreads_instances_evenly_over_the_values():
     pool = three_zones()
     result = Matcher().schedule_once(requests(4, hard=[["zone", "GROUP_BY", "2"]]), pool)
     placed = [pool.agent(a.agent_id).attributes["zone"] for a in result.assignments]
     assert len(placed) == 4
     assert placed[0] != placed[1]  # two groups: the second instance opens the second one
-    assert max(Counter(placed).values()) == 2  # 4 // 2 per value
+    # Then only the smallest groups (or a new one) take more: never 3 on one value.
+    assert max(Counter(placed).values()) == 2
 
 
 def test_group_by_without_a_number_spreads_over_every_value_seen():
@@ -152,14 +153,6 @@ def test_group_by_without_a_number_spreads_over_every_value_seen():
     result = Matcher().schedule_once(requests(7, hard=[["zone", "GROUP_BY"]]), pool)
     zones = zones_of(result, pool)
     assert sorted(zones.values()) == [2, 2, 3]  # 7 // 3 each, the remainder one more
-
-
-def test_group_by_leaves_a_worker_pending_rather_than_unbalance_the_groups():
-    pool = three_zones(per_zone=1, cpus=1)
-    pool.disable_agent("c0")
-    result = Matcher().schedule_once(requests(3, hard=[["zone", "GROUP_BY"]]), pool)
-    assert len(result.assignments) == 2
-    assert result.pending["job-1/w2"] == ["2 agents failed GROUP_BY zone", "1 agent disabled"]
 
 
 def test_zone_balance_as_a_hard_constraint_balances_each_stage():
