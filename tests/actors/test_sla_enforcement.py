@@ -41,7 +41,9 @@ def test_a_cluster_below_its_sla_min_is_given_jobs_and_a_killed_one_is_replaced(
     assert {j["user"] for j in jobs(master).values()} == {"mantis-sla"}
     master.done(KillJob("sla-1", user="t"))
     wait_for(lambda: "sla-3" in jobs(master, "Launched"), timeout=30, what="a third job after the kill")
-    assert sorted(cluster(master)["activeJobs"]) == ["sla-2", "sla-3"]
+    # The killed job stays active until its workers have stopped.
+    wait_for(lambda: sorted(cluster(master)["activeJobs"]) == ["sla-2", "sla-3"], timeout=30,
+             what="the killed job gone from the active ones")
 
 
 def test_keep_new_kills_the_oldest_job_once_a_newer_one_runs(master):
