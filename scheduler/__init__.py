@@ -9,6 +9,7 @@ from scheduler.agent_pool import AgentPool, AgentState
 from scheduler.constraints import Constraint, parse_constraint
 from scheduler.fitness import (
                                average_of,
+                               balanced_bin_packing,
                                cpu_bin_packing,
                                cpu_mem_network_bin_packing,
                                memory_bin_packing,
@@ -18,5 +19,5 @@ from scheduler.matcher import Matcher, ScheduleResult
 from scheduler.resources import AgentOffer, Assignment, WorkerRequest
 
 __all__ = ["AgentOffer", "AgentPool", "AgentState", "Assignment", "Constraint", "Matcher", "ScheduleResult",
-           "WorkerRequest", "average_of", "cpu_bin_packing", "cpu_mem_network_bin_packing", "memory_bin_packing",
-           "network_bin_packing", "parse_constraint"]
+           "WorkerRequest", "average_of", "balanced_bin_packing", "cpu_bin_packing", "cpu_mem_network_bin_packing",
+           "memory_bin_packing", "network_bin_packing", "parse_constraint"]

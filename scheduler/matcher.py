@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from scheduler.agent_pool import EPSILON, AgentPool, AgentState
-from scheduler.fitness import RESOURCE_FITNESS, Fitness, cpu_mem_network_bin_packing
+from scheduler.fitness import RESOURCE_FITNESS, Fitness, balanced_bin_packing
 from scheduler.resources import Assignment, WorkerRequest
 
 ROOM_AFTER_ROUND = "had room (the next round will place it)"
@@ -91,15 +91,18 @@ class ScheduleResult:
 class Matcher:
     """Places worker requests onto a pool's agents (see the module docstring).
 
-    ``fitness`` is a calculator from :mod:`scheduler.fitness`; ``good_enough`` the
-    combined score that ends a request's search (Mantis used 0.63); ``soft_weight`` the
-    share of the score given to soft constraints (a request without any scores 1 there);
-    ``search_limit``, when set, how many fitting agents to weigh before settling for the
-    best seen: the policy this matcher used to have (32), kept so the scheduler benchmark
-    can show what searching on gains; ``None`` (the default) searches like Fenzo.
+    ``fitness`` is a calculator from :mod:`scheduler.fitness`: by default the balanced
+    bin packer, which keeps agents of mixed shapes from stranding one resource next to
+    a full other (Fenzo's plain average is ``cpu_mem_network_bin_packing``);
+    ``good_enough`` the combined score that ends a request's search (Mantis used 0.63);
+    ``soft_weight`` the share of the score given to soft constraints (a request without
+    any scores 1 there); ``search_limit``, when set, how many fitting agents to weigh
+    before settling for the best seen: the policy this matcher used to have (32), kept
+    so the scheduler benchmark can show what searching on gains; ``None`` (the default)
+    searches like Fenzo.
     """
 
-    def __init__(self, fitness: Fitness = cpu_mem_network_bin_packing, good_enough: float = 0.63,
+    def __init__(self, fitness: Fitness = balanced_bin_packing, good_enough: float = 0.63,
                  soft_weight: float = 0.5, search_limit: int | None = None):
         if not 0.0 <= good_enough <= 1.0:
             raise ValueError(f"good_enough must be within 0..1, got {good_enough}")

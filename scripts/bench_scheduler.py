@@ -6,11 +6,13 @@ zone, instance_type LIKE, soft ZoneBalance), then times one full placement round
 one incremental round of 100 new workers on the filled cluster.  Packing efficiency is
 allocated / total resources over the agents holding at least one worker, the mean of
 cpu and memory; utilisation the same over every agent.  Each run also places the same
-workers on the same mixed-size agents with the policy the matcher used to have (weigh
-at most the first 32 fitting agents, ``Matcher(search_limit=32)``), so the two packing
-figures compare in one run.  Each measurement is the median of ``--repeat`` fresh
-runs.  The last line is one JSON object.  It starts no processes; SIGTERM ends it at
-once, without a traceback (exit status 143).
+workers on the same mixed-size agents with the search policy the matcher used to have
+(weigh at most the first 32 fitting agents, ``Matcher(search_limit=32)``) and with the
+fitness calculator it used to have (Fenzo's plain cpu/memory average,
+``cpu_mem_network_bin_packing``), so the packing figures compare in one run.  Each
+measurement is the median of ``--repeat`` fresh runs.  The last line is one JSON
+object.  It starts no processes; SIGTERM ends it at once, without a traceback (exit
+status 143).
 
     python scripts/bench_scheduler.py [--agents 1000] [--workers 10000] [--repeat 5] [--profile]
 """
@@ -27,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mantis.tooling.local_processes import StopOnExit  # noqa: E402
-from scheduler import AgentOffer, AgentPool, Matcher, WorkerRequest  # noqa: E402
+from scheduler import AgentOffer, AgentPool, Matcher, WorkerRequest, cpu_mem_network_bin_packing  # noqa: E402
 
 FAMILIES = {  # instance family -> [(size name, cpus, mem MB, network Mbps)]
     "m5": [("xlarge", 4, 16384, 2500), ("2xlarge", 8, 32768, 5000), ("4xlarge", 16, 65536, 10000)],
@@ -98,15 +100,15 @@ def utilisation(pool: AgentPool) -> float:
     return (cpu + mem) / 2
 
 
-def first_32_policy(args, seed: int) -> dict:
-    """The full placement of ``run_once`` (same agents, same workers) with the old search
-    policy: the best of the first 32 fitting agents when none is good enough."""
+def other_policy(args, seed: int, matcher: Matcher) -> dict:
+    """The full placement of ``run_once`` (same agents, same workers) with ``matcher``:
+    the same round under a policy the matcher used to have."""
     rng = random.Random(seed)
     pool = AgentPool()
     for offer in make_agents(args.agents, rng):
         pool.add_agent(offer)
     requests = make_workers(args.workers, rng)
-    result = Matcher(search_limit=32).schedule_once(requests, pool)
+    result = matcher.schedule_once(requests, pool)
     cpu_eff, mem_eff, used_agents = packing_efficiency(pool)
     return {"placed": len(result.assignments), "efficiency": (cpu_eff + mem_eff) / 2, "used_agents": used_agents,
             "utilisation": utilisation(pool)}
@@ -183,7 +185,11 @@ def run_once(args, seed: int, profile: bool = False) -> dict:
             "demand_mem": sum(r.mem_mb for r in requests) / total_mem,
             "inc_placed": len(incremental.assignments), "inc_pending": len(incremental.pending),
             "sample_reasons": next(iter(full.pending.items()), None), "families": family_usage(pool),
-            "utilisation": cluster_use, "first32": first_32_policy(args, seed)}
+            "utilisation": cluster_use,
+            # The best of the first 32 fitting agents when none is good enough.
+            "first32": other_policy(args, seed, Matcher(search_limit=32)),
+            # The plain average of the cpu and memory shares, which strands resources.
+            "average": other_policy(args, seed, Matcher(fitness=cpu_mem_network_bin_packing))}
 
 
 def main() -> int:
@@ -215,6 +221,9 @@ def benchmark() -> int:
         print(f"       same workers, same agents, first-32 policy: {old['placed']} placed on {old['used_agents']} "
               f"agents, packing {old['efficiency']:.1%} (now {(r['cpu_eff'] + r['mem_eff']) / 2:.1%}), "
               f"utilisation {old['utilisation']:.1%} (now {r['utilisation']:.1%})")
+        avg = r["average"]
+        print(f"       same workers, same agents, averaged cpu/memory fitness: {avg['placed']} placed on "
+              f"{avg['used_agents']} agents, packing {avg['efficiency']:.1%}, utilisation {avg['utilisation']:.1%}")
     print(f"use per family after the full placement (first run): {first['families']}")
     reference, reference_used, reference_pending = reference_packing(args.seed)
     print(f"reference: matching shapes (m5 agents only, 4 GB/cpu workers, 6,000 workers) pack at {reference:.1%} "
@@ -229,15 +238,20 @@ def benchmark() -> int:
     use_32 = statistics.median(r["first32"]["utilisation"] for r in runs)
     placed = statistics.median(r["placed"] for r in runs)
     placed_32 = statistics.median(r["first32"]["placed"] for r in runs)
+    efficiency_avg = statistics.median(r["average"]["efficiency"] for r in runs)
+    placed_avg = statistics.median(r["average"]["placed"] for r in runs)
     print(f"median of {len(runs)}: full placement {full_s * 1000:.0f} ms (target < 1000), incremental round "
           f"{incremental_s * 1000:.1f} ms (target < 20), packing efficiency {efficiency:.1%}")
     print(f"mixed-size agents, median of {len(runs)}: searching every fitting agent until one is good enough "
           f"packs {efficiency:.1%} ({placed:.0f} placed, utilisation {use:.1%}); the first-32 policy "
-          f"{efficiency_32:.1%} ({placed_32:.0f} placed, utilisation {use_32:.1%})")
+          f"{efficiency_32:.1%} ({placed_32:.0f} placed, utilisation {use_32:.1%}); the averaged cpu/memory "
+          f"fitness {efficiency_avg:.1%} ({placed_avg:.0f} placed)")
     print(json.dumps({"full_placement_s": round(full_s, 4), "incremental_round_s": round(incremental_s, 5),
                       "packing_efficiency": round(efficiency, 4), "packing_efficiency_first32": round(efficiency_32, 4),
                       "placed": placed, "placed_first32": placed_32, "utilisation": round(use, 4),
-                      "utilisation_first32": round(use_32, 4)}))
+                      "utilisation_first32": round(use_32, 4),
+                      "packing_efficiency_average_fitness": round(efficiency_avg, 4),
+                      "placed_average_fitness": placed_avg}))
     return 0
 
 

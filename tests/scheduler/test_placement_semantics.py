@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from actors.messages import AgentOfferInfo, WorkerSpec
-from scheduler import Matcher
+from scheduler import Matcher, balanced_bin_packing, cpu_mem_network_bin_packing
 from scheduler.placement_state import PlacementMachine
 from tests.scheduler.builders import hosts_of, offer, pool_of, request, requests
 
@@ -110,7 +110,8 @@ def test_group_by_n_waits_while_fewer_than_n_values_can_open_a_group():
 
 def packing_trap():
     """40 agents with fewer free cpus that fit a 1-cpu 8 GB worker poorly (2 cpus, 128 GB:
-    fitness 0.28), then one that fits it snugly (4 cpus, 8 GB: fitness 0.625)."""
+    fitness 0.28 with the plain average, 0.0625 balanced), then one that fits it snugly
+    (4 cpus, 8 GB: fitness 0.625, 0.25 balanced)."""
     poor = [offer(f"poor{i:02d}", cpus=2, mem_mb=131072) for i in range(40)]
     return pool_of(*poor, offer("snug", cpus=4, mem_mb=8192))
 
@@ -126,8 +127,13 @@ def test_the_search_goes_past_the_first_32_fitting_agents_to_the_best_fit():
 
 def test_a_good_enough_agent_is_the_only_early_stop():
     work = [request("j/w0", cpus=1, mem_mb=8192)]
-    # poor00 scores 0.5 * 0.28 + 0.5 = 0.64, good enough at 0.63: Fenzo stops there.
-    assert hosts_of(Matcher(good_enough=0.63).schedule_once(work, packing_trap())) == {"j/w0": "poor00"}
+    # With Fenzo's average, poor00 scores 0.5 * 0.28 + 0.5 = 0.64, good enough at 0.63:
+    # Fenzo stops there.
+    average = Matcher(fitness=cpu_mem_network_bin_packing, good_enough=0.63)
+    assert hosts_of(average.schedule_once(work, packing_trap())) == {"j/w0": "poor00"}
+    # Balanced, poor00 scores 0.5 * 0.0625 + 0.5 = 0.53: it stops there only at 0.53.
+    assert hosts_of(Matcher(good_enough=0.53).schedule_once(work, packing_trap())) == {"j/w0": "poor00"}
+    assert hosts_of(Matcher(good_enough=0.63).schedule_once(work, packing_trap())) == {"j/w0": "snug"}
 
 
 def test_a_run_of_identical_requests_lands_where_one_search_each_would():
@@ -195,20 +201,23 @@ def test_identical_agents_tie_and_the_lowest_host_name_wins_whatever_the_registr
     assert set(hosts_of(result).values()) == {"id-alpha"}
 
 
-def test_equal_fitness_on_different_agents_goes_to_the_lowest_host_name():
-    # "zz" has 2 free cpus of 2 and 2 GB of 4 free; "aa" 4 of 4 and 1 GB of 4 free: a
-    # 1-cpu 1 GB worker scores (0.5 + 0.75) / 2 = (0.25 + 1.0) / 2 = 0.625 on both.
+@pytest.mark.parametrize("fitness", [cpu_mem_network_bin_packing, balanced_bin_packing])
+def test_equal_fitness_on_different_agents_goes_to_the_lowest_host_name(fitness):
+    # "zz" has 2 free cpus of 2 and 2 GB of 4 free; "aa" 3 of 8 and 3 GB of 4 free: a
+    # 1-cpu 1 GB worker leaves cpus and memory at 0.5 and 0.75 on zz, 0.75 and 0.5 on
+    # aa, so both score 0.625 averaged and 0.5 balanced.
     def fresh(first, second):
         pool = pool_of(first, second)
         pool.restore("o/w0", request("o/w0", job="o", cpus=0, mem_mb=2048), "zz", [])
-        pool.restore("o/w1", request("o/w1", job="o", cpus=0, mem_mb=3072), "aa", [])
+        pool.restore("o/w1", request("o/w1", job="o", cpus=5, mem_mb=1024), "aa", [])
         return pool
     zz = offer("zz", cpus=2, mem_mb=4096, hostname="zz.example")
-    aa = offer("aa", cpus=4, mem_mb=4096, hostname="aa.example")
+    aa = offer("aa", cpus=8, mem_mb=4096, hostname="aa.example")
     work = [request("j/w0", cpus=1, mem_mb=1024)]
     # zz is met first (fewer free cpus); with nothing good enough the tie goes to aa.
-    assert hosts_of(Matcher(good_enough=1.0).schedule_once(work, fresh(zz, aa))) == {"j/w0": "aa"}
-    assert hosts_of(Matcher(good_enough=1.0).schedule_once(work, fresh(aa, zz))) == {"j/w0": "aa"}
+    matcher = Matcher(fitness=fitness, good_enough=1.0)
+    assert hosts_of(matcher.schedule_once(work, fresh(zz, aa))) == {"j/w0": "aa"}
+    assert hosts_of(matcher.schedule_once(work, fresh(aa, zz))) == {"j/w0": "aa"}
 
 
 # -- the fast paths place exactly where the plain rule says ----------------------------------
