@@ -9,6 +9,7 @@ import tornado.web
 from webapi import handlers as h
 from webapi import job_streams as js
 from webapi import streams as s
+from webapi.web_ui import ui_routes
 
 JOB_ID = r"([^/]+)"
 NAME = r"([^/]+)"
@@ -56,7 +57,7 @@ def make_app(gateway, **settings) -> tornado.web.Application:
         (r"/api/v1/admin/actors/?", h.AdminActorsHandler),
     ]
     return tornado.web.Application(
-        [(pattern, handler, kw) for pattern, handler in routes],
+        [(pattern, handler, kw) for pattern, handler in routes] + ui_routes(),
         default_handler_class=h.NotFoundHandler, default_handler_args=kw,
         started_at=time.time(), **settings,
     )

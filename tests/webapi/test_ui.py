@@ -1,0 +1,321 @@
+"""The web UI in a real browser: headless Chromium (Debian's chromium and chromium-driver,
+through Selenium) against a real master and agent.
+
+Each test gets its own master and agent (the ``cluster`` fixture); one browser serves the
+module.  Waits are explicit and bounded; screenshots go under pytest's tmp dir, and also to
+``docs/`` when ``MANTIS_UI_DOCS=1`` (how docs/ui-overview.png and docs/ui-job.png are made).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mantis.tooling.local_processes import wait_for
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                reason="needs Debian's chromium and chromium-driver (scripts/install_browser.sh)")
+
+WAIT_S = 45
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+KEYED = {"name": "ui-keyed", "url": "mantis.examples.keyed_count:job", "version": "1",
+         "parameters": [{"name": "rate", "value": 200}, {"name": "keys", "value": 20}],
+         "schedulingInfo": {"stages": {
+             "1": {"numberOfInstances": 1, "machineDefinition": {"cpuCores": 0.5, "memoryMB": 128}},
+             "2": {"numberOfInstances": 2, "scalable": True, "scalingPolicy": {"min": 1, "max": 8},
+                   "machineDefinition": {"cpuCores": 0.5, "memoryMB": 128}}}},
+         "jobSla": {"durationType": "Perpetual"}}
+CLICKS = {"name": "ui-clicks", "url": "mantis.examples.synthetic:job", "version": "1",
+          "parameters": [{"name": "rate", "value": 100}],
+          "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1,
+                                              "machineDefinition": {"cpuCores": 0.5, "memoryMB": 128}}}},
+          "jobSla": {"durationType": "Perpetual"}}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module, quit (with its driver) even when a test fails."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1440,1000", "--no-first-run", "--disable-extensions"):
+        options.add_argument(arg)
+    # The network log lets a test see the headers a request really carried.
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        yield driver
+    finally:
+        try:
+            driver.quit()
+        finally:
+            service.stop()
+
+
+@pytest.fixture
+def ui(browser, cluster, tmp_path):
+    """The browser on the UI of this test's master, the token setting cleared.
+
+    A wait that times out leaves a screenshot and the browser's console in ``tmp_path``.
+    """
+    browser.get(cluster.url + "/")
+    browser.execute_script("localStorage.clear()")
+    browser.get(cluster.url + "/")
+    browser.failure_dir = tmp_path
+    yield browser
+    browser.failure_dir = None
+    browser.get("about:blank")  # closes the page's streams before the master stops
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    """Write a screenshot as a test artifact (and to docs/ when MANTIS_UI_DOCS=1)."""
+    folder = tmp_path_factory.mktemp("ui-screenshots")
+
+    def take(driver, name: str) -> Path:
+        path = folder / f"{name}.png"
+        width, height = driver.get_window_size()["width"], driver.get_window_size()["height"]
+        page_height = driver.execute_script("window.scrollTo(0, 0); return document.documentElement.scrollHeight")
+        driver.set_window_size(width, min(max(page_height + 120, height), 2400))  # the whole page
+        try:
+            driver.save_screenshot(str(path))
+        finally:
+            driver.set_window_size(width, height)
+        if os.environ.get("MANTIS_UI_DOCS") == "1":
+            DOCS.mkdir(exist_ok=True)
+            shutil.copyfile(path, DOCS / f"{name}.png")
+        return path
+
+    return take
+
+
+def until(driver, predicate, what: str, timeout: float = WAIT_S):
+    """Wait for ``predicate(driver)`` to be truthy, tolerating re-rendered elements."""
+    def check(d):
+        try:
+            return predicate(d)
+        except StaleElementReferenceException:
+            return False
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.2).until(check, message=f"waiting for {what}")
+    except TimeoutException:
+        folder = getattr(driver, "failure_dir", None)
+        if folder is not None:
+            driver.save_screenshot(str(folder / "timeout.png"))
+            (folder / "console.json").write_text(json.dumps(driver.get_log("browser"), indent=1))
+        raise
+
+
+def requests_sent(driver) -> list[dict]:
+    """The requests the page sent since the last call (Chrome's network log)."""
+    sent = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            sent.append(message["params"]["request"])
+    return sent
+
+
+def rows(driver, css: str):
+    return driver.find_elements(By.CSS_SELECTOR, css)
+
+
+def worker_states(driver, stage: int | None = None) -> list[str]:
+    css = "#workers tr[data-worker]" + (f'[data-stage="{stage}"]' if stage else "")
+    return [r.get_attribute("data-state") for r in rows(driver, css)]
+
+
+def all_started(driver, count: int, stage: int | None = None) -> bool:
+    states = worker_states(driver, stage)
+    return len(states) == count and set(states) == {"Started"}
+
+
+def submit_by_api(cluster, definition: dict) -> str:
+    status, body = cluster.call("POST", "/api/v1/jobClusters", definition)
+    assert status == 201, body
+    status, job = cluster.call("POST", f"/api/v1/jobClusters/{definition['name']}/jobs",
+                               {"name": definition["name"], "user": "test"})
+    assert status == 201, job
+    return job["jobMetadata"]["jobId"]
+
+
+def open_job(driver, cluster, job_id: str) -> None:
+    driver.get(f"{cluster.url}/#/job/{job_id}")
+    until(driver, lambda d: d.find_element(By.CSS_SELECTOR, ".job-head h2").text == job_id, f"{job_id}'s page")
+
+
+def mark_page(driver) -> None:
+    """Leave a mark in the page's window: it survives anything but a reload."""
+    driver.execute_script("window.__sameDocument = 'yes'")
+
+
+def page_not_reloaded(driver) -> bool:
+    return driver.execute_script("return window.__sameDocument") == "yes"
+
+
+def test_cluster_created_and_submitted_from_the_page_reaches_started(ui, cluster, shots):
+    until(ui, lambda d: "No clusters yet" in d.find_element(By.ID, "clusters").text, "the empty cluster list")
+    ui.find_element(By.CSS_SELECTOR, "#create summary").click()
+    area = ui.find_element(By.ID, "definition")
+    area.clear()
+    area.send_keys(json.dumps(KEYED))
+    ui.find_element(By.ID, "create-cluster").click()
+    until(ui, lambda d: rows(d, 'tr[data-cluster="ui-keyed"]'), "the new cluster's row")
+    assert cluster.call("GET", "/api/v1/jobClusters/ui-keyed")[0] == 200
+
+    mark_page(ui)
+    ui.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui-keyed"] button[data-act="submit"]').click()
+    until(ui, lambda d: d.current_url.endswith("#/job/ui-keyed-1"), "the job's page after submit")
+    until(ui, lambda d: all_started(d, 3), "three Started workers")
+    assert page_not_reloaded(ui)
+    # The graph draws source, both stages and sink; rates come from two heartbeats' counters.
+    until(ui, lambda d: "in 0.0/s" not in d.find_element(By.CSS_SELECTOR, '.stage[data-stage="2"]').text,
+          "stage 2's live input rate")
+    graph = ui.find_element(By.ID, "graph").text
+    for label in ("source", "stage 1 · 1/1 started", "stage 2 · 2/2 started", "sink"):
+        assert label in graph
+    until(ui, lambda d: d.find_elements(By.CSS_SELECTOR, "#status li"), "status changes pushed by the stream")
+    ui.find_element(By.ID, "tail-toggle").click()
+    until(ui, lambda d: len(d.find_element(By.ID, "tail").text.splitlines()) >= 8, "the output tail")
+    shots(ui, "ui-job")
+
+    ui.find_element(By.LINK_TEXT, "← overview").click()
+    until(ui, lambda d: "Started 3" in d.find_element(By.CSS_SELECTOR, 'tr[data-job="ui-keyed-1"]').text,
+          "the job's worker counts on the overview")
+    agent = ui.find_element(By.CSS_SELECTOR, "#agents tr[data-agent]").text
+    assert "ui-keyed-1/w1" in agent
+    shots(ui, "ui-overview")
+
+
+def test_output_tail_receives_filtered_sampled_events(ui, cluster):
+    job_id = submit_by_api(cluster, CLICKS)
+    open_job(ui, cluster, job_id)
+    until(ui, lambda d: all_started(d, 1), "the worker Started")
+    ui.find_element(By.ID, "tail-filter").send_keys('event == "click"')
+    requests_sent(ui)  # only what the tail sends from here on
+    ui.find_element(By.ID, "tail-sample").send_keys("200")
+    ui.find_element(By.ID, "tail-toggle").click()
+    until(ui, lambda d: len(d.find_element(By.ID, "tail").text.splitlines()) >= 5, "five events in the tail")
+    events = [json.loads(line) for line in ui.find_element(By.ID, "tail").text.splitlines()]
+    assert {e["event"] for e in events} == {"click"}
+    assert "events" in ui.find_element(By.ID, "tail-count").text
+    tails = [r["url"] for r in requests_sent(ui) if f"/api/v1/jobs/{job_id}/output" in r["url"]]
+    assert tails and "sampleMSec=200" in tails[0] and "filter=event+%3D%3D+%22click%22" in tails[0], tails
+
+    # A filter the master refuses is reported in the page, not swallowed.
+    ui.find_element(By.ID, "tail-toggle").click()  # stop
+    box = ui.find_element(By.ID, "tail-filter")
+    box.clear()
+    box.send_keys("value >=")
+    ui.find_element(By.ID, "tail-toggle").click()
+    until(ui, lambda d: "stream ended" in d.find_element(By.ID, "tail-count").text, "the refused filter's message")
+
+
+def test_scaling_a_stage_shows_new_workers_without_reload(ui, cluster):
+    job_id = submit_by_api(cluster, KEYED)
+    open_job(ui, cluster, job_id)
+    until(ui, lambda d: all_started(d, 3), "three Started workers")
+    mark_page(ui)
+    Select(ui.find_element(By.ID, "scale-stage")).select_by_value("2")
+    count = ui.find_element(By.ID, "scale-count")
+    count.clear()
+    count.send_keys("4")
+    ui.find_element(By.CSS_SELECTOR, "#scale-form button").click()
+    until(ui, lambda d: all_started(d, 4, stage=2), "four Started workers in stage 2")
+    until(ui, lambda d: "stage 2 · 4/4 started" in d.find_element(By.ID, "graph").text, "the graph's stage 2")
+    assert page_not_reloaded(ui)
+    status, job = cluster.call("GET", f"/api/v1/jobs/{job_id}")
+    assert [s["numWorkers"] for s in job["stageMetadataList"]] == [1, 4]
+
+
+def test_resubmitted_worker_is_replaced_on_the_page(ui, cluster):
+    job_id = submit_by_api(cluster, CLICKS)
+    open_job(ui, cluster, job_id)
+    until(ui, lambda d: all_started(d, 1), "the worker Started")
+    mark_page(ui)
+    ui.find_element(By.CSS_SELECTOR, 'tr[data-worker="1"] button[data-resubmit]').click()
+    until(ui, lambda d: [r.get_attribute("data-worker") for r in rows(d, "#workers tr[data-worker]")] == ["2"]
+          and all_started(d, 1), "worker 2 Started in worker 1's place")
+    assert page_not_reloaded(ui)
+
+
+def test_pending_worker_shows_its_reason_and_the_job_is_killed_from_the_page(ui, cluster):
+    big = {**CLICKS, "name": "ui-big",
+           "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1,
+                                               "machineDefinition": {"cpuCores": 64, "memoryMB": 128}}}}}
+    job_id = submit_by_api(cluster, big)
+    until(ui, lambda d: "lacked cpus" in d.find_element(By.ID, "pending").text, "the pending worker's reason")
+    assert job_id in ui.find_element(By.CSS_SELECTOR, "#pending tr.pending").text
+    open_job(ui, cluster, job_id)
+    until(ui, lambda d: "lacked cpus" in d.find_element(By.CSS_SELECTOR, "#workers td.reason").text,
+          "the reason on the job's page")
+    assert "stage 1 · 0/1 started" in ui.find_element(By.ID, "graph").text
+    assert "no events" in ui.find_element(By.ID, "events").text or ui.find_elements(By.CSS_SELECTOR, "#events li")
+
+    ui.find_element(By.ID, "kill").click()
+    until(ui, lambda d: d.find_element(By.ID, "job-state").text not in ("", "Accepted", "Launched"),
+          "the killed job's state")
+    assert cluster.call("GET", f"/api/v1/jobs/{job_id}")[1]["jobMetadata"]["state"] not in ("Accepted", "Launched")
+
+
+def test_cluster_and_agent_actions_from_the_overview(ui, cluster):
+    job_id = submit_by_api(cluster, CLICKS)
+    wait_for(lambda: cluster.call("GET", f"/api/v1/jobs/{job_id}")[1]["workerMetadataList"][0]["state"] == "Started",
+             timeout=WAIT_S, what="the worker Started")
+    ui.refresh()
+    # Draining the only agent disables it and moves its worker away: the replacement waits, saying why.
+    job_row = f'tr[data-job="{job_id}"]'
+    until(ui, lambda d: "Started 1" in d.find_element(By.CSS_SELECTOR, job_row).text, "the job's row")
+    ui.find_element(By.CSS_SELECTOR, '#agents button[data-act="drain"]').click()
+    until(ui, lambda d: "disabled" in d.find_element(By.CSS_SELECTOR, "#agents tr[data-agent]").text, "agent disabled")
+    until(ui, lambda d: job_id in d.find_element(By.ID, "pending").text, "the drained worker's replacement pending")
+    reason = ui.find_element(By.CSS_SELECTOR, "#pending td.reason").text
+    assert reason
+    ui.find_element(By.CSS_SELECTOR, '#agents button[data-act="enable"]').click()
+    until(ui, lambda d: "No worker is waiting" in d.find_element(By.ID, "pending").text
+          and "Started 1" in d.find_element(By.CSS_SELECTOR, job_row).text, "the replacement Started")
+    assert cluster.call("GET", "/api/v1/agents")[1][0]["disabled"] is False
+    # Disabling a cluster kills its jobs (as in Mantis): the agent goes first.
+    until(ui, lambda d: rows(d, 'tr[data-cluster="ui-clicks"]'), "the cluster's row")
+    ui.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui-clicks"] button[data-act="disableCluster"]').click()
+    until(ui, lambda d: "disabled" in d.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui-clicks"]').text,
+          "the cluster shown disabled")
+    assert cluster.call("GET", "/api/v1/jobClusters/ui-clicks")[1]["disabled"] is True
+    ui.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui-clicks"] button[data-act="enableCluster"]').click()
+    until(ui, lambda d: rows(d, 'tr[data-cluster="ui-clicks"] button[data-act="disableCluster"]'), "enabled again")
+    assert cluster.call("GET", "/api/v1/jobClusters/ui-clicks")[1]["disabled"] is False
+
+
+def test_token_from_the_settings_is_sent_as_bearer(ui, cluster):
+    requests_sent(ui)  # drop what earlier pages sent
+    box = ui.find_element(By.ID, "token")
+    box.send_keys("s3cret-token")
+    ui.find_element(By.CSS_SELECTOR, "#token-form button").click()
+    assert ui.execute_script("return localStorage.getItem('mantis.token')") == "s3cret-token"
+
+    until(ui, lambda d: any("/api/v1/" in r["url"] and r["headers"].get("Authorization") == "Bearer s3cret-token"
+                            for r in requests_sent(d)), "an API request carrying the token")
+
+
+def test_page_and_modules_are_served_and_unknown_api_paths_stay_json(cluster):
+    import urllib.request
+
+    with urllib.request.urlopen(cluster.url + "/", timeout=10) as resp:
+        page = resp.read().decode()
+    assert '<script type="module" src="/ui/main.js">' in page
+    with urllib.request.urlopen(cluster.url + "/ui/job.js", timeout=10) as resp:
+        assert "javascript" in resp.headers["Content-Type"]
+    status, body = cluster.call("GET", "/api/v1/no-such-thing")
+    assert status == 404 and "no such resource" in body["error"]
+
