@@ -237,6 +237,13 @@ def test_scaling_a_stage_shows_new_workers_without_reload(ui, cluster):
     assert page_not_reloaded(ui)
     status, job = cluster.call("GET", f"/api/v1/jobs/{job_id}")
     assert [s["numWorkers"] for s in job["stageMetadataList"]] == [1, 4]
+    # The job's events, where the master keeps them, show the scaling; else the page says there are none.
+    status, events = cluster.call("GET", f"/api/v1/jobs/{job_id}/events")
+    if status == 200:
+        until(ui, lambda d: any("scal" in li.text.lower() for li in rows(d, "#events li")), "the scaling event")
+    else:
+        assert status == 404
+        until(ui, lambda d: "no events" in d.find_element(By.ID, "events").text, "'no events'")
 
 
 def test_resubmitted_worker_is_replaced_on_the_page(ui, cluster):

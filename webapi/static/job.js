@@ -31,12 +31,15 @@ export function jobPage(app, page, jobId) {
   const $ = (id) => document.getElementById(id);
   const rates = new Map();  // workerNumber -> {at, eventsIn, eventsOut, inRate, outRate}
 
+  let eventsKept = true;  // false once the master answers 404: it keeps no job events
+
   async function refresh() {
     let job;
     const [pending, events] = await Promise.all([
       api('GET', '/api/v1/pendingWorkers').catch(() => []),
-      api('GET', `${path}/events`).catch((err) => err),
+      eventsKept ? api('GET', `${path}/events`).catch((err) => err) : null,
     ]);
+    if (events instanceof ApiError && events.status === 404) eventsKept = false;
     try { job = await api('GET', path); } catch (err) {
       if (page.open) $('workers').innerHTML = `<p class="bad">${esc(err.message)}</p>`;
       return;
@@ -51,7 +54,7 @@ export function jobPage(app, page, jobId) {
     scaleChoices(job.stageMetadataList || []);
     const waiting = new Map(items(pending).filter((p) => p.jobId === jobId).map((p) => [p.workerId, p.reasons || []]));
     $('workers').innerHTML = renderWorkers(workers, waiting);
-    $('events').innerHTML = renderEvents(events);
+    if (events) $('events').innerHTML = renderEvents(events);
   }
   const soon = debounce(refresh, 250);
 

@@ -39,7 +39,7 @@ export function overview(app, page) {
     show('jobs', jobs, renderJobs);
     show('pending', pending, renderPending);
     show('agents', agents, renderAgents);
-    follow(items(jobs).map((j) => j.jobId));
+    follow(items(jobs).slice().sort((a, b) => a.submittedAt - b.submittedAt).map((j) => j.jobId));
   }
   const soon = debounce(refresh, 300);
 
@@ -128,7 +128,7 @@ function renderAgents(agents) {
     const total = a.total || {};
     const use = a.used || {};
     const attrs = Object.entries(a.attributes || {}).map(([k, v]) => `${k}=${v}`).join(', ');
-    const workers = (a.workers || []).map((w) => jobLink(String(w).split('/')[0]).replace(/>[^<]*</, `>${esc(w)}<`));
+    const workers = (a.workers || []).map((w) => `<a href="#/job/${encodeURIComponent(String(w).split('/')[0])}">${esc(w)}</a>`);
     const toggle = a.disabled ? 'enable' : 'disable';
     return `<tr data-agent="${esc(a.agentId)}"><td>${esc(a.agentId)}${a.disabled ? ' <span class="chip bad">disabled</span>' : ''}</td>
       <td>${esc(a.hostname)}</td><td>${used(use.cpus, total.cpus)}</td><td>${used(use.memMB, total.memMB)}</td>
