@@ -28,14 +28,14 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
 WAIT_S = 45
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
-KEYED = {"name": "ui-keyed", "url": "mantis.examples.keyed_count:job", "version": "1",
+KEYED = {"name": "ui_keyed", "url": "mantis.examples.keyed_count:job", "version": "1",
          "parameters": [{"name": "rate", "value": 200}, {"name": "keys", "value": 20}],
          "schedulingInfo": {"stages": {
              "1": {"numberOfInstances": 1, "machineDefinition": {"cpuCores": 0.5, "memoryMB": 128}},
              "2": {"numberOfInstances": 2, "scalable": True, "scalingPolicy": {"min": 1, "max": 8},
                    "machineDefinition": {"cpuCores": 0.5, "memoryMB": 128}}}},
          "jobSla": {"durationType": "Perpetual"}}
-CLICKS = {"name": "ui-clicks", "url": "mantis.examples.synthetic:job", "version": "1",
+CLICKS = {"name": "ui_clicks", "url": "mantis.examples.synthetic:job", "version": "1",
           "parameters": [{"name": "rate", "value": 100}],
           "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1,
                                               "machineDefinition": {"cpuCores": 0.5, "memoryMB": 128}}}},
@@ -171,12 +171,12 @@ def test_cluster_created_and_submitted_from_the_page_reaches_started(ui, cluster
     area.clear()
     area.send_keys(json.dumps(KEYED))
     ui.find_element(By.ID, "create-cluster").click()
-    until(ui, lambda d: rows(d, 'tr[data-cluster="ui-keyed"]'), "the new cluster's row")
-    assert cluster.call("GET", "/api/v1/jobClusters/ui-keyed")[0] == 200
+    until(ui, lambda d: rows(d, 'tr[data-cluster="ui_keyed"]'), "the new cluster's row")
+    assert cluster.call("GET", "/api/v1/jobClusters/ui_keyed")[0] == 200
 
     mark_page(ui)
-    ui.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui-keyed"] button[data-act="submit"]').click()
-    until(ui, lambda d: d.current_url.endswith("#/job/ui-keyed-1"), "the job's page after submit")
+    ui.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui_keyed"] button[data-act="submit"]').click()
+    until(ui, lambda d: d.current_url.endswith("#/job/ui_keyed-1"), "the job's page after submit")
     until(ui, lambda d: all_started(d, 3), "three Started workers")
     assert page_not_reloaded(ui)
     # The graph draws source, both stages and sink; rates come from two heartbeats' counters.
@@ -191,10 +191,10 @@ def test_cluster_created_and_submitted_from_the_page_reaches_started(ui, cluster
     shots(ui, "ui-job")
 
     ui.find_element(By.LINK_TEXT, "← overview").click()
-    until(ui, lambda d: "Started 3" in d.find_element(By.CSS_SELECTOR, 'tr[data-job="ui-keyed-1"]').text,
+    until(ui, lambda d: "Started 3" in d.find_element(By.CSS_SELECTOR, 'tr[data-job="ui_keyed-1"]').text,
           "the job's worker counts on the overview")
     agent = ui.find_element(By.CSS_SELECTOR, "#agents tr[data-agent]").text
-    assert "ui-keyed-1/w1" in agent
+    assert "ui_keyed-1/w1" in agent
     shots(ui, "ui-overview")
 
 
@@ -258,7 +258,7 @@ def test_resubmitted_worker_is_replaced_on_the_page(ui, cluster):
 
 
 def test_pending_worker_shows_its_reason_and_the_job_is_killed_from_the_page(ui, cluster):
-    big = {**CLICKS, "name": "ui-big",
+    big = {**CLICKS, "name": "ui_big",
            "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1,
                                                "machineDefinition": {"cpuCores": 64, "memoryMB": 128}}}}}
     job_id = submit_by_api(cluster, big)
@@ -294,14 +294,14 @@ def test_cluster_and_agent_actions_from_the_overview(ui, cluster):
           and "Started 1" in d.find_element(By.CSS_SELECTOR, job_row).text, "the replacement Started")
     assert cluster.call("GET", "/api/v1/agents")[1][0]["disabled"] is False
     # Disabling a cluster kills its jobs (as in Mantis): the agent goes first.
-    until(ui, lambda d: rows(d, 'tr[data-cluster="ui-clicks"]'), "the cluster's row")
-    ui.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui-clicks"] button[data-act="disableCluster"]').click()
-    until(ui, lambda d: "disabled" in d.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui-clicks"]').text,
+    until(ui, lambda d: rows(d, 'tr[data-cluster="ui_clicks"]'), "the cluster's row")
+    ui.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui_clicks"] button[data-act="disableCluster"]').click()
+    until(ui, lambda d: "disabled" in d.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui_clicks"]').text,
           "the cluster shown disabled")
-    assert cluster.call("GET", "/api/v1/jobClusters/ui-clicks")[1]["disabled"] is True
-    ui.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui-clicks"] button[data-act="enableCluster"]').click()
-    until(ui, lambda d: rows(d, 'tr[data-cluster="ui-clicks"] button[data-act="disableCluster"]'), "enabled again")
-    assert cluster.call("GET", "/api/v1/jobClusters/ui-clicks")[1]["disabled"] is False
+    assert cluster.call("GET", "/api/v1/jobClusters/ui_clicks")[1]["disabled"] is True
+    ui.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui_clicks"] button[data-act="enableCluster"]').click()
+    until(ui, lambda d: rows(d, 'tr[data-cluster="ui_clicks"] button[data-act="disableCluster"]'), "enabled again")
+    assert cluster.call("GET", "/api/v1/jobClusters/ui_clicks")[1]["disabled"] is False
 
 
 def test_token_from_the_settings_is_sent_as_bearer(ui, cluster):
@@ -326,3 +326,18 @@ def test_page_and_modules_are_served_and_unknown_api_paths_stay_json(cluster):
     status, body = cluster.call("GET", "/api/v1/no-such-thing")
     assert status == 404 and "no such resource" in body["error"]
 
+
+
+def test_job_events_render_time_kind_and_message(ui):
+    """The events panel reads the events endpoint's envelope: newest first, seconds or ms times."""
+    html = ui.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import('/ui/job.js').then((m) => done(m.renderEvents({list: [
+            {at: 1700000000.5, type: 'JobLaunched', message: 'job launched'},
+            {time: 1700000001000, kind: 'StageScaled', message: 'stage 2 scaled from 2 to 4 by ui'},
+        ], prev: null, next: null, total: 2})));""")
+    assert html.index("StageScaled") < html.index("JobLaunched")
+    assert "stage 2 scaled from 2 to 4 by ui" in html and "job launched" in html
+    assert "no events" in ui.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import('/ui/job.js').then((m) => done(m.renderEvents({list: [], prev: null, next: null, total: 0})));""")

@@ -165,7 +165,8 @@ export function jobPage(app, page, jobId) {
   page.every(METRICS_MS, refresh);
 }
 
-function renderEvents(answer) {
+// The events endpoint's answer (Mantis' list envelope of {at or time, type or kind, message}) as a list.
+export function renderEvents(answer) {
   if (answer instanceof ApiError && answer.status === 404) return '<p class="muted empty">no events</p>';
   if (answer instanceof Error) return `<p class="bad">${esc(answer.message)}</p>`;
   const events = items(answer).slice(-50).reverse();
