@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,45 @@ CLICKS = {"name": "ui_clicks", "url": "mantis.examples.synthetic:job", "version"
 
 
 @pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for the module, quit (with its driver) even when a test fails."""
+def on_sigterm():
+    """Kills to carry out at once if pytest is sent SIGTERM while this module runs (then
+    SIGTERM does what it did before): by default Python would die without running any
+    teardown, leaving the browser and the services, which run in sessions of their own."""
+    kills: list = []
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum, frame):
+        for kill in reversed(kills):
+            try:
+                kill()
+            except Exception:  # kill the others all the same
+                pass
+        signal.signal(signal.SIGTERM, previous)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield kills
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture
+def live(cluster, on_sigterm):
+    """This test's master and agent (the ``cluster`` fixture), SIGKILLed on SIGTERM."""
+    on_sigterm.append(cluster.kill9)
+    yield cluster
+    on_sigterm.remove(cluster.kill9)
+
+
+@pytest.fixture(scope="module")
+def browser(on_sigterm):
+    """One headless Chromium for the module, gone (with its driver) when the module ends,
+    when a test fails, and on SIGTERM.
+
+    The driver runs in a session of its own, so its process group holds it and every
+    Chromium process: killing that group leaves nothing behind.
+    """
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -52,26 +90,36 @@ def browser():
         options.add_argument(arg)
     # The network log lets a test see the headers a request really carried.
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
-    driver = webdriver.Chrome(options=options, service=service)
+    service = webdriver.ChromeService(executable_path=CHROMEDRIVER, popen_kw={"start_new_session": True})
+
+    def kill_group() -> None:
+        if service.process is not None:
+            try:
+                os.killpg(service.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    on_sigterm.append(kill_group)
     try:
-        yield driver
-    finally:
+        driver = webdriver.Chrome(options=options, service=service)
         try:
-            driver.quit()
+            yield driver
         finally:
-            service.stop()
+            driver.quit()
+    finally:
+        kill_group()
+        on_sigterm.remove(kill_group)
 
 
 @pytest.fixture
-def ui(browser, cluster, tmp_path):
+def ui(browser, live, tmp_path):
     """The browser on the UI of this test's master, the token setting cleared.
 
     A wait that times out leaves a screenshot and the browser's console in ``tmp_path``.
     """
-    browser.get(cluster.url + "/")
+    browser.get(live.url + "/")
     browser.execute_script("localStorage.clear()")
-    browser.get(cluster.url + "/")
+    browser.get(live.url + "/")
     browser.failure_dir = tmp_path
     yield browser
     browser.failure_dir = None
@@ -315,7 +363,8 @@ def test_token_from_the_settings_is_sent_as_bearer(ui, cluster):
                             for r in requests_sent(d)), "an API request carrying the token")
 
 
-def test_page_and_modules_are_served_and_unknown_api_paths_stay_json(cluster):
+def test_page_and_modules_are_served_and_unknown_api_paths_stay_json(live):
+    cluster = live
     import urllib.request
 
     with urllib.request.urlopen(cluster.url + "/", timeout=10) as resp:
