@@ -42,6 +42,11 @@ CLICKS = {"name": "ui_clicks", "url": "mantis.examples.synthetic:job", "version"
                                               "machineDefinition": {"cpuCores": 0.5, "memoryMB": 128}}}},
           "jobSla": {"durationType": "Perpetual"}}
 
+# More cpus than the test agent has (make_config gives it 8): its worker waits.
+BIG = {**CLICKS, "name": "ui_big",
+       "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1,
+                                           "machineDefinition": {"cpuCores": 64, "memoryMB": 128}}}}}
+
 
 @pytest.fixture(scope="module")
 def on_sigterm():
@@ -243,6 +248,8 @@ def test_cluster_created_and_submitted_from_the_page_reaches_started(ui, cluster
           "the job's worker counts on the overview")
     agent = ui.find_element(By.CSS_SELECTOR, "#agents tr[data-agent]").text
     assert "ui_keyed-1/w1" in agent
+    submit_by_api(cluster, BIG)  # so that the overview's picture shows a pending worker too
+    until(ui, lambda d: "lacked cpus" in d.find_element(By.ID, "pending").text, "the pending worker")
     shots(ui, "ui-overview")
 
 
@@ -303,13 +310,12 @@ def test_resubmitted_worker_is_replaced_on_the_page(ui, cluster):
     until(ui, lambda d: [r.get_attribute("data-worker") for r in rows(d, "#workers tr[data-worker]")] == ["2"]
           and all_started(d, 1), "worker 2 Started in worker 1's place")
     assert page_not_reloaded(ui)
+    ui.find_element(By.CSS_SELECTOR, "#replaced-box summary").click()
+    until(ui, lambda d: rows(d, '#replaced tr[data-archived="1"]'), "worker 1 among the replaced workers")
 
 
 def test_pending_worker_shows_its_reason_and_the_job_is_killed_from_the_page(ui, cluster):
-    big = {**CLICKS, "name": "ui_big",
-           "schedulingInfo": {"stages": {"1": {"numberOfInstances": 1,
-                                               "machineDefinition": {"cpuCores": 64, "memoryMB": 128}}}}}
-    job_id = submit_by_api(cluster, big)
+    job_id = submit_by_api(cluster, BIG)
     until(ui, lambda d: "lacked cpus" in d.find_element(By.ID, "pending").text, "the pending worker's reason")
     assert job_id in ui.find_element(By.CSS_SELECTOR, "#pending tr.pending").text
     open_job(ui, cluster, job_id)

@@ -19,7 +19,8 @@ export function jobPage(app, page, jobId) {
     <section><h3>Stages</h3><div id="graph"></div>
       <form id="scale-form">scale stage <select id="scale-stage"></select> to
         <input id="scale-count" type="number" min="0" max="100" value="1"> workers <button type="submit">scale</button></form></section>
-    <section><h3>Workers</h3><div id="workers"></div></section>
+    <section><h3>Workers</h3><div id="workers"></div>
+      <details id="replaced-box"><summary>replaced and ended workers</summary><div id="replaced"></div></details></section>
     <section class="cols">
       <div><h3>Events</h3><div id="events"></div></div>
       <div><h3>Status changes</h3><ol id="status" class="log"></ol></div></section>
@@ -33,11 +34,14 @@ export function jobPage(app, page, jobId) {
 
   let eventsKept = true;  // false once the master answers 404: it keeps no job events
 
-  async function refresh() {
+  // Re-read the job (and the pending reasons); with `changed` (a stream said something
+  // changed) also its events and replaced workers, which change only then.
+  async function refresh(changed = false) {
     let job;
-    const [pending, events] = await Promise.all([
+    const [pending, events, archived] = await Promise.all([
       api('GET', '/api/v1/pendingWorkers').catch(() => []),
-      eventsKept ? api('GET', `${path}/events`).catch((err) => err) : null,
+      changed && eventsKept ? api('GET', `${path}/events`).catch((err) => err) : null,
+      changed ? api('GET', `${path}/archivedWorkers`).catch(() => null) : null,
     ]);
     if (events instanceof ApiError && events.status === 404) eventsKept = false;
     try { job = await api('GET', path); } catch (err) {
@@ -55,8 +59,9 @@ export function jobPage(app, page, jobId) {
     const waiting = new Map(items(pending).filter((p) => p.jobId === jobId).map((p) => [p.workerId, p.reasons || []]));
     $('workers').innerHTML = renderWorkers(workers, waiting);
     if (events) $('events').innerHTML = renderEvents(events);
+    if (archived) $('replaced').innerHTML = renderReplaced(items(archived));
   }
-  const soon = debounce(refresh, 250);
+  const soon = debounce(() => refresh(true), 250);
 
   // Rates from two heartbeats' counters, kept until a newer heartbeat comes.
   function measure(w) {
@@ -161,8 +166,15 @@ export function jobPage(app, page, jobId) {
     }
   });
 
-  refresh();
-  page.every(METRICS_MS, refresh);
+  refresh(true);
+  page.every(METRICS_MS, () => refresh(false));
+}
+
+function renderReplaced(workers) {
+  return table(['worker', 'index', 'stage', 'state', 'host', 'reason', 'resubmit of', 'ended'], workers.slice(-50).reverse().map((w) =>
+    `<tr data-archived="${esc(w.workerNumber)}"><td>${esc(w.workerNumber)}</td><td>${esc(w.workerIndex)}</td><td>${esc(w.stageNum)}</td>
+      <td>${state(w.state)}</td><td>${esc(w.slave || '')}</td><td>${esc(w.reason)}</td><td>${esc(w.resubmitOf || '')}</td>
+      <td>${ago(w.completedAt)}</td></tr>`), 'None yet.');
 }
 
 // The events endpoint's answer (Mantis' list envelope of {at or time, type or kind, message}) as a list.
