@@ -32,23 +32,26 @@ export async function api(method, path, body) {
 export const items = (answer) => Array.isArray(answer) ? answer : (answer && answer.list) || [];
 
 // Read an SSE stream with fetch (EventSource cannot send the Authorization header).
-// Calls onEvent(data, eventName) per event; onEnd(reason) once when the stream ends or
-// fails.  Returns a function that closes the stream.
-export function stream(path, onEvent, onEnd = () => {}) {
+// Calls onEvent(data, eventName) per event, and onEnd(reason, status) once: when the
+// server ends the stream (its `end` event's reason), refuses it (the HTTP status and the
+// error message), or the connection drops.  With retryMs, a dropped connection is opened
+// again after that long, as EventSource does.  Returns a function that closes the stream.
+export function stream(path, onEvent, onEnd = () => {}, retryMs = 0) {
   const ctl = new AbortController();
-  (async () => {
+  const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  async function once() {
     const res = await fetch(path, { headers: headers({ Accept: 'text/event-stream' }), signal: ctl.signal });
     if (!res.ok) {
       let message = `${res.status} ${res.statusText}`;
       try { message = (await res.json()).error || message; } catch { /* not JSON */ }
-      return onEnd(message, res.status);
+      return { reason: message, status: res.status };
     }
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
-    let ended = null;
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done) return { reason: 'connection closed', dropped: true };
       buffer += value;
       let cut;
       while ((cut = buffer.indexOf('\n\n')) >= 0) {
@@ -62,11 +65,26 @@ export function stream(path, onEvent, onEnd = () => {}) {
         }
         if (!data.length) continue;  // a comment line keeping the connection open
         const payload = JSON.parse(data.join('\n'));
-        if (name === 'end') ended = payload.reason || 'ended';
-        else onEvent(payload, name);
+        if (name === 'end') return { reason: payload.reason || 'ended', status: res.status };
+        onEvent(payload, name);
       }
     }
-    onEnd(ended || 'closed');
-  })().catch((err) => { if (err.name !== 'AbortError') onEnd(String(err)); });
+  }
+
+  (async () => {
+    for (;;) {
+      let result;
+      try { result = await once(); } catch (err) {
+        if (ctl.signal.aborted) return;
+        result = { reason: String(err), dropped: true };
+      }
+      if (result.dropped && retryMs > 0 && !ctl.signal.aborted) {
+        await pause(retryMs);
+        if (!ctl.signal.aborted) continue;
+      }
+      if (!ctl.signal.aborted) onEnd(result.reason, result.status);
+      return;
+    }
+  })();
   return () => ctl.abort();
 }

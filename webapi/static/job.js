@@ -9,6 +9,7 @@ import { graph } from './graph.js';
 const METRICS_MS = 2000;
 const TAIL_LINES = 200;
 const STATUS_LINES = 40;
+const RETRY_MS = 3000;  // a dropped status or discovery stream is opened again after this
 
 export function jobPage(app, page, jobId) {
   const path = `/api/v1/jobs/${encodeURIComponent(jobId)}`;
@@ -114,8 +115,8 @@ export function jobPage(app, page, jobId) {
     while ($('status').children.length > STATUS_LINES) $('status').lastChild.remove();
   };
   page.hold(stream(`/api/v1/jobStatusStream/${encodeURIComponent(jobId)}`, (s) => { statusLog(s); soon(); },
-    (why) => { if (page.open) statusLog({ message: `status stream ended: ${why}` }); soon(); }));
-  page.hold(stream(`/api/v1/jobDiscoveryStream/${encodeURIComponent(jobId)}`, soon, () => {}));
+    (why) => { statusLog({ message: `status stream ended: ${why}` }); soon(); }, RETRY_MS));
+  page.hold(stream(`/api/v1/jobDiscoveryStream/${encodeURIComponent(jobId)}`, soon, () => {}, RETRY_MS));
 
   let stopTail = null;
   function toggleTail() {
@@ -133,7 +134,6 @@ export function jobPage(app, page, jobId) {
       while (tail.childNodes.length > TAIL_LINES) tail.firstChild.remove();
       tail.scrollTop = tail.scrollHeight;
     }, (why) => {
-      if (!page.open) return;
       $('tail-count').textContent = `${count} events; stream ended: ${why}`;
       stopTail = null;
       $('tail-toggle').textContent = 'start tail';
