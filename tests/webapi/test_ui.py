@@ -301,6 +301,27 @@ def test_scaling_a_stage_shows_new_workers_without_reload(ui, cluster):
         until(ui, lambda d: "no events" in d.find_element(By.ID, "events").text, "'no events'")
 
 
+def test_job_page_streams_come_back_after_the_master_restarts(ui, cluster):
+    job_id = submit_by_api(cluster, {**CLICKS, "schedulingInfo": {"stages": {"1": {
+        **CLICKS["schedulingInfo"]["stages"]["1"], "scalable": True}}}})
+    open_job(ui, cluster, job_id)
+    until(ui, lambda d: all_started(d, 1), "the worker Started")
+    mark_page(ui)
+    requests_sent(ui)  # only what is sent from the restart on
+    cluster.master.kill9()
+    cluster.start_master()
+    wait_for(lambda: cluster.call("GET", "/api/v1/agents")[1], timeout=60, what="agent re-registered")
+    status, _ = cluster.call("POST", f"/api/v1/jobs/{job_id}/actions/scaleStage",
+                             {"JobId": job_id, "StageNumber": 1, "NumWorkers": 2, "User": "test", "Reason": "t"})
+    assert status == 204
+    # Only the status stream writes this log: the page re-opened it on the new master.
+    until(ui, lambda d: any(li.text.endswith("worker 2 (stage 1, index 1) Started on 127.0.0.1")
+                            for li in rows(d, "#status li")), "worker 2's start, pushed after the restart", 90)
+    until(ui, lambda d: all_started(d, 2), "two Started workers")
+    assert page_not_reloaded(ui)
+    assert any(f"/api/v1/jobStatusStream/{job_id}" in r["url"] for r in requests_sent(ui))
+
+
 def test_resubmitted_worker_is_replaced_on_the_page(ui, cluster):
     job_id = submit_by_api(cluster, CLICKS)
     open_job(ui, cluster, job_id)
