@@ -180,6 +180,11 @@ def requests_sent(driver) -> list[dict]:
     return sent
 
 
+def items(body) -> list:
+    """A list answer's items, whether an envelope ``{list, ...}`` or a bare list."""
+    return body if isinstance(body, list) else body["list"]
+
+
 def rows(driver, css: str):
     return driver.find_elements(By.CSS_SELECTOR, css)
 
@@ -367,7 +372,7 @@ def test_cluster_and_agent_actions_from_the_overview(ui, cluster):
     ui.find_element(By.CSS_SELECTOR, '#agents button[data-act="enable"]').click()
     until(ui, lambda d: "No worker is waiting" in d.find_element(By.ID, "pending").text
           and "Started 1" in d.find_element(By.CSS_SELECTOR, job_row).text, "the replacement Started")
-    assert cluster.call("GET", "/api/v1/agents")[1][0]["disabled"] is False
+    assert items(cluster.call("GET", "/api/v1/agents")[1])[0]["disabled"] is False
     # Disabling a cluster kills its jobs (as in Mantis): the agent goes first.
     until(ui, lambda d: rows(d, 'tr[data-cluster="ui_clicks"]'), "the cluster's row")
     ui.find_element(By.CSS_SELECTOR, 'tr[data-cluster="ui_clicks"] button[data-act="disableCluster"]').click()
@@ -417,3 +422,49 @@ def test_job_events_render_time_kind_and_message(ui):
     assert "no events" in ui.execute_async_script("""
         const done = arguments[arguments.length - 1];
         import('/ui/job.js').then((m) => done(m.renderEvents({list: [], prev: null, next: null, total: 0})));""")
+
+
+def test_with_tokens_required_the_page_acts_only_with_a_saved_token(browser, tmp_path, on_sigterm):
+    """Where the master requires tokens (its [access] section), a mutation from the page
+    without one is refused with the master's message, and succeeds once a token is saved."""
+    from mantis.config import ConfigError
+    from mantis.tooling.local_processes import LocalCluster
+    from tests.support import make_config
+
+    token = "ui-test-admin-token"
+    try:
+        config = make_config(tmp_path, **{"access.tokens": f'{{"{token}" = "admin"}}'})
+    except ConfigError as error:
+        pytest.skip(f"this master has no access tokens: {error}")
+    guarded = LocalCluster(config, tmp_path)
+    on_sigterm.append(guarded.kill9)
+    try:
+        guarded.start()
+        browser.get(guarded.url + "/")
+        browser.execute_script("localStorage.clear()")
+        browser.get(guarded.url + "/")
+        until(browser, lambda d: "No clusters yet" in d.find_element(By.ID, "clusters").text, "the (open) lists")
+        browser.find_element(By.CSS_SELECTOR, "#create summary").click()
+        area = browser.find_element(By.ID, "definition")
+        area.clear()
+        area.send_keys(json.dumps(CLICKS))
+        browser.find_element(By.ID, "create-cluster").click()
+        until(browser, lambda d: "bearer token" in d.find_element(By.ID, "toast").text, "the refusal's message")
+        assert guarded.call("GET", "/api/v1/jobClusters/ui_clicks")[0] == 404
+
+        browser.find_element(By.ID, "token").send_keys(token)
+        browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        browser.find_element(By.CSS_SELECTOR, "#create summary").click()
+        area = browser.find_element(By.ID, "definition")
+        area.clear()
+        area.send_keys(json.dumps(CLICKS))
+        browser.find_element(By.ID, "create-cluster").click()
+        until(browser, lambda d: rows(d, 'tr[data-cluster="ui_clicks"]'), "the cluster created with the token")
+        # An admin action (agents) passes too.
+        browser.find_element(By.CSS_SELECTOR, '#agents button[data-act="disable"]').click()
+        until(browser, lambda d: "disabled" in d.find_element(By.CSS_SELECTOR, "#agents tr[data-agent]").text,
+              "the agent disabled with the token")
+    finally:
+        browser.get("about:blank")
+        guarded.stop()
+        on_sigterm.remove(guarded.kill9)
