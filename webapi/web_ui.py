@@ -24,6 +24,21 @@ class UiFileHandler(tornado.web.StaticFileHandler):
 Route = tuple[str | tornado.routing.Matcher, type[tornado.web.RequestHandler], dict[str, Any]]
 
 
+def openapi_paths() -> dict[str, Any]:
+    """The UI's routes as OpenAPI path items, for the API's document: ``/`` and each file
+    under ``/ui/`` (HTML, JavaScript or CSS, not JSON)."""
+    def get(summary: str, content_type: str | None = None) -> dict[str, Any]:
+        ok: dict[str, Any] = {"description": "ok"}
+        if content_type:
+            ok["content"] = {content_type: {"schema": {"type": "string"}}}
+        return {"get": {"summary": summary, "tags": ["ui"], "responses": {"200": ok}}}
+
+    paths = {"/": get("The web UI's page", "text/html")}
+    for file in sorted(STATIC_DIR.iterdir()):
+        paths[f"/ui/{file.name}"] = get(f"The web UI's {file.suffix.lstrip('.')} file {file.name}")
+    return paths
+
+
 def ui_routes() -> list[Route]:
     """Routes serving the UI: ``/`` is its page, ``/ui/<file>`` its modules and styles."""
     static: dict[str, Any] = {"path": str(STATIC_DIR)}

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mantis.tooling.local_processes import wait_for
+from webapi import web_ui
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
@@ -404,6 +405,12 @@ def test_page_and_modules_are_served_and_unknown_api_paths_stay_json(live):
     assert '<script type="module" src="/ui/main.js">' in page
     with urllib.request.urlopen(cluster.url + "/ui/job.js", timeout=10) as resp:
         assert "javascript" in resp.headers["Content-Type"]
+    # What the UI's routes tell the API's OpenAPI document is all served.
+    described = web_ui.openapi_paths()
+    assert "/" in described and "/ui/main.js" in described and "/ui/style.css" in described
+    for path in described:
+        with urllib.request.urlopen(cluster.url + path, timeout=10) as resp:
+            assert resp.status == 200, path
     status, body = cluster.call("GET", "/api/v1/no-such-thing")
     assert status == 404 and "no such resource" in body["error"]
 
