@@ -10,6 +10,7 @@ from webapi import handlers as h
 from webapi import job_streams as js
 from webapi import metrics as m
 from webapi import streams as s
+from webapi.web_ui import ui_routes
 
 JOB_ID = r"([^/]+)"
 NAME = r"([^/]+)"
@@ -61,7 +62,7 @@ def make_app(gateway, **settings) -> tornado.web.Application:
     # Request latency by route pattern, observed as each request is logged (webapi/metrics.py).
     metrics = settings.pop("metrics", None) or m.MasterMetrics([pattern for pattern, _ in routes])
     return tornado.web.Application(
-        [(pattern, handler, kw) for pattern, handler in routes],
+        [(pattern, handler, kw) for pattern, handler in routes] + ui_routes(),
         default_handler_class=h.NotFoundHandler, default_handler_args=kw,
         started_at=time.time(), metrics=metrics, log_function=metrics.requests.log_request, **settings,
     )

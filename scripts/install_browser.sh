@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install Debian's Chromium and its WebDriver (used by the web UI's browser tests).
+# Idempotent: does nothing when both chromium and chromedriver are already there.
+# Needs root (or sudo).
+set -euo pipefail
+
+if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    echo "chromium already installed: $(command -v chromium), $(command -v chromedriver)"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q chromium chromium-driver
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "chromium packages installed but chromium or chromedriver is missing" >&2
+    exit 1
+fi
+echo "chromium installed: $(command -v chromium), $(command -v chromedriver)"
