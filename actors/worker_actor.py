@@ -15,8 +15,7 @@ import os
 from actors.base import MantisActor
 from actors.messages import RunWorker, UpdateUpstream, WorkerReport
 from mantis.runtime.process_stats import ProcessStats
-from mantis.runtime.stage_worker import StageWorker
-from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
+from mantis.runtime.worker_launch import build_stage_worker, worker_metrics
 
 log = logging.getLogger("mantis.worker")
 
@@ -38,12 +37,7 @@ class WorkerActor(MantisActor):
         self.phase = "running"
         self._report("StartInitiated")
         try:
-            job = load_job(self.spec.entry_point)
-            params = resolve_parameters(job, self.spec.parameters)
-            context = Context(job_id=self.spec.job_id, worker_index=self.spec.index,
-                              worker_number=self.spec.number, stage_number=self.spec.stage,
-                              parameters=params, workers_in_stage=self.spec.workers_in_stage)
-            self.worker = self._stage_worker(job, context, self.spec.ports[0] if self.spec.ports else 0)
+            self.worker = build_stage_worker(self.spec)
             self.worker.start()
         except Exception as exc:  # user code may raise anything; the worker fails, not the agent
             self._end("Failed", f"could not start: {type(exc).__name__}: {exc}")
@@ -53,16 +47,6 @@ class WorkerActor(MantisActor):
                  self.spec.stage, self.worker.port)
         self.start_ticking(msg.heartbeat_interval_s)
 
-    def _stage_worker(self, job, context, port: int):
-        try:
-            return StageWorker(job, context, host="0.0.0.0", port=port)
-        except OSError as exc:
-            # A process outside the scheduler's knowledge holds the offered port; serve on
-            # any free one and report it, rather than fail and be replaced onto the same port.
-            log.warning("worker %s: port %d unavailable (%s); using a free port", self.spec.worker_key,
-                        port, exc.strerror)
-            return StageWorker(job, context, host="0.0.0.0", port=0)
-
     def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
         if self.worker is not None and self.spec.stage > 1 and self.phase == "running":
             self.worker.update_upstream([tuple(e) for e in msg.endpoints], msg.upstream_finished)
@@ -70,12 +54,7 @@ class WorkerActor(MantisActor):
                      "; the upstream stage has completed" if msg.upstream_finished else "")
 
     def metrics(self) -> dict:
-        m = {"pid": os.getpid(), "host": self.spec.host or "127.0.0.1"}
-        if self.process_stats is not None:
-            m.update(self.process_stats.sample())
-        if self.worker is not None:
-            m.update(self.worker.metrics().to_json())
-        return m
+        return worker_metrics(self.spec, self.worker, self.process_stats)
 
     def _report(self, status: str, reason: str = "") -> None:
         self.send(self.agent, WorkerReport(self.spec.worker_key, status, reason, self.metrics()))

@@ -122,6 +122,7 @@ class SchedulerConfig(Section):
     launch_confirm_s: float = 5.0
     batch_window_s: float = 0.05
     tick_s: float = 1.0
+    resource_manager: str = "agents"
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,26 @@ class AgentConfig(Section):
 
 
 @dataclass(frozen=True)
+class MesosConfig(Section):
+    """``[mesos]``: the Mesos master the scheduler subscribes to as a framework, used
+    when ``scheduler.resource_manager = "mesos"`` (see ``scheduler/mesos_manager.py``).
+
+    ``master`` is ``http://host:5050`` or ``zk://host:2181/mesos``; ``offer_hold_s`` is
+    how long an unused offer is kept before it is declined with a ``refuse_s`` filter.
+    """
+
+    master: str = "http://127.0.0.1:5050"
+    framework_name: str = "mantis"
+    role: str = "*"
+    principal: str = ""
+    user: str = ""
+    failover_timeout_s: float = 604800.0
+    offer_hold_s: float = 5.0
+    refuse_s: float = 30.0
+    worker_command: str = ""
+
+
+@dataclass(frozen=True)
 class Config(Section):
     """The whole master/agent config: one frozen section dataclass per TOML table."""
 
@@ -153,6 +174,7 @@ class Config(Section):
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
+    mesos: MesosConfig = field(default_factory=MesosConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with ``values`` set in ``section`` (checked like a file's values)."""

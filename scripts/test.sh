@@ -3,7 +3,7 @@
 # Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q -e '.[test]'
+python3 -m pip install -q -e '.[test,mesos]'   # mesos: the Mesos client, for tests/mesos
 bash scripts/install_zookeeper.sh   # a real ZooKeeper for the HA tests (Debian's package)
 python3 -m ruff check mantis actors scheduler webapi   # lint (.ruff.toml)
 python3 -m mypy                                         # types (setup.cfg [mypy])

@@ -8,6 +8,7 @@ import tornado.web
 from webapi import handlers as h
 from webapi import job_streams as js
 from webapi import streams as s
+from webapi.mesos_handlers import MesosWorkerReportHandler
 
 JOB_ID = r"([^/]+)"
 NAME = r"([^/]+)"
@@ -46,6 +47,7 @@ def make_app(gateway, **settings) -> tornado.web.Application:
         (r"/api/v1/agents/([^/]+)/actions/([A-Za-z]+)/?", h.AgentActionHandler),
         (r"/api/v1/pendingWorkers/?", h.PendingWorkersHandler),
         (r"/api/v1/admin/actors/?", h.AdminActorsHandler),
+        (r"/api/v1/mesos/workerReports/?", MesosWorkerReportHandler),
     ]
     return tornado.web.Application(
         [(pattern, handler, kw) for pattern, handler in routes],

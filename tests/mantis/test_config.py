@@ -46,7 +46,7 @@ def test_config_is_frozen_reads_as_attributes_or_mapping_and_pickles():
 
 def test_to_dict_is_the_plain_json_view_of_every_section():
     d = config.load(None).to_dict()
-    assert set(d) == {"master", "store", "leader_election", "workers", "scheduler", "agent"}
+    assert set(d) == {"master", "store", "leader_election", "workers", "scheduler", "agent", "mesos"}
     assert d["workers"]["backoff_steps_s"] == [0, 5, 10, 30, 60, 120, 600] and d["agent"]["attributes"] == {}
     assert all(type(v) is dict for v in d.values())
 

@@ -1,0 +1,43 @@
+"""Starting one worker's stage from its spec: the one code path the WorkerActor (under
+an agent of ours) and the plain ``mantis worker`` command (a Mesos task) share."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from mantis.runtime.process_stats import ProcessStats
+from mantis.runtime.stage_worker import StageWorker
+from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
+
+log = logging.getLogger("mantis.worker")
+
+
+def build_stage_worker(spec: Any) -> StageWorker:
+    """Load the job of ``spec``, resolve its parameters and build (not start) the stage
+    worker serving on the spec's first port.  Raises whatever the user's code raises.
+
+    A process outside the scheduler's knowledge may hold the offered port: the worker
+    then serves on any free one and reports it, rather than fail and be replaced onto
+    the same port."""
+    job = load_job(spec.entry_point)
+    params = resolve_parameters(job, spec.parameters)
+    context = Context(job_id=spec.job_id, worker_index=spec.index, worker_number=spec.number,
+                      stage_number=spec.stage, parameters=params, workers_in_stage=spec.workers_in_stage)
+    port = spec.ports[0] if spec.ports else 0
+    try:
+        return StageWorker(job, context, host="0.0.0.0", port=port)
+    except OSError as exc:
+        log.warning("worker %s: port %d unavailable (%s); using a free port", spec.worker_key, port, exc.strerror)
+        return StageWorker(job, context, host="0.0.0.0", port=0)
+
+
+def worker_metrics(spec: Any, worker: StageWorker | None, stats: ProcessStats | None) -> dict:
+    """What a worker reports with each heartbeat: its pid and host, the process's CPU and
+    memory, and the stage worker's counters."""
+    m: dict = {"pid": os.getpid(), "host": spec.host or "127.0.0.1"}
+    if stats is not None:
+        m.update(stats.sample())
+    if worker is not None:
+        m.update(worker.metrics().to_json())
+    return m
