@@ -263,7 +263,7 @@ class MesosDouble:
     def _emit(self, framework_id: str, event: dict) -> None:
         fw = self.frameworks.get(framework_id)
         if event["type"] != "HEARTBEAT":
-            self.events.append({"framework": framework_id, "event": event})
+            self.events.append({"framework": framework_id, "event": event, "at": self.clock()})
         if fw is not None and fw.connected:
             self.send(framework_id, event)
 
@@ -438,6 +438,16 @@ class MesosDouble:
             return
         log.info("task %s running on %s (pid %d, ports %s)", task.task_id, task.agent_id, task.proc.pid, ports)
         self._update(task, "TASK_RUNNING")
+
+    def inject_task(self, framework_id: str, info: dict) -> None:
+        """Run a task for a framework as if it had launched it (a test's way to give a
+        framework a task it does not know of, e.g. one its earlier incarnation lost)."""
+        if framework_id not in self.frameworks:
+            raise CallError(404, f"no framework {framework_id}")
+        agent_id = info["agent_id"]["value"]
+        self._agent(agent_id)
+        self._launch(Task(info["task_id"]["value"], framework_id, agent_id, Resources.parse(info.get("resources")),
+                          info))
 
     def _call_kill(self, fw: Framework, body: dict) -> None:
         task_id = (body.get("task_id") or {}).get("value")
@@ -703,7 +713,18 @@ def make_app(double: MesosDouble):
                 return
             self.finish({"ok": True})
 
+    class InjectHandler(tornado.web.RequestHandler):
+        def post(self, framework_id):
+            try:
+                double.inject_task(framework_id, json.loads(self.request.body))
+            except CallError as exc:
+                self.set_status(exc.status)
+                self.finish(exc.message)
+                return
+            self.set_status(201)
+
     return tornado.web.Application([
+        (r"/double/frameworks/([^/]+)/tasks", InjectHandler),
         (r"/api/v1/scheduler", SchedulerHandler),
         (r"/double/state", StateHandler),
         (r"/double/agents", AgentsHandler),
