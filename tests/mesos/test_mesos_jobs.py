@@ -30,3 +30,61 @@ def test_a_two_stage_keyed_job_on_mesos_streams_exact_counts_to_its_subscriber(m
         owners[u["user"]].add(u["workerNumber"])
     assert all(len(n) == 1 for n in owners.values())
     assert get_job(cluster, job_id)["state"] == "Completed"
+
+
+def running(double) -> dict:
+    return {tid: t for tid, t in double.state()["tasks"].items() if t["state"] == "TASK_RUNNING"}
+
+
+def test_scaling_a_stage_up_and_down_launches_and_kills_mesos_tasks(mesos_master, double):
+    from mantis.tooling.local_processes import wait_for
+    from tests.e2e.test_multi_stage_job import stage_workers, streaming
+
+    cluster = mesos_master
+    job_id = submit_keyed_count(cluster, rate=500, keys=50, limit=0, max_counters=4)
+    wait_for(lambda: streaming(cluster, job_id), timeout=60, interval=0.5, what="streaming")
+
+    def scale(n):
+        status, body = cluster.call("POST", f"/api/v1/jobs/{job_id}/actions/scaleStage",
+                                    {"JobId": job_id, "StageNumber": 2, "NumWorkers": n, "User": "e2e"})
+        assert status == 200, body
+
+    scale(4)
+    wait_for(lambda: len(running(double)) == 5 and len(stage_workers(get_job(cluster, job_id), 2)) == 4
+             and all(w["state"] == "Started" for w in get_job(cluster, job_id)["workers"]),
+             timeout=60, interval=0.5, what="four counters as Mesos tasks")
+    scale(1)
+    wait_for(lambda: len(running(double)) == 2 and len(stage_workers(get_job(cluster, job_id), 2)) == 1,
+             timeout=60, interval=0.5, what="one counter left")
+    kills = [c["body"]["kill"]["task_id"]["value"] for c in double.state()["calls"] if c["type"] == "KILL"]
+    assert len(set(kills)) == 3  # a stop may be repeated (the job retries until the worker ends)
+    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200
+    wait_for(lambda: not running(double), timeout=30, what="the job's tasks killed")
+
+
+def test_hard_constraints_on_mesos_agent_attributes_are_honoured_and_explained_when_unmet(mesos_master, double):
+    from mantis.tooling.local_processes import wait_for
+
+    cluster = mesos_master
+
+    def submit(name, zone):
+        definition = {"name": name, "url": "mantis.examples.synthetic:job",
+                      "schedulingInfo": {"stages": {"1": {"numberOfInstances": 2,
+                                                          "machineDefinition": {"cpuCores": 1, "memoryMB": 128},
+                                                          "hardConstraints": [["zone", "IS", zone]]}}}}
+        assert cluster.call("POST", "/api/v1/jobClusters", definition)[0] == 201
+        return cluster.call("POST", f"/api/v1/jobClusters/{name}/jobs", {})[1]["jobId"]
+
+    in_b = submit("inzoneb", "b")
+    wait_for(lambda: len([t for tid, t in running(double).items() if tid.startswith(in_b)]) == 2, timeout=60,
+             interval=0.5, what="two tasks")
+    assert {t["agent_id"] for tid, t in running(double).items() if tid.startswith(in_b)} == {"agent-b"}
+    nowhere = submit("inzonec", "c")
+    pending = wait_for(lambda: [p for p in cluster.call("GET", "/api/v1/pendingWorkers")[1]
+                                if p["jobId"] == nowhere and "zone" in " ".join(p["reasons"])],
+                       timeout=30, interval=0.5, what="why the zone-c workers wait")
+    assert any("agent-a" in r or "agent-b" in r or "zone" in r for r in pending[0]["reasons"])
+    assert not [tid for tid in running(double) if tid.startswith(nowhere)]
+    for job_id in (in_b, nowhere):
+        assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200
+    wait_for(lambda: not running(double), timeout=30, what="the tasks killed")
