@@ -1,10 +1,16 @@
 """The link to a Mesos master, over avmesos (the Mesos v1 scheduler HTTP API client).
 
-avmesos does the protocol: SUBSCRIBE and its RecordIO event stream, the calls, and
-acknowledging each status update that carries a uuid.  Its loop blocks, so it runs on
-a thread of its own and hands every event to a queue that the framework's actor
-drains; the calls are made from the actor's own thread.  A dropped stream is
-subscribed again (with the framework id, so Mesos keeps the tasks) after a second.
+avmesos does the protocol: SUBSCRIBE, the calls, and acknowledging each status update
+that carries a uuid.  Its loop blocks, so it runs on a thread of its own and hands
+every event to a queue that the framework's actor drains; the calls are made from the
+actor's own thread.  A dropped stream is subscribed again (with the framework id, so
+Mesos keeps the tasks) after a second.
+
+One part of avmesos is replaced: its event loop reads the RecordIO stream with
+``iter_lines``, which holds each record back until the next one arrives (a record ends
+without a newline), so every event would wait for the next, at worst a heartbeat
+(15 s on a real master).  ``FramedClient`` reads the records as their bytes arrive
+(``read_records``) and hands each to avmesos' own handling of that event type.
 """
 from __future__ import annotations
 
@@ -12,9 +18,71 @@ import json
 import logging
 import queue
 import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 log = logging.getLogger("mantis.mesos")
+
+
+def read_records(chunks: Iterable[bytes]) -> Iterator[dict]:
+    """The events of a RecordIO stream (``<length>\\n<json>``, back to back) as soon as
+    each record's bytes are in, whatever the chunking."""
+    buf = b""
+    for data in chunks:
+        buf += data
+        while True:
+            newline = buf.find(b"\n")
+            if newline < 0:
+                break
+            size = int(buf[:newline])
+            end = newline + 1 + size
+            if len(buf) < end:
+                break
+            yield json.loads(buf[newline + 1:end])
+            buf = buf[end:]
+
+
+def framed_client_class():
+    """avmesos' MesosClient with its event loop reading whole records as they arrive."""
+    from avmesos.client import MesosClient
+    from avmesos.offers import Offer
+    from avmesos.update import Update
+
+    class FramedClient(MesosClient):
+        # Named as avmesos' private loop is after name mangling, so register() calls this one.
+        def _MesosClient__event_loop(self):
+            for body in read_records(self.long_pool.iter_content(chunk_size=None)):
+                if self.stop or self.disconnect:
+                    break
+                self._event(body)
+            return True
+
+        def _event(self, body: dict) -> None:
+            kind = body.get("type")
+            client: Any = self  # avmesos has no annotations; its attributes are set in __init__
+            ids: dict[str, Any] = {"frameworkId": client.frameworkId, "streamId": client.streamId,
+                                   "requests_auth": client.requests_auth, "verify": client.verify}
+            if kind == "SUBSCRIBED":
+                self.frameworkId = body["subscribed"]["framework_id"]["value"]
+                self.master_info = body["subscribed"].get("master_info")
+                self._MesosClient__event_subscribed()
+            elif kind == "OFFERS":
+                ids["frameworkId"] = self.frameworkId
+                self._MesosClient__event_offers([Offer(self.mesos_url, mesosOffer=o, **ids)
+                                                 for o in body["offers"].get("offers", [])])
+            elif kind == "UPDATE":
+                Update(self.mesos_url, mesosUpdate=body["update"], **ids).ack()
+                self._MesosClient__event_update(body["update"])
+            elif kind == "HEARTBEAT":
+                self._MesosClient__event_heartbeat(kind)
+            elif kind == "ERROR":
+                self._MesosClient__event_error(body["error"]["message"])
+            elif kind in ("RESCIND", "FAILURE", "MESSAGE"):
+                self._MesosClient__event_callback(kind, body[kind.lower()])
+            else:
+                log.info("mesos: event %s not handled", kind)
+
+    return FramedClient
 
 
 class MesosLink:
@@ -50,9 +118,10 @@ class MesosLink:
     def _run(self) -> None:
         from avmesos.client import MesosClient
 
+        client_class = framed_client_class()
         while not self._stop.is_set():
             cfg = self.cfg
-            client = MesosClient([cfg.master], frameworkId=self.framework_id, frameworkName=cfg.framework_name,
+            client = client_class([cfg.master], frameworkId=self.framework_id, frameworkName=cfg.framework_name,
                                  frameworkUser=self.user, max_reconnect=1)
             if cfg.role:
                 client.set_role(cfg.role)

@@ -446,8 +446,8 @@ class MesosDouble:
             raise CallError(404, f"no framework {framework_id}")
         agent_id = info["agent_id"]["value"]
         self._agent(agent_id)
-        self._launch(Task(info["task_id"]["value"], framework_id, agent_id, Resources.parse(info.get("resources")),
-                          info))
+        need = Resources.parse(info.get("resources") or [])
+        self._launch(Task(info["task_id"]["value"], framework_id, agent_id, need, info))
 
     def _call_kill(self, fw: Framework, body: dict) -> None:
         task_id = (body.get("task_id") or {}).get("value")
