@@ -19,13 +19,15 @@ pytest.importorskip("avmesos", reason="the Mesos client (pip install '.[mesos]')
 class MesosDoubleProcess:
     """``python -m mantis.tooling.mesos_double`` on a free loopback port, in its own session."""
 
-    def __init__(self, tmp: Path, agents: list[str], kill_grace_s: float = 2.0):
+    # Heartbeats every 15 s as a real master sends them: nothing may depend on a record
+    # arriving soon after another (a client reading lines would hold events back).
+    def __init__(self, tmp: Path, agents: list[str], kill_grace_s: float = 2.0, heartbeat_s: float = 15.0):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.sandbox = tmp / "mesos-sandbox"
         self.log_path = tmp / "mesos-double.log"
         self.args = [sys.executable, "-m", "mantis.tooling.mesos_double", "--port", str(self.port),
-                     "--sandbox", str(self.sandbox), "--heartbeat-s", "0.3", "--allocation-s", "0.1",
+                     "--sandbox", str(self.sandbox), "--heartbeat-s", str(heartbeat_s), "--allocation-s", "0.1",
                      "--kill-grace-s", str(kill_grace_s)]
         for a in agents:
             self.args += ["--agent", a]

@@ -31,7 +31,7 @@ def post(port, body, stream_id=None, content_type="application/json"):
 
 
 def test_subscribe_streams_recordio_events_with_a_stream_id_and_calls_are_answered_202(tmp_path):
-    d = MesosDoubleProcess(tmp_path, [agent_spec("a1", zone="z1")]).start()
+    d = MesosDoubleProcess(tmp_path, [agent_spec("a1", zone="z1")], heartbeat_s=0.5).start()
     try:
         resp, conn = post(d.port, SUBSCRIBE)
         assert resp.status == 200 and resp.getheader("Transfer-Encoding") == "chunked"
@@ -40,8 +40,8 @@ def test_subscribe_streams_recordio_events_with_a_stream_id_and_calls_are_answer
         subscribed = read_record(resp)
         assert subscribed["type"] == "SUBSCRIBED" and subscribed["subscribed"]["heartbeat_interval_seconds"] > 0
         fid = subscribed["subscribed"]["framework_id"]
-        events = [read_record(resp) for _ in range(3)]
-        offers = next(e for e in events if e["type"] == "OFFERS")["offers"]["offers"]
+        assert read_record(resp) == {"type": "HEARTBEAT"}
+        offers = next(e for e in iter(lambda: read_record(resp), None) if e["type"] == "OFFERS")["offers"]["offers"]
         (offer,) = offers
         assert offer["agent_id"]["value"] == "a1"
         assert {r["name"] for r in offer["resources"]} == {"cpus", "mem", "disk", "ports"}
