@@ -87,6 +87,12 @@ def subscribed_double(tmp_path, clock):
     return d, fw, sent
 
 
+def accept(d, fw, offer, task):
+    launch = {"type": "LAUNCH", "launch": {"task_infos": [task]}}
+    d.call({"type": "ACCEPT", "framework_id": {"value": fw.framework_id},
+            "accept": {"offer_ids": [offer["id"]], "operations": [launch]}}, fw.stream_id)
+
+
 def offers_of(sent):
     return [o for e in sent if e["type"] == "OFFERS" for o in e["offers"]["offers"]]
 
@@ -99,7 +105,7 @@ def test_a_declined_agent_is_not_offered_again_within_its_filter_and_is_after_it
     d.call({"type": "DECLINE", "framework_id": {"value": fw.framework_id},
             "decline": {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 30}}}, fw.stream_id)
     sent.clear()
-    for step in range(29):
+    for _ in range(29):
         clock.now += 1
         d.allocate()
     assert offers_of(sent) == []
@@ -148,9 +154,7 @@ def test_accepting_a_rescinded_offer_drops_the_task(tmp_path):
     task = {"name": "t", "task_id": {"value": "t1"}, "agent_id": {"value": "a1"},
             "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}],
             "command": {"value": "true"}}
-    d.call({"type": "ACCEPT", "framework_id": {"value": fw.framework_id},
-            "accept": {"offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}},
-           fw.stream_id)
+    accept(d, fw, offer, task)
     update = sent[-1]["update"]["status"]
     assert update["state"] == "TASK_DROPPED" and update["task_id"] == {"value": "t1"} and "uuid" in update
     assert d.tasks == {}
@@ -165,9 +169,7 @@ def test_a_framework_that_resubscribes_within_its_failover_timeout_keeps_its_tas
             "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}},
                           {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
             "command": {"value": "sleep 30"}}
-    d.call({"type": "ACCEPT", "framework_id": {"value": fw.framework_id},
-            "accept": {"offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}},
-           fw.stream_id)
+    accept(d, fw, offer, task)
     try:
         assert d.tasks["t1"].state == "TASK_RUNNING"
         old_stream = fw.stream_id
@@ -185,5 +187,43 @@ def test_a_framework_that_resubscribes_within_its_failover_timeout_keeps_its_tas
         clock.now += 31
         d.tick()
         assert d.frameworks == {} and d.tasks["t1"].kill_requested
+    finally:
+        d.shutdown()
+
+
+def test_kill_sends_term_then_kill_after_the_grace_period(tmp_path):
+    clock = Clock()
+    d, fw, sent = subscribed_double(tmp_path, clock)
+    d.kill_grace_s = 3.0
+    d.allocate()
+    (offer,) = offers_of(sent)
+    task = {"name": "t", "task_id": {"value": "stubborn"}, "agent_id": {"value": "a1"},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}},
+                          {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 40001, "end": 40002}]}}],
+            "command": {"value": "trap '' TERM; echo $PORT0 $PORT1 > ports; sleep 60 & wait; sleep 60"}}
+    fid = {"value": fw.framework_id}
+    d.call({"type": "ACCEPT", "framework_id": fid, "accept": {"offer_ids": [offer["id"]], "operations": [
+        {"type": "LAUNCH", "launch": {"task_infos": [task]}}]}}, fw.stream_id)
+    try:
+        t = d.tasks["stubborn"]
+        assert t.state == "TASK_RUNNING"
+        sandbox = tmp_path / "a1" / "stubborn"
+        import time
+        for _ in range(100):  # the shell writes its ports file at once
+            if (sandbox / "ports").exists() and (sandbox / "ports").read_text().strip():
+                break
+            time.sleep(0.05)
+        assert (sandbox / "ports").read_text().split() == ["40001", "40002"]
+        d.call({"type": "KILL", "framework_id": fid, "kill": {"task_id": {"value": "stubborn"},
+                                                              "agent_id": {"value": "a1"}}}, fw.stream_id)
+        time.sleep(0.5)
+        d.tick()
+        assert t.proc.poll() is None and t.state == "TASK_RUNNING"  # TERM is ignored by the command
+        clock.now += 3.1
+        d.tick()  # past the grace: SIGKILL
+        t.proc.wait(5)
+        d.tick()
+        assert t.state == "TASK_KILLED"
+        assert sent[-1]["update"]["status"]["state"] == "TASK_KILLED"
     finally:
         d.shutdown()

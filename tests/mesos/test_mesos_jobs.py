@@ -30,6 +30,9 @@ def test_a_two_stage_keyed_job_on_mesos_streams_exact_counts_to_its_subscriber(m
         owners[u["user"]].add(u["workerNumber"])
     assert all(len(n) == 1 for n in owners.values())
     assert get_job(cluster, job_id)["state"] == "Completed"
+    # Every status update that needed it was acknowledged.
+    (framework,) = double.state()["frameworks"].values()
+    assert framework["unacked"] == 0
 
 
 def running(double) -> dict:
@@ -88,3 +91,26 @@ def test_hard_constraints_on_mesos_agent_attributes_are_honoured_and_explained_w
     for job_id in (in_b, nowhere):
         assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200
     wait_for(lambda: not running(double), timeout=30, what="the tasks killed")
+
+
+def test_mesos_workers_are_found_by_discovery_on_the_ports_of_their_tasks(mesos_master, double):
+    from mantis.tooling.local_processes import wait_for
+    from tests.e2e.test_multi_stage_job import streaming
+
+    cluster = mesos_master
+    job_id = submit_keyed_count(cluster, rate=500, keys=20, limit=0)
+    wait_for(lambda: streaming(cluster, job_id), timeout=60, interval=0.5, what="streaming")
+    status, info = cluster.call("GET", "/api/v1/jobClusters/keyed/latestJobDiscoveryInfo")
+    assert status == 200 and info["jobId"] == job_id
+    tasks = running(double)
+    found = [w for ws in info["stages"].values() for w in ws]
+    assert len(found) == 3 and set(info["stages"]) == {"1", "2"}
+    for w in found:
+        task = tasks[f"{job_id}/w{w['workerNumber']}"]
+        # The port the matcher took from the offer: in the task's resources, in its
+        # environment (PORT0), and served by the worker process.
+        assert w["port"] == task["ports"][0] and w["host"] == "127.0.0.1"
+        env = {v["name"]: v["value"] for v in task["info"]["command"]["environment"]["variables"]}
+        assert f'"ports":[{w["port"]}]' in env["MANTIS_WORKER_SPEC"]
+    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200
+    wait_for(lambda: not running(double), timeout=30, what="the job's tasks killed")

@@ -22,7 +22,8 @@ def offer(offer_id, agent="a1", cpus=4.0, mem=4096.0, ports=(31000, 31009), zone
     return {"id": {"value": offer_id}, "agent_id": {"value": agent}, "hostname": f"{agent}.host",
             "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}},
                           {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}},
-                          {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": ports[0], "end": ports[1]}]}}],
+                          {"name": "ports", "type": "RANGES",
+                           "ranges": {"range": [{"begin": ports[0], "end": ports[1]}]}}],
             "attributes": [{"name": "zone", "type": "TEXT", "text": {"value": zone}},
                            {"name": "rack", "type": "SCALAR", "scalar": {"value": 3.0}}]}
 
