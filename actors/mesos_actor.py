@@ -12,6 +12,7 @@ every heartbeat interval, with a GetPending whose answer decides REVIVE or SUPPR
 """
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import logging
 import queue
@@ -22,6 +23,7 @@ from actors.base import MantisActor
 from actors.messages import (
     AgentGone,
     AgentHeartbeat,
+    AgentOfferInfo,
     DescribeActors,
     Done,
     GetPending,
@@ -33,6 +35,7 @@ from actors.messages import (
     ReRegister,
     StopWorkerOnAgent,
     UpdateUpstream,
+    WorkerStatus,
 )
 from mantis.ha import master_address
 from scheduler.mesos_manager import (
@@ -66,6 +69,10 @@ def task_command(config) -> TaskCommand:
         env[master_address.ZOOKEEPER_VAR] = e.hosts
         env[master_address.LEADER_PATH_VAR] = e.path
     return TaskCommand(config.mesos.worker_command or f"{sys.executable} -m mantis.cli worker", env)
+
+
+def _statuses(reports: list) -> list:
+    return [WorkerStatus(r.worker_key, r.status, r.reason, r.metrics) for r in reports]
 
 
 class MesosFrameworkActor(MantisActor):
@@ -106,9 +113,10 @@ class MesosFrameworkActor(MantisActor):
 
     def _one(self, e) -> None:
         if isinstance(e, RegisterMesosAgent):
-            self.send(self.scheduler, RegisterAgent(e.offer, e.workers, e.statuses))
+            offer = AgentOfferInfo(**dataclasses.asdict(e.lease))
+            self.send(self.scheduler, RegisterAgent(offer, e.workers, _statuses(e.statuses)))
         elif isinstance(e, ReportStatuses):
-            self.send(self.scheduler, AgentHeartbeat(e.agent_id, e.statuses, sent_at=time.time()))
+            self.send(self.scheduler, AgentHeartbeat(e.agent_id, _statuses(e.statuses), sent_at=time.time()))
         elif isinstance(e, ForgetAgent):
             self.send(self.scheduler, AgentGone(e.agent_id, e.reason))
         elif isinstance(e, Accept):

@@ -28,8 +28,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.messages import AgentOfferInfo, WorkerSpec, WorkerStatus
-
 NETWORK_MBPS = 10_000.0  # Mesos offers no network resource; a worker's network ask always fits
 
 # Task state -> worker status; None: no change to report.
@@ -106,20 +104,48 @@ def attributes_of(offer: dict) -> dict[str, str]:
     return out
 
 
+# -- what the scheduler is told --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Lease:
+    """A Mesos agent as the scheduler sees an agent (the fields of its AgentOfferInfo):
+    what Mesos offers there now plus what our tasks there hold."""
+
+    agent_id: str
+    hostname: str
+    cpus: float
+    mem_mb: float
+    disk_mb: float
+    network_mbps: float
+    ports: list
+    attributes: dict
+
+
+@dataclass(frozen=True)
+class TaskReport:
+    """A worker's status as a task's state says it (the fields of a WorkerStatus)."""
+
+    worker_key: str
+    status: str
+    reason: str = ""
+    metrics: dict | None = None
+
+
 # -- effects -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class RegisterMesosAgent:
-    """(Re-)register a Mesos agent with the scheduler: its lease and our workers there."""
+    """(Re-)register a Mesos agent with the scheduler: its lease, our workers there
+    (their specs) and their statuses."""
 
-    offer: AgentOfferInfo
+    lease: Lease
     workers: list
     statuses: list
 
 
 @dataclass(frozen=True)
 class ReportStatuses:
-    """Pass workers' statuses on to the scheduler as the agent's heartbeat."""
+    """Pass workers' statuses (TaskReports) on to the scheduler as the agent's heartbeat."""
 
     agent_id: str
     statuses: list
@@ -135,6 +161,9 @@ class ForgetAgent:
 
 @dataclass(frozen=True)
 class Accept:
+    """ACCEPT these offers with a LAUNCH of these tasks; the rest of the offers is
+    refused for ``refuse_s``."""
+
     offer_ids: list
     task_infos: list
     refuse_s: float
@@ -142,24 +171,28 @@ class Accept:
 
 @dataclass(frozen=True)
 class Decline:
+    """DECLINE these offers, refusing their agents' resources for ``refuse_s``."""
+
     offer_ids: list
     refuse_s: float
 
 
 @dataclass(frozen=True)
 class Kill:
+    """KILL our task ``task_id`` on ``agent_id``."""
+
     task_id: str
     agent_id: str
 
 
 @dataclass(frozen=True)
 class Revive:
-    pass
+    """REVIVE: offers again, filters cleared (workers wait)."""
 
 
 @dataclass(frozen=True)
 class Suppress:
-    pass
+    """SUPPRESS: no offers until the next REVIVE (no worker waits)."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +206,8 @@ class Reconcile:
 
 @dataclass
 class HeldOffer:
+    """An offer we hold: its JSON, its agent, its resources, when it came."""
+
     offer: dict
     agent_id: str
     resources: OfferedResources
@@ -185,7 +220,7 @@ class MesosTask:
 
     worker_key: str
     agent_id: str
-    spec: Any = None          # WorkerSpec when launched by this master, None when learnt by reconciliation
+    spec: Any = None          # the WorkerSpec when launched by this master, None when learnt by reconciliation
     state: str = "TASK_STAGING"
     status: str | None = None
     reason: str = ""
@@ -201,19 +236,13 @@ class TaskCommand:
     environment: dict
 
 
-def spec_to_json(spec: WorkerSpec) -> str:
-    """The worker spec a task carries to its ``mantis worker`` command."""
+def spec_to_json(spec: Any) -> str:
+    """The worker spec (a WorkerSpec) a task carries to its ``mantis worker`` command
+    (read back by ``mantis.runtime.worker_launch.spec_from_json``)."""
     return json.dumps(dataclasses.asdict(spec), default=str, separators=(",", ":"))
 
 
-def spec_from_json(text: str) -> WorkerSpec:
-    """The inverse of ``spec_to_json``."""
-    data = json.loads(text)
-    names = {f.name for f in dataclasses.fields(WorkerSpec)}
-    return WorkerSpec(**{k: v for k, v in data.items() if k in names})
-
-
-def task_info(spec: WorkerSpec, offer: dict, run: TaskCommand) -> dict:
+def task_info(spec: Any, offer: dict, run: TaskCommand) -> dict:
     """A TaskInfo (mesos.proto) running ``spec`` with resources taken from ``offer``."""
     extra = {"allocation_info": offer["allocation_info"]} if "allocation_info" in offer else {}
     role = next((r.get("role") for r in offer.get("resources", []) if r.get("role")), None)
@@ -270,14 +299,13 @@ class MesosManager:
                 workers.append(t.spec)
             if t.agent_id == agent_id and t.status is not None:
                 statuses.append(self._worker_status(t))
-        offer = AgentOfferInfo(agent_id=agent_id, hostname=info["hostname"], cpus=round(total.cpus, 6),
-                               mem_mb=round(total.mem, 6), disk_mb=round(total.disk, 6),
-                               network_mbps=NETWORK_MBPS, ports=port_ranges(total.ports),
-                               attributes=dict(info["attributes"]))
-        return RegisterMesosAgent(offer, workers, statuses)
+        lease = Lease(agent_id=agent_id, hostname=info["hostname"], cpus=round(total.cpus, 6),
+                      mem_mb=round(total.mem, 6), disk_mb=round(total.disk, 6), network_mbps=NETWORK_MBPS,
+                      ports=port_ranges(total.ports), attributes=dict(info["attributes"]))
+        return RegisterMesosAgent(lease, workers, statuses)
 
-    def _worker_status(self, t: MesosTask) -> WorkerStatus:
-        return WorkerStatus(t.worker_key, t.status or "StartInitiated", t.reason, dict(t.metrics))
+    def _worker_status(self, t: MesosTask) -> TaskReport:
+        return TaskReport(t.worker_key, t.status or "StartInitiated", t.reason, dict(t.metrics))
 
     def register_all(self) -> list:
         """Every agent again (the scheduler restarted, or asked)."""
@@ -354,7 +382,7 @@ class MesosManager:
 
     # -- what the scheduler asks ------------------------------------------------------------
 
-    def launch(self, spec: WorkerSpec) -> list:
+    def launch(self, spec: Any) -> list:
         """LaunchWorker: queue it for the next flush (several go in one ACCEPT)."""
         if spec.worker_key in self.tasks or any(s.worker_key == spec.worker_key
                                                 for specs in self.launches.values() for s in specs):
@@ -378,7 +406,7 @@ class MesosManager:
                 fits = (held and need.cpus <= available.cpus + 1e-9 and need.mem <= available.mem + 1e-9
                         and need.disk <= available.disk + 1e-9 and need.ports <= available.ports)
                 if not fits:
-                    failed.append(WorkerStatus(spec.worker_key, "Failed",
+                    failed.append(TaskReport(spec.worker_key, "Failed",
                                                f"no current Mesos offer on {agent_id} covers it (rescinded?)"))
                     continue
                 available.cpus -= need.cpus

@@ -19,8 +19,7 @@ import urllib.request
 
 from mantis.ha import master_address
 from mantis.runtime.process_stats import ProcessStats
-from mantis.runtime.worker_launch import build_stage_worker, worker_metrics
-from scheduler.mesos_manager import spec_from_json
+from mantis.runtime.worker_launch import build_stage_worker, spec_from_json, worker_metrics
 
 log = logging.getLogger("mantis.worker")
 
@@ -43,7 +42,6 @@ def post_report(url: str, body: dict, timeout: float = 3.0) -> dict | None:
 def run_plain_worker(stop: threading.Event | None = None) -> int:
     """Run the worker in the environment until its stage ends or SIGTERM; the exit code."""
     spec = spec_from_json(os.environ[SPEC_VAR])
-    spec.ports = [int(p) for p in spec.ports]
     heartbeat_s = float(os.environ.get(HEARTBEAT_VAR, "1.0"))
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():

@@ -2,8 +2,11 @@
 an agent of ours) and the plain ``mantis worker`` command (a Mesos task) share."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 from mantis.runtime.process_stats import ProcessStats
@@ -11,6 +14,32 @@ from mantis.runtime.stage_worker import StageWorker
 from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
 
 log = logging.getLogger("mantis.worker")
+
+
+@dataclass
+class LaunchSpec:
+    """What starting a worker takes: the fields of the scheduler's WorkerSpec that a
+    worker process reads (a Mesos task carries the whole spec as JSON)."""
+
+    worker_key: str
+    job_id: str
+    stage: int
+    index: int
+    number: int
+    entry_point: str
+    parameters: dict
+    ports: list = field(default_factory=list)
+    host: str = ""
+    workers_in_stage: int = 1
+
+
+def spec_from_json(text: str) -> LaunchSpec:
+    """The LaunchSpec in a WorkerSpec's JSON (other fields are ignored)."""
+    data = json.loads(text)
+    names = {f.name for f in dataclasses.fields(LaunchSpec)}
+    spec = LaunchSpec(**{k: v for k, v in data.items() if k in names})
+    spec.ports = [int(p) for p in spec.ports]
+    return spec
 
 
 def build_stage_worker(spec: Any) -> StageWorker:

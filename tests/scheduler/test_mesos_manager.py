@@ -1,6 +1,7 @@
 """MesosManager: Mesos offers and task states in, the scheduler's leases and Mesos calls
 out, with no I/O and a fixed clock."""
 from actors.messages import WorkerSpec
+from mantis.runtime.worker_launch import spec_from_json
 from scheduler.mesos_manager import (
     Accept,
     Decline,
@@ -13,7 +14,6 @@ from scheduler.mesos_manager import (
     Revive,
     Suppress,
     TaskCommand,
-    spec_from_json,
     worker_status,
 )
 
@@ -47,7 +47,7 @@ def test_an_offer_becomes_the_agents_lease_with_its_attributes():
     m = manager()
     (reg,) = m.offered([offer("o1")], now=0)
     assert isinstance(reg, RegisterMesosAgent)
-    o = reg.offer
+    o = reg.lease
     assert (o.agent_id, o.hostname, o.cpus, o.mem_mb, o.ports) == ("a1", "a1.host", 4.0, 4096.0, [(31000, 31009)])
     assert o.attributes == {"zone": "z1", "rack": "3"}
 
@@ -65,10 +65,12 @@ def test_a_placed_worker_is_launched_on_the_held_offer_with_its_resources_and_po
     assert resources["cpus"]["scalar"]["value"] == 1.0 and resources["mem"]["scalar"]["value"] == 256.0
     assert resources["ports"]["ranges"]["range"] == [{"begin": 31000, "end": 31000}]
     env = {v["name"]: v["value"] for v in task["command"]["environment"]["variables"]}
-    assert spec_from_json(env["MANTIS_WORKER_SPEC"]) == spec() and env["MANTIS_MASTER_URL"] == "http://m:1"
+    launched = spec_from_json(env["MANTIS_WORKER_SPEC"])
+    assert (launched.worker_key, launched.entry_point, launched.ports) == ("j-1/w1", "m:job", [31000])
+    assert env["MANTIS_MASTER_URL"] == "http://m:1"
     # The offer is used: the lease is now the task's own resources.
     (reg,) = of(RegisterMesosAgent, effects)
-    assert reg.offer.cpus == 1.0 and [w.worker_key for w in reg.workers] == ["j-1/w1"]
+    assert reg.lease.cpus == 1.0 and [w.worker_key for w in reg.workers] == ["j-1/w1"]
     assert m.launch(spec()) == [] and m.flush() == []  # a repeated launch
 
 
@@ -76,7 +78,7 @@ def test_a_rescinded_offer_leaves_the_lease_and_a_launch_on_it_fails_the_worker(
     m = manager()
     m.offered([offer("o1")], now=0)
     (reg,) = m.rescinded("o1")
-    assert reg.offer.cpus == 0
+    assert reg.lease.cpus == 0
     m.launch(spec())
     effects = m.flush()
     assert of(Accept, effects) == []
@@ -90,7 +92,7 @@ def test_unused_offers_are_declined_after_the_hold_time_with_the_refuse_filter()
     assert m.expire_offers(now=4.9) == []
     effects = m.expire_offers(now=5.0)
     assert of(Decline, effects) == [Decline(["o1"], 30.0)]
-    assert of(RegisterMesosAgent, effects)[0].offer.cpus == 0
+    assert of(RegisterMesosAgent, effects)[0].lease.cpus == 0
 
 
 def test_revive_while_workers_wait_at_most_once_per_hold_time_and_suppress_when_none_do():
@@ -160,7 +162,7 @@ def test_after_subscribing_known_tasks_are_reconciled_explicitly_then_all_implic
 def test_a_task_learnt_by_reconciliation_is_reported_so_its_job_reattaches_or_stops_it():
     m = manager()
     effects = m.updated({"task_id": {"value": "j-7/w3"}, "state": "TASK_RUNNING", "agent_id": {"value": "a9"}})
-    assert of(RegisterMesosAgent, effects)[0].offer.agent_id == "a9"
+    assert of(RegisterMesosAgent, effects)[0].lease.agent_id == "a9"
     (report,) = of(ReportStatuses, effects)
     assert (report.agent_id, report.statuses[0].worker_key, report.statuses[0].status) == ("a9", "j-7/w3", "Started")
     assert [r.agent_id for r in m.heartbeats()] == ["a9"]
