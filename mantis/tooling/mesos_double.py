@@ -27,7 +27,8 @@ that re-subscribes with its id within its ``failover_timeout`` keeps its tasks; 
 it (or on TEARDOWN) they are killed.
 
 Besides the protocol it serves a few routes for tests under ``/double/`` (state,
-adding, losing and draining agents); a real master has none of them.
+adding, losing and draining agents, dropping a framework's stream, giving a framework a
+task it does not know of); a real master has none of them.
 
 Run: ``python -m mantis.tooling.mesos_double --port 5050 --sandbox /tmp/sb
 --agent id=a1,cpus=4,mem=4096,ports=31000-31099,attr.zone=a``.
@@ -439,6 +440,15 @@ class MesosDouble:
         log.info("task %s running on %s (pid %d, ports %s)", task.task_id, task.agent_id, task.proc.pid, ports)
         self._update(task, "TASK_RUNNING")
 
+    def drop_stream(self, framework_id: str) -> None:
+        """End a framework's event stream (as a Mesos master failover or a network cut
+        would): it is disconnected until it subscribes again, its tasks kept."""
+        fw = self.frameworks.get(framework_id)
+        if fw is None or not fw.connected:
+            raise CallError(404, f"no connected framework {framework_id}")
+        self.close_stream(framework_id)
+        self.disconnected(framework_id, fw.stream_id)
+
     def inject_task(self, framework_id: str, info: dict) -> None:
         """Run a task for a framework as if it had launched it (a test's way to give a
         framework a task it does not know of, e.g. one its earlier incarnation lost)."""
@@ -713,18 +723,21 @@ def make_app(double: MesosDouble):
                 return
             self.finish({"ok": True})
 
-    class InjectHandler(tornado.web.RequestHandler):
-        def post(self, framework_id):
+    class FrameworkActionHandler(tornado.web.RequestHandler):
+        def post(self, framework_id, what):
             try:
-                double.inject_task(framework_id, json.loads(self.request.body))
+                if what == "tasks":
+                    double.inject_task(framework_id, json.loads(self.request.body))
+                else:
+                    double.drop_stream(framework_id)
             except CallError as exc:
                 self.set_status(exc.status)
                 self.finish(exc.message)
                 return
-            self.set_status(201)
+            self.set_status(201 if what == "tasks" else 200)
 
     return tornado.web.Application([
-        (r"/double/frameworks/([^/]+)/tasks", InjectHandler),
+        (r"/double/frameworks/([^/]+)/(tasks|disconnect)", FrameworkActionHandler),
         (r"/api/v1/scheduler", SchedulerHandler),
         (r"/double/state", StateHandler),
         (r"/double/agents", AgentsHandler),

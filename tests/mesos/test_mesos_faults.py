@@ -145,6 +145,9 @@ def test_the_master_killed_and_restarted_resubscribes_as_the_same_framework_and_
         assert list(state["frameworks"]) == [fid]
         resub = [c for c in state["calls"] if c["type"] == "SUBSCRIBE"][subscribes:]
         assert resub[0]["body"]["framework_id"] == {"value": fid}
+        info = resub[0]["body"]["subscribe"]["framework_info"]
+        assert (info["id"], info["role"], info["principal"], info["failover_timeout"]) == (
+            {"value": fid}, "mantis", "mantis-test", 120.0)
         wait_for(lambda: any(c["type"] == "RECONCILE" and not c["body"]["reconcile"]["tasks"]
                              for c in double.state()["calls"][len(state["calls"]) - 5:]),
                  timeout=20, what="an implicit reconciliation")
@@ -184,3 +187,27 @@ def test_a_task_the_master_does_not_know_is_killed_after_reconciliation(tmp_path
         assert [k["body"]["kill"]["task_id"]["value"] for k in kills] == ["ghost-1/w7"]
     finally:
         cluster.master.stop()
+
+
+def test_a_dropped_stream_is_subscribed_again_and_the_known_tasks_reconciled_explicitly(mesos_master, double):
+    job_id = submit_keyed_count(mesos_master, rate=500, keys=20, limit=0)
+    before = wait_for(lambda: streaming(mesos_master, job_id), timeout=60, interval=0.5, what="streaming")
+    (fid,) = double.state()["frameworks"]
+    pids = task_pids(double)
+    calls = len(double.state()["calls"])
+    assert double.admin(f"/double/frameworks/{fid}/disconnect") == 200
+
+    def reconciled():
+        new = double.state()["calls"][calls:]
+        kinds = [c["type"] for c in new]
+        return new if "SUBSCRIBE" in kinds and kinds.count("RECONCILE") >= 2 else None
+
+    new = wait_for(reconciled, timeout=30, what="subscribed again and reconciled")
+    reconciles = [c["body"]["reconcile"]["tasks"] for c in new if c["type"] == "RECONCILE"]
+    # Explicit first (every task this master launched), then implicit (every task Mesos has).
+    assert {t["task_id"]["value"] for t in reconciles[0]} == set(pids) and reconciles[1] == []
+    time.sleep(3)
+    after = get_job(mesos_master, job_id)
+    assert {w["workerNumber"] for w in after["workers"]} == {w["workerNumber"] for w in before["workers"]}
+    assert all(w["state"] == "Started" for w in after["workers"]) and task_pids(double) == pids
+    kill_job(mesos_master, double, job_id)
