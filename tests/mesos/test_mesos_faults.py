@@ -211,3 +211,21 @@ def test_a_dropped_stream_is_subscribed_again_and_the_known_tasks_reconciled_exp
     assert {w["workerNumber"] for w in after["workers"]} == {w["workerNumber"] for w in before["workers"]}
     assert all(w["state"] == "Started" for w in after["workers"]) and task_pids(double) == pids
     kill_job(mesos_master, double, job_id)
+
+
+def test_a_task_of_a_live_job_that_the_job_does_not_know_is_killed(mesos_master, double):
+    job_id = submit_keyed_count(mesos_master, rate=500, keys=20, limit=0)
+    wait_for(lambda: streaming(mesos_master, job_id), timeout=60, interval=0.5, what="streaming")
+    (fid,) = double.state()["frameworks"]
+    stray = f"{job_id}/w99"  # an incarnation the job never had (or replaced long ago)
+    task = {"name": "stray", "task_id": {"value": stray}, "agent_id": {"value": "agent-b"},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
+            "command": {"value": "sleep 120"}}
+    pids = task_pids(double)
+    assert double.admin(f"/double/frameworks/{fid}/tasks", task) == 201
+    wait_for(lambda: double.state()["tasks"].get(stray, {}).get("state") in (None, "TASK_KILLED"),
+             timeout=30, interval=0.5, what="the stray task killed")
+    assert stray in [c["body"]["kill"]["task_id"]["value"] for c in double.state()["calls"] if c["type"] == "KILL"]
+    assert task_pids(double) == pids  # the job's own workers untouched
+    kill_job(mesos_master, double, job_id)
