@@ -63,3 +63,32 @@ def test_after_a_failover_the_new_leader_resubscribes_as_the_same_framework_and_
         wait_for(lambda: not task_pids(double), timeout=30, what="the job's tasks killed")
     finally:
         ha.stop()
+
+
+def test_the_leading_mesos_master_is_found_through_zookeeper(tmp_path, zookeeper, double):  # noqa: F811
+    import json
+
+    from kazoo.client import KazooClient
+
+    from tests.mesos.conftest import mesos_cluster
+
+    # Where a Mesos master publishes itself: a json.info_ sequential znode under /mesos.
+    zk = KazooClient(zookeeper.hosts)
+    zk.start(timeout=10)
+    node = zk.create("/mesos/json.info_", json.dumps({"pid": f"master@127.0.0.1:{double.port}",
+                                                      "hostname": "127.0.0.1", "port": double.port}).encode(),
+                     ephemeral=True, sequence=True, makepath=True)
+    cluster = mesos_cluster(tmp_path, double, **{"mesos.master": f'"zk://{zookeeper.hosts}/mesos"'})
+    try:
+        cluster.start_master()
+        wait_for(lambda: any(c["type"] == "RECONCILE" for c in double.state()["calls"]), timeout=30,
+                 what="subscribed to the master ZooKeeper named")
+        job_id = submit_keyed_count(cluster, rate=500, keys=20, limit=0)
+        wait_for(lambda: streaming(cluster, job_id), timeout=60, interval=0.5, what="streaming")
+        assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200
+        wait_for(lambda: not task_pids(double), timeout=30, what="the job's tasks killed")
+    finally:
+        cluster.master.stop()
+        zk.delete(node)
+        zk.stop()
+        zk.close()
