@@ -22,7 +22,9 @@ framework (one offer per agent at a time), honours decline filters, and rescinds
 offers when an agent goes away (which also reports FAILURE and TASK_LOST).  Launched
 tasks run as real local processes (``sh -c`` of the command) in a sandbox folder of
 their own, with their ports in the environment (``PORT0``.., ``PORTS``); KILL sends
-SIGTERM to the task's process group, then SIGKILL after the grace period.  A framework
+SIGTERM to the task's process group, then SIGKILL after the grace period.  A status
+update (it carries a uuid) is sent again every ``update_retry_s`` until acknowledged,
+and on a re-subscribe.  A framework
 that re-subscribes with its id within its ``failover_timeout`` keeps its tasks; past
 it (or on TEARDOWN) they are killed.
 
@@ -181,6 +183,7 @@ class Framework:
     suppressed: bool = False
     filters: dict = field(default_factory=dict)  # agent id -> refused until (clock)
     unacked: dict = field(default_factory=dict)  # uuid (base64) -> status
+    sent_at: dict = field(default_factory=dict)  # uuid -> when that update was last sent
 
     @property
     def failover_timeout_s(self) -> float:
@@ -205,8 +208,9 @@ class MesosDouble:
     """
 
     def __init__(self, sandbox: str | Path, heartbeat_s: float = 1.0, kill_grace_s: float = 3.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, update_retry_s: float = 10.0):
         self.sandbox = Path(sandbox)
+        self.update_retry_s = update_retry_s
         self.heartbeat_s = heartbeat_s
         self.kill_grace_s = kill_grace_s
         self.clock = clock
@@ -276,6 +280,7 @@ class MesosDouble:
         fw = self.frameworks.get(task.framework_id)
         if fw is not None:
             fw.unacked[status["uuid"]] = status
+            fw.sent_at[status["uuid"]] = self.clock()
         self._emit(task.framework_id, {"type": "UPDATE", "update": {"status": status}})
         if state in TERMINAL_STATES and fw is None:
             self.tasks.pop(task.task_id, None)
@@ -479,6 +484,7 @@ class MesosDouble:
 
     def _call_acknowledge(self, fw: Framework, body: dict) -> None:
         fw.unacked.pop(body.get("uuid", ""), None)
+        fw.sent_at.pop(body.get("uuid", ""), None)
         self._forget_acked_terminals()
 
     def _call_reconcile(self, fw: Framework, body: dict) -> None:
@@ -531,6 +537,12 @@ class MesosDouble:
         for fw in list(self.frameworks.values()):
             if not fw.connected and now - fw.disconnected_at > fw.failover_timeout_s:
                 self._teardown(fw, "failover timeout passed")
+            elif fw.connected:
+                # An update not acknowledged is sent again (the agent retries status updates).
+                for uid, status in list(fw.unacked.items()):
+                    if now - fw.sent_at.get(uid, now) >= self.update_retry_s:
+                        fw.sent_at[uid] = now
+                        self._emit(fw.framework_id, {"type": "UPDATE", "update": {"status": status}})
         self._forget_acked_terminals()
         self.allocate(now)
 

@@ -227,3 +227,30 @@ def test_kill_sends_term_then_kill_after_the_grace_period(tmp_path):
         assert sent[-1]["update"]["status"]["state"] == "TASK_KILLED"
     finally:
         d.shutdown()
+
+
+def test_a_status_update_is_sent_again_until_acknowledged(tmp_path):
+    clock = Clock()
+    d, fw, sent = subscribed_double(tmp_path, clock)
+    d.update_retry_s = 10.0
+    d.allocate()
+    (offer,) = offers_of(sent)
+    task = {"name": "t", "task_id": {"value": "t1"}, "agent_id": {"value": "elsewhere"},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}], "command": {"value": "true"}}
+    accept(d, fw, offer, task)  # the wrong agent: TASK_ERROR at once
+    (error,) = [e["update"]["status"] for e in sent if e["type"] == "UPDATE"]
+    assert error["state"] == "TASK_ERROR"
+    sent.clear()
+    clock.now += 9
+    d.tick()
+    assert [e for e in sent if e["type"] == "UPDATE"] == []
+    clock.now += 1
+    d.tick()
+    assert [e["update"]["status"]["uuid"] for e in sent if e["type"] == "UPDATE"] == [error["uuid"]]
+    d.call({"type": "ACKNOWLEDGE", "framework_id": {"value": fw.framework_id},
+            "acknowledge": {"agent_id": {"value": "elsewhere"}, "task_id": {"value": "t1"}, "uuid": error["uuid"]}},
+           fw.stream_id)
+    sent.clear()
+    clock.now += 30
+    d.tick()
+    assert [e for e in sent if e["type"] == "UPDATE"] == []
