@@ -125,6 +125,18 @@ def test_unused_offers_are_declined_with_a_filter_and_not_offered_again_within_i
              and any(o["agent_id"]["value"] == "agent-b" for o in e["event"]["offers"]["offers"])]
     assert again == []
     assert {t["agent_id"] for t in running_tasks(double).values()} == {"agent-a"}
+    # Nothing waits, so offers are suppressed: a worker for agent-b brings them back by REVIVE.
+    assert double.state()["frameworks"][fid]["suppressed"]
+    definition["name"], definition["schedulingInfo"]["stages"]["1"]["hardConstraints"] = "two", [["zone", "IS", "b"]]
+    assert mesos_master.call("POST", "/api/v1/jobClusters", definition)[0] == 201
+    second = mesos_master.call("POST", "/api/v1/jobClusters/two/jobs", {})[1]["jobId"]
+    wait_for(lambda: "agent-b" in {t["agent_id"] for t in running_tasks(double).values()}, timeout=30,
+             what="the second job's worker on agent-b")
+    kinds = [c["type"] for c in double.state()["calls"]]
+    last_accept = len(kinds) - 1 - kinds[::-1].index("ACCEPT")
+    last_suppress = len(kinds) - 1 - kinds[::-1].index("SUPPRESS", len(kinds) - last_accept)
+    assert "REVIVE" in kinds[last_suppress:last_accept]
+    assert mesos_master.call("DELETE", f"/api/v1/jobs/{second}?user=e2e")[0] == 200
     kill_job(mesos_master, double, job_id)
 
 
