@@ -49,6 +49,8 @@ def framed_client_class():
     from avmesos.update import Update
 
     class FramedClient(MesosClient):
+        """MesosClient reading the event stream record by record."""
+
         # Named as avmesos' private loop is after name mangling, so register() calls this one.
         def _MesosClient__event_loop(self):
             for body in read_records(self.long_pool.iter_content(chunk_size=None)):
@@ -100,6 +102,7 @@ class MesosLink:
         self._thread = threading.Thread(target=self._run, name="mesos-link", daemon=True)
 
     def start(self) -> MesosLink:
+        """Start subscribing (on the link's own thread)."""
         self._thread.start()
         return self
 
@@ -157,32 +160,39 @@ class MesosLink:
     # -- calls (from the actor's thread) ---------------------------------------------------
 
     def accept(self, offer_ids: list, task_infos: list, refuse_s: float) -> None:
+        """ACCEPT the offers with a LAUNCH of ``task_infos``."""
         offers = [self.offers.pop(i) for i in offer_ids if i in self.offers]
         if offers and self.client is not None:
             self.client.combine_offers(offers, task_infos, {"filters": {"refuse_seconds": refuse_s}})
 
     def decline(self, offer_ids: list, refuse_s: float) -> None:
+        """DECLINE the offers with a ``refuse_s`` filter."""
         for offer_id in offer_ids:
             offer = self.offers.pop(offer_id, None)
             if offer is not None:
                 offer.decline({"filters": {"refuse_seconds": refuse_s}})
 
     def forget_offer(self, offer_id: str) -> None:
+        """The offer was rescinded: never accept or decline it."""
         self.offers.pop(offer_id, None)
 
     def kill(self, task_id: str, agent_id: str) -> None:
+        """KILL a task."""
         if self.driver is not None:
             self.driver.kill(agent_id, task_id)
 
     def revive(self) -> None:
+        """REVIVE offers (clears filters)."""
         if self.driver is not None:
             self.driver.revive()
 
     def suppress(self) -> None:
+        """SUPPRESS offers."""
         if self.driver is not None:
             self.driver.suppress()
 
     def reconcile(self, tasks: list) -> None:
+        """RECONCILE ``tasks`` (explicit), or every task when empty (implicit)."""
         driver = self.driver
         if driver is None:
             return

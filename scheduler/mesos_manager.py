@@ -62,6 +62,7 @@ class OfferedResources:
 
     @classmethod
     def parse(cls, resources: list) -> OfferedResources:
+        """From an offer's Resource messages (JSON); other resources are ignored."""
         r = cls()
         for item in resources or []:
             name = item.get("name")
@@ -73,6 +74,7 @@ class OfferedResources:
         return r
 
     def add(self, other: OfferedResources) -> None:
+        """Add ``other`` to these."""
         self.cpus += other.cpus
         self.mem += other.mem
         self.disk += other.disk
@@ -80,6 +82,7 @@ class OfferedResources:
 
 
 def port_ranges(ports: set) -> list[tuple[int, int]]:
+    """A set of ports as sorted ``(begin, end)`` ranges."""
     out: list[tuple[int, int]] = []
     for p in sorted(ports):
         if out and out[-1][1] == p - 1:
@@ -322,6 +325,7 @@ class MesosManager:
         return ([Reconcile(explicit)] if explicit else []) + [Reconcile([])] + self.register_all()
 
     def offered(self, offers: list, now: float) -> list:
+        """OFFERS: hold them (received at ``now``) and show each agent's new lease."""
         changed = set()
         for offer in offers:
             agent_id = offer["agent_id"]["value"]
@@ -333,6 +337,7 @@ class MesosManager:
         return [self._register(a) for a in sorted(changed)]
 
     def rescinded(self, offer_id: str) -> list:
+        """RESCIND: the offer leaves its agent's lease at once."""
         held = self.offers.pop(offer_id, None)
         return [self._register(held.agent_id)] if held is not None else []
 
@@ -436,6 +441,7 @@ class MesosManager:
         return [Kill(worker_key, task.agent_id)]
 
     def set_upstream(self, worker_key: str, endpoints: list, finished: bool) -> None:
+        """UpdateUpstream: kept until the worker next reports."""
         self.upstream[worker_key] = (list(endpoints), bool(finished))
 
     def worker_report(self, worker_key: str, metrics: dict) -> dict:

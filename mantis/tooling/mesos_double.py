@@ -99,6 +99,7 @@ class Resources:
         return r
 
     def to_json(self, role: str = "*") -> list:
+        """As Resource messages (JSON), each with ``role``."""
         out = [{"name": n, "type": "SCALAR", "scalar": {"value": round(getattr(self, n), 6)}, "role": role}
                for n in ("cpus", "mem", "disk") if getattr(self, n) > 0]
         if self.ports:
@@ -107,17 +108,21 @@ class Resources:
         return out
 
     def port_set(self) -> set[int]:
+        """Every port of the ranges."""
         return {p for b, e in self.ports for p in range(b, e + 1)}
 
     def minus(self, other: Resources) -> Resources:
+        """What is left of these once ``other`` is taken."""
         left = self.port_set() - other.port_set()
         return Resources(self.cpus - other.cpus, self.mem - other.mem, self.disk - other.disk, _ranges(left))
 
     def plus(self, other: Resources) -> Resources:
+        """These and ``other`` together."""
         return Resources(self.cpus + other.cpus, self.mem + other.mem, self.disk + other.disk,
                          _ranges(self.port_set() | other.port_set()))
 
     def contains(self, other: Resources) -> bool:
+        """Whether ``other`` fits in these."""
         eps = 1e-9
         return (other.cpus <= self.cpus + eps and other.mem <= self.mem + eps and other.disk <= self.disk + eps
                 and other.port_set() <= self.port_set())
@@ -146,6 +151,7 @@ class Agent:
     offerable: bool = True
 
     def attributes_json(self) -> list:
+        """As Attribute messages (JSON): numbers as SCALAR, the rest as TEXT."""
         out = []
         for name, value in sorted(self.attributes.items()):
             if isinstance(value, (int, float)):
@@ -187,11 +193,13 @@ class Framework:
 
     @property
     def failover_timeout_s(self) -> float:
+        """FrameworkInfo.failover_timeout (0: none)."""
         return float(self.info.get("failover_timeout", 0.0))
 
 
 @dataclass
 class Offer:
+    """An outstanding offer: one agent's unused resources, sent to one framework."""
     offer_id: str
     framework_id: str
     agent_id: str
@@ -227,6 +235,7 @@ class MesosDouble:
 
     def add_agent(self, agent_id: str, hostname: str = "127.0.0.1", cpus: float = 4, mem: float = 4096,
                   disk: float = 10240, ports: list | None = None, attributes: dict | None = None) -> Agent:
+        """A new simulated agent with these resources (ports as ``[(begin, end)]``)."""
         agent = Agent(agent_id, hostname, Resources(cpus, mem, disk, list(ports or [])), dict(attributes or {}))
         self.agents[agent_id] = agent
         log.info("agent %s added: %s", agent_id, agent.total)
@@ -589,6 +598,7 @@ class MesosDouble:
                 self._emit(fw.framework_id, {"type": "OFFERS", "offers": {"offers": batch}})
 
     def heartbeat(self) -> None:
+        """A HEARTBEAT event on every connected framework's stream."""
         for fid, fw in self.frameworks.items():
             if fw.connected:
                 self._emit(fid, {"type": "HEARTBEAT"})
@@ -654,6 +664,9 @@ def make_app(double: MesosDouble):
     double.send, double.close_stream = send, close_stream
 
     class SchedulerHandler(tornado.web.RequestHandler):
+        """``POST /api/v1/scheduler``: SUBSCRIBE keeps the request open as the event
+        stream (chunked RecordIO); every other call is answered at once."""
+
         def initialize(self):
             self.done = asyncio.Event()
             self.subscription: tuple[str, str] | None = None
@@ -774,6 +787,7 @@ def parse_agent(text: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the double until SIGTERM/SIGINT; its tasks are killed on the way out."""
     import asyncio
 
     import tornado.httpserver
