@@ -96,6 +96,9 @@ def start_master_actors(config: Config) -> MasterActors:
     """Start the master's actor system, the scheduler and the clusters manager (which
     recovers every cluster and job from the store)."""
     m = config["master"]
+    if config.scheduler.resource_manager not in ("agents", "mesos"):
+        raise StartupError(f"unknown scheduler.resource_manager {config.scheduler.resource_manager!r} "
+                           "(agents, mesos)")
     asys = start_actor_system(m["actor_system_base"], int(m["admin_port"]), m["host"])
     scheduler = asys.createActor(SchedulerActor, globalName=SCHEDULER)
     ask(asys, scheduler, InitScheduler(config))
@@ -109,9 +112,6 @@ def start_master_actors(config: Config) -> MasterActors:
 
         mesos = asys.createActor(MesosFrameworkActor, globalName=MESOS)
         ask(asys, mesos, InitMesos(config, scheduler))
-    elif config.scheduler.resource_manager != "agents":
-        raise StartupError(f"unknown scheduler.resource_manager {config.scheduler.resource_manager!r} "
-                           "(agents, mesos)")
     log.info("master actors up on %s (admin port %s)", m["actor_system_base"], m["admin_port"])
     return MasterActors(asys, manager, scheduler, m["actor_system_base"], mesos)
 

@@ -86,6 +86,12 @@ class MesosFrameworkActor(MantisActor):
         from mantis.stores import open_store
         from scheduler.mesos_client import MesosLink
 
+        try:
+            import avmesos.client  # noqa: F401  (used by the link's thread)
+        except ImportError:
+            self.send(sender, Rejected(503, "scheduler.resource_manager is \"mesos\" but the Mesos client is not "
+                                            "installed: pip install '.[mesos]'"))
+            return
         config = msg.config
         self.scheduler = msg.scheduler
         self.store = open_store(config.store)

@@ -235,6 +235,10 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
+# Settings whose value is one of a few words.
+_CHOICES = {("scheduler", "resource_manager"): ("agents", "mesos")}
+
+
 def _checked(cls: type, section: str, key: str, value: Any, source: str) -> Any:
     """``value`` as the type of ``cls.key``, or a ConfigError naming the setting."""
     hints = typing.get_type_hints(cls)
@@ -244,6 +248,9 @@ def _checked(cls: type, section: str, key: str, value: Any, source: str) -> Any:
     ok, converted = _convert(kind, value)
     if not ok:
         raise ConfigError(f"{source}: setting {section}.{key} must be {_describe(kind)}, not {value!r}")
+    choices = _CHOICES.get((section, key))
+    if choices and converted not in choices:
+        raise ConfigError(f"{source}: setting {section}.{key} must be one of {', '.join(choices)}, not {value!r}")
     return converted
 
 

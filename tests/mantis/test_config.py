@@ -57,6 +57,7 @@ def test_to_dict_is_the_plain_json_view_of_every_section():
     ("novalue", "section.key=value"),
     ("master.api_port=high", "master.api_port must be an integer, not 'high'"),
     ("master.local_agent=1", "master.local_agent must be true or false"),
+    ("scheduler.resource_manager=yarn", "scheduler.resource_manager must be one of agents, mesos, not 'yarn'"),
     ("workers.backoff_steps_s=[\"a\"]", "must be a list of numbers"),
     ("agent.attributes={zone=1}", "must be a table of strings"),
 ])
