@@ -89,19 +89,31 @@ class MasterActors:
     manager: Any
     scheduler: Any
     base: str
+    mesos: Any = None  # the MesosFrameworkActor, when Mesos is the resource manager
 
 
 def start_master_actors(config: Config) -> MasterActors:
     """Start the master's actor system, the scheduler and the clusters manager (which
     recovers every cluster and job from the store)."""
     m = config["master"]
+    if config.scheduler.resource_manager not in ("agents", "mesos"):
+        raise StartupError(f"unknown scheduler.resource_manager {config.scheduler.resource_manager!r} "
+                           "(agents, mesos)")
     asys = start_actor_system(m["actor_system_base"], int(m["admin_port"]), m["host"])
     scheduler = asys.createActor(SchedulerActor, globalName=SCHEDULER)
     ask(asys, scheduler, InitScheduler(config))
     manager = asys.createActor(JobClustersManagerActor, globalName=MANAGER)
     ask(asys, manager, InitMaster(config, scheduler), timeout=60)
+    mesos = None
+    if config.scheduler.resource_manager == "mesos":
+        from actors.mesos_actor import GLOBAL_NAME as MESOS
+        from actors.mesos_actor import MesosFrameworkActor
+        from actors.messages import InitMesos
+
+        mesos = asys.createActor(MesosFrameworkActor, globalName=MESOS)
+        ask(asys, mesos, InitMesos(config, scheduler))
     log.info("master actors up on %s (admin port %s)", m["actor_system_base"], m["admin_port"])
-    return MasterActors(asys, manager, scheduler, m["actor_system_base"])
+    return MasterActors(asys, manager, scheduler, m["actor_system_base"], mesos)
 
 
 def address_to_text(address: ActorAddress) -> str | None:

@@ -804,6 +804,34 @@ def brief_repr(message) -> str:
         f"{f.name}={_brief.repr(getattr(message, f.name, None))}" for f in fields(message)) + ")"
 
 
+
+# -- Mesos as the resource manager (scheduler/mesos_manager.py) -------------------------
+
+@dataclass
+class AgentGone:
+    """Resource manager -> scheduler: this agent is gone (a Mesos FAILURE); replace its workers."""
+
+    agent_id: str
+    reason: str
+
+
+@dataclass
+class InitMesos:
+    """Master -> MesosFrameworkActor: subscribe with ``config.mesos``, register offers with ``scheduler``."""
+
+    config: Any
+    scheduler: Any
+
+
+@dataclass
+class MesosWorkerReport:
+    """A Mesos task's worker -> (API) -> MesosFrameworkActor: its metrics; the answer says
+    where its upstream workers are."""
+
+    worker_key: str
+    metrics: dict
+
+
 for _cls in list(globals().values()):
     if isinstance(_cls, type) and is_dataclass(_cls) and _cls.__module__ == __name__:
         _cls.__repr__ = brief_repr  # type: ignore[method-assign]

@@ -21,6 +21,7 @@ import time
 from actors.base import MantisActor
 from actors.messages import (
     AgentAction,
+    AgentGone,
     AgentHeartbeat,
     CancelWorker,
     DescribeActors,
@@ -70,7 +71,7 @@ class SchedulerActor(MantisActor):
         "new": (InitScheduler,),
         "running": (RegisterJob, UnregisterJob, ScheduleWorker, CancelWorker, RegisterAgent,
                     AgentHeartbeat, GetPending, ListAgents, AgentAction, UpdateUpstream, DescribeActors,
-                    GetTimings, Done, Rejected),
+                    GetTimings, AgentGone, Done, Rejected),
     }
 
     def __init__(self, *args, **kwargs):
@@ -165,6 +166,13 @@ class SchedulerActor(MantisActor):
 
     def receiveMsg_AgentHeartbeat(self, msg: AgentHeartbeat, sender):
         self._carry_out(self.machine.heartbeat(msg.agent_id, sender, msg.statuses, msg.sent_at))
+
+    def receiveMsg_AgentGone(self, msg: AgentGone, sender):
+        # A resource manager knows an agent is gone (Mesos' FAILURE) before any timeout.
+        if msg.agent_id in self.machine.agents:
+            log.warning("agent %s gone: %s", msg.agent_id, msg.reason)
+            self._carry_out(self.machine.agent_lost(msg.agent_id, 0.0, _failed))
+            self.place_soon = True
 
     def on_tick(self, now: float) -> None:
         self._carry_out(self.machine.lose_silent_agents(now, self.agent_timeout_s, _failed))

@@ -20,9 +20,8 @@ from actors.messages import RunWorker, UpdateUpstream, WorkerReport
 from mantis.runtime.announcer import ServersetMember, member_record, stage_path
 from mantis.runtime.health_endpoint import HealthEndpoint
 from mantis.runtime.process_stats import ProcessStats
-from mantis.runtime.stage_worker import StageWorker
+from mantis.runtime.worker_launch import build_stage_worker, worker_metrics
 from mantis.runtime.worker_metrics import WorkerMetricsServer
-from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
 
 log = logging.getLogger("mantis.worker")
 
@@ -47,13 +46,8 @@ class WorkerActor(MantisActor):
         self.phase = "running"
         self._report("StartInitiated")
         try:
-            job = load_job(self.spec.entry_point)
-            params = resolve_parameters(job, self.spec.parameters)
-            context = Context(job_id=self.spec.job_id, worker_index=self.spec.index,
-                              worker_number=self.spec.number, stage_number=self.spec.stage,
-                              parameters=params, workers_in_stage=self.spec.workers_in_stage,
-                              ports=tuple(self.spec.ports))
-            self.worker = self._stage_worker(job, context, self.spec.ports[0] if self.spec.ports else 0)
+            self.worker = build_stage_worker(self.spec)
+            job, context = self.worker.job, self.worker.context
             self.worker.start()
             self.health_endpoint = self._health_endpoint(job, context)
         except Exception as exc:  # user code may raise anything; the worker fails, not the agent
@@ -72,16 +66,6 @@ class WorkerActor(MantisActor):
             self.member.start()
         self.start_ticking(msg.heartbeat_interval_s)
 
-    def _stage_worker(self, job, context, port: int):
-        try:
-            return StageWorker(job, context, host="0.0.0.0", port=port)
-        except OSError as exc:
-            # A process outside the scheduler's knowledge holds the offered port; serve on
-            # any free one and report it, rather than fail and be replaced onto the same port.
-            log.warning("worker %s: port %d unavailable (%s); using a free port", self.spec.worker_key,
-                        port, exc.strerror)
-            return StageWorker(job, context, host="0.0.0.0", port=0)
-
     def _health_endpoint(self, job, context) -> HealthEndpoint:
         """The runtime's /health and /ready: the pipeline runs, and the job's hooks agree."""
         def running() -> bool:
@@ -96,6 +80,7 @@ class WorkerActor(MantisActor):
         # A free port, reported as the healthPort metric: the assigned ports are the job's
         # (its output, and whatever else it listens on); only the agent next to it probes this.
         return HealthEndpoint(health, ready, host="127.0.0.1", port=0)
+
     def _serve_metrics(self) -> WorkerMetricsServer | None:
         """This worker's Prometheus endpoint on its second offered port (or a free one);
         a worker without one still runs (its heartbeats carry the same figures)."""
@@ -116,11 +101,7 @@ class WorkerActor(MantisActor):
                      "; the upstream stage has completed" if msg.upstream_finished else "")
 
     def metrics(self) -> dict:
-        m = {"pid": os.getpid(), "host": self.spec.host or "127.0.0.1"}
-        if self.process_stats is not None:
-            m.update(self.process_stats.sample())
-        if self.worker is not None:
-            m.update(self.worker.metrics().to_json())
+        m = worker_metrics(self.spec, self.worker, self.process_stats)
         if self.health_endpoint is not None:
             m["healthPort"] = self.health_endpoint.port
         if self.metrics_server is not None:

@@ -153,6 +153,15 @@ def cmd_master(args) -> int:
     return 0
 
 
+def cmd_worker(args) -> int:
+    # A worker run by a resource manager (a Mesos task): its spec is in the environment.
+    from mantis.runtime.plain_worker import SPEC_VAR, run_plain_worker
+
+    if SPEC_VAR not in os.environ:
+        raise CliError(f"{SPEC_VAR} is not set: `mantis worker` runs a worker that a Mesos task describes")
+    return run_plain_worker()
+
+
 def cmd_agent(args) -> int:
     from actors.agent_runner import run_agent
 
@@ -373,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
         return s
 
     service("master", "run a master")
+    sub.add_parser("worker", help="run one worker from MANTIS_WORKER_SPEC (how a Mesos task runs a worker)")
     up = service("up", "run a master, a local agent and the demo job, printing its output")
     up.add_argument("--limit", type=int, default=0, help="stop after this many events (0: until Ctrl-C)")
     up.add_argument("--log-dir", default="mantis-logs", help="where the master's and agent's logs go "
@@ -451,13 +461,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"master": cmd_master, "agent": cmd_agent, "up": cmd_up, "cluster": cmd_cluster,
-            "job": cmd_job, "stream": cmd_stream, "deploy": cmd_deploy, "agents": cmd_agents, "pending": cmd_pending}
+            "job": cmd_job, "stream": cmd_stream, "deploy": cmd_deploy, "agents": cmd_agents, "pending": cmd_pending,
+            "worker": cmd_worker}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Services log every event; client commands print only their answer or one error line.
-    quiet = logging.INFO if args.command in ("master", "agent", "up") else logging.WARNING
+    quiet = logging.INFO if args.command in ("master", "agent", "up", "worker") else logging.WARNING
     # `up --verbose` brings the services' INFO logs back to the terminal; otherwise they go to files.
     level = logging.DEBUG if getattr(args, "verbose", False) and args.command != "up" else quiet
     args.logs = None

@@ -123,6 +123,7 @@ class SchedulerConfig(Section):
     launch_confirm_s: float = 5.0
     batch_window_s: float = 0.05
     tick_s: float = 1.0
+    resource_manager: str = "agents"
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,26 @@ class AccessConfig(Section):
 
 
 @dataclass(frozen=True)
+class MesosConfig(Section):
+    """``[mesos]``: the Mesos master the scheduler subscribes to as a framework, used
+    when ``scheduler.resource_manager = "mesos"`` (see ``scheduler/mesos_manager.py``).
+
+    ``master`` is ``http://host:5050`` or ``zk://host:2181/mesos``; ``offer_hold_s`` is
+    how long an unused offer is kept before it is declined with a ``refuse_s`` filter.
+    """
+
+    master: str = "http://127.0.0.1:5050"
+    framework_name: str = "mantis"
+    role: str = "*"
+    principal: str = ""
+    user: str = ""
+    failover_timeout_s: float = 604800.0
+    offer_hold_s: float = 5.0
+    refuse_s: float = 30.0
+    worker_command: str = ""
+
+
+@dataclass(frozen=True)
 class Config(Section):
     """The whole master/agent config: one frozen section dataclass per TOML table."""
 
@@ -185,6 +206,7 @@ class Config(Section):
     agent: AgentConfig = field(default_factory=AgentConfig)
     announce: AnnounceConfig = field(default_factory=AnnounceConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
+    mesos: MesosConfig = field(default_factory=MesosConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with ``values`` set in ``section`` (checked like a file's values)."""
@@ -245,6 +267,10 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
+# Settings whose value is one of a few words.
+_CHOICES = {("scheduler", "resource_manager"): ("agents", "mesos")}
+
+
 def _checked(cls: type, section: str, key: str, value: Any, source: str) -> Any:
     """``value`` as the type of ``cls.key``, or a ConfigError naming the setting."""
     hints = typing.get_type_hints(cls)
@@ -254,6 +280,9 @@ def _checked(cls: type, section: str, key: str, value: Any, source: str) -> Any:
     ok, converted = _convert(kind, value)
     if not ok:
         raise ConfigError(f"{source}: setting {section}.{key} must be {_describe(kind)}, not {value!r}")
+    choices = _CHOICES.get((section, key))
+    if choices and converted not in choices:
+        raise ConfigError(f"{source}: setting {section}.{key} must be one of {', '.join(choices)}, not {value!r}")
     return converted
 
 

@@ -10,6 +10,7 @@ from webapi import handlers as h
 from webapi import job_streams as js
 from webapi import metrics as m
 from webapi import streams as s
+from webapi.mesos_handlers import MesosWorkerReportHandler
 from webapi.web_ui import ui_routes
 
 JOB_ID = r"([^/]+)"
@@ -58,6 +59,7 @@ def make_app(gateway, **settings) -> tornado.web.Application:
         (r"/api/v1/pendingWorkers/?", h.PendingWorkersHandler),
         (r"/api/v1/admin/actors/?", h.AdminActorsHandler),
         (r"/metrics", m.MetricsHandler),
+        (r"/api/v1/mesos/workerReports/?", MesosWorkerReportHandler),
     ]
     # Request latency by route pattern, observed as each request is logged (webapi/metrics.py).
     metrics = settings.pop("metrics", None) or m.MasterMetrics([pattern for pattern, _ in routes])

@@ -86,6 +86,8 @@ class Gateway:
     def _target(self, handle, message, to: str):
         if to == "scheduler":
             return self.master.scheduler
+        if to == "mesos":
+            return self.master.mesos
         if isinstance(message, (ClusterRequest, JobRequest)) and to == "manager":
 
             fresh = time.monotonic() - self._shards_read_at < SHARDS_FRESH_S

@@ -15,6 +15,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from webapi import web_ui
+
 VERSION = "1.0.0"
 
 
@@ -163,6 +165,7 @@ SCHEMAS: dict[str, Any] = {
                            user=STRING, reason=STRING),
     "QuickSubmit": _obj(("name",), False, name=NAME, user=STRING, jobSla=_ref("JobSla")),
     "AgentActionBody": _obj((), False, user=STRING, reason=STRING),
+    "MesosWorkerReport": _obj(("workerKey",), False, workerKey=STRING, metrics=ANY_OBJECT),
 }
 
 
@@ -329,6 +332,11 @@ PATHS: dict[str, dict] = {
     "/api/v1/openapi.json": {"get": _op("This document", _ok(ANY_OBJECT), tag="master")},
     "/metrics": {"get": _op("Prometheus metrics, in the text format", {
         "description": "ok", "content": {"text/plain": {"schema": STRING}}}, tag="master")},
+    "/api/v1/mesos/workerReports": {
+        "post": _op("A Mesos task's worker reports its metrics; the answer names its upstream workers",
+                    _ok(_obj((), endpoints=_array({}), upstreamFinished=BOOL)), body=_ref("MesosWorkerReport"),
+                    tag="mesos")},
+    **web_ui.openapi_paths(),
 }
 
 

@@ -354,6 +354,17 @@ class FileStore:
     def _named_jobs(self, directory: Path) -> list[tuple[str, dict]]:
         return sorted(self._named(directory), key=lambda item: job_order(item[0]))
 
+    # -- small named records of the master's own (a Mesos framework id) ----------------
+
+    def put_meta(self, name: str, record: dict) -> None:
+        """Replace the master's own record ``name`` (durable on return)."""
+        write_atomically(self.root / "meta" / f"{name}.json", record)
+
+    def meta(self, name: str) -> dict | None:
+        """The master's own record ``name``, or None."""
+        path = self.root / "meta" / f"{name}.json"
+        return _read(path) if path.exists() else None
+
     # -- batches ---------------------------------------------------------------------
 
     def write_batch(self, ops: Iterable[tuple]) -> None:

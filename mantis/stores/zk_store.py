@@ -187,6 +187,22 @@ class ZooKeeperStore:
         data = self._wait(self._client.get_async(path), f"read {path}", missing=None)
         return None if data is None else self._decode(path, data[0])
 
+    # -- small named records of the master's own (a Mesos framework id) ----------------
+
+    def put_meta(self, name: str, record: dict) -> None:
+        """Replace the master's own record ``name`` (once ZooKeeper has it).  Not fenced by
+        the lease: only a leader writes it, and any leader writes the same value."""
+        path = f"{self.root}/meta/{name}"
+        data = self._encode(path, record)
+        self._wait(self._client.ensure_path_async(path), f"create {path}")
+        self._wait(self._client.set_async(path, data), f"write {path}")
+
+    def meta(self, name: str) -> dict | None:
+        """The master's own record ``name``, or None."""
+        path = f"{self.root}/meta/{name}"
+        data = self._wait(self._client.get_async(path), f"read {path}", missing=None)
+        return None if data is None or not data[0] else self._decode(path, data[0])
+
     # -- batches ---------------------------------------------------------------------
 
     def write_batch(self, ops: Iterable[tuple]) -> None:

@@ -258,3 +258,12 @@ def test_a_batch_under_a_lost_lease_writes_nothing(zookeeper, zk_path):
     finally:
         store.close()
         election.stop()
+
+
+def test_a_masters_own_record_round_trips_in_every_store_and_is_not_a_cluster(any_store):
+    # The Mesos framework id lives here, so a restarted or new leader subscribes as the same framework.
+    assert any_store.meta("mesos-framework") is None
+    any_store.put_meta("mesos-framework", {"frameworkId": "f-1"})
+    any_store.put_meta("mesos-framework", {"frameworkId": "f-2"})
+    assert any_store.meta("mesos-framework") == {"frameworkId": "f-2"}
+    assert any_store.clusters() == []

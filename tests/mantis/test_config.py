@@ -46,7 +46,7 @@ def test_config_is_frozen_reads_as_attributes_or_mapping_and_pickles():
 
 def test_to_dict_is_the_plain_json_view_of_every_section():
     d = config.load(None).to_dict()
-    assert set(d) == {"master", "store", "leader_election", "workers", "scheduler", "agent", "announce", "access"}
+    assert set(d) == {"master", "store", "leader_election", "workers", "scheduler", "agent", "announce", "access", "mesos"}
     assert d["workers"]["backoff_steps_s"] == [0, 5, 10, 30, 60, 120, 600] and d["agent"]["attributes"] == {}
     assert all(type(v) is dict for v in d.values())
 
@@ -57,6 +57,7 @@ def test_to_dict_is_the_plain_json_view_of_every_section():
     ("novalue", "section.key=value"),
     ("master.api_port=high", "master.api_port must be an integer, not 'high'"),
     ("master.local_agent=1", "master.local_agent must be true or false"),
+    ("scheduler.resource_manager=yarn", "scheduler.resource_manager must be one of agents, mesos, not 'yarn'"),
     ("workers.backoff_steps_s=[\"a\"]", "must be a list of numbers"),
     ("agent.attributes={zone=1}", "must be a table of strings"),
 ])
