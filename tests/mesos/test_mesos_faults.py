@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+from mantis.tooling.api_answers import job_workers
 from mantis.tooling.local_processes import wait_for
 from tests.e2e.test_multi_stage_job import get_job, stage_workers, streaming, submit_keyed_count
 from tests.mesos.conftest import mesos_cluster, task_pids
@@ -16,7 +17,7 @@ def running_tasks(double) -> dict:
 
 
 def kill_job(cluster, double, job_id):
-    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200
+    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e&reason=test")[0] == 202
     wait_for(lambda: not running_tasks(double), timeout=30, what="the job's tasks killed")
 
 
@@ -32,7 +33,7 @@ def test_a_worker_task_killed_with_kill_9_is_replaced_by_a_new_task(mesos_master
         j = get_job(mesos_master, job_id)
         s2 = stage_workers(j, 2)
         return (victim["workerNumber"] not in {w["workerNumber"] for w in s2}
-                and all(w["state"] == "Started" for w in j["workers"]) and len(s2) == 2)
+                and all(w["state"] == "Started" for w in job_workers(j)) and len(s2) == 2)
 
     wait_for(replaced, timeout=60, interval=0.5, what="the killed worker replaced")
     failed = [c for c in double.state()["events"] if c["event"]["type"] == "UPDATE"
@@ -50,13 +51,13 @@ def test_an_agent_lost_with_failure_has_its_workers_replaced_on_another_agent(me
     lost = max({t["agent_id"] for t in tasks.values()}, key=lambda a: sum(t["agent_id"] == a for t in tasks.values()))
     other = ({"agent-a", "agent-b"} - {lost}).pop()
     assert double.admin(f"/double/agents/{lost}/lose") == 200
-    wait_for(lambda: lost not in {a["agentId"] for a in mesos_master.call("GET", "/api/v1/agents")[1]},
+    wait_for(lambda: lost not in {a["agentId"] for a in mesos_master.call("GET", "/api/v1/agents")[1]["list"]},
              timeout=20, what="the lost agent gone from the scheduler")
 
     def all_on_other():
         now = running_tasks(double)
         return len(now) == 3 and all(t["agent_id"] == other for t in now.values()) and \
-            all(w["state"] == "Started" for w in get_job(mesos_master, job_id)["workers"])
+            all(w["state"] == "Started" for w in job_workers(get_job(mesos_master, job_id)))
 
     wait_for(all_on_other, timeout=60, interval=0.5, what=f"every worker replaced on {other}")
     kill_job(mesos_master, double, job_id)
@@ -69,13 +70,14 @@ def submit_unplaceable(cluster, name="nowhere"):
                                                       "machineDefinition": {"cpuCores": 1, "memoryMB": 128},
                                                       "hardConstraints": [["zone", "IS", "c"]]}}}}
     assert cluster.call("POST", "/api/v1/jobClusters", definition)[0] == 201
-    return cluster.call("POST", f"/api/v1/jobClusters/{name}/jobs", {})[1]["jobId"]
+    return cluster.call("POST", f"/api/v1/jobClusters/{name}/jobs", {})[1]["jobMetadata"]["jobId"]
 
 
 def test_an_offer_rescinded_before_accept_is_never_used(mesos_master, double):
     waiting = submit_unplaceable(mesos_master)
     def lease_of_a():
-        return [a["total"]["cpus"] for a in mesos_master.call("GET", "/api/v1/agents")[1] if a["agentId"] == "agent-a"]
+        agents = mesos_master.call("GET", "/api/v1/agents")[1]["list"]
+        return [a["total"]["cpus"] for a in agents if a["agentId"] == "agent-a"]
 
     wait_for(lambda: any(o["agent_id"] == "agent-a" for o in double.state()["offers"].values())
              and (lease_of_a() or [0])[0] > 0, timeout=30, what="an offer of agent-a held as its lease")
@@ -91,7 +93,7 @@ def test_an_offer_rescinded_before_accept_is_never_used(mesos_master, double):
     used = {o["value"] for c in state["calls"] if c["type"] == "ACCEPT" for o in c["body"]["accept"]["offer_ids"]}
     assert used and not used & rescinded
     assert {t["agent_id"] for t in running_tasks(double).values()} == {"agent-b"}
-    assert mesos_master.call("DELETE", f"/api/v1/jobs/{waiting}?user=e2e")[0] == 200
+    assert mesos_master.call("DELETE", f"/api/v1/jobs/{waiting}?user=e2e&reason=test")[0] == 202
     kill_job(mesos_master, double, job_id)
 
 
@@ -103,7 +105,7 @@ def test_unused_offers_are_declined_with_a_filter_and_not_offered_again_within_i
                                                       "machineDefinition": {"cpuCores": 1, "memoryMB": 128},
                                                       "hardConstraints": [["zone", "IS", "a"]]}}}}
     assert mesos_master.call("POST", "/api/v1/jobClusters", definition)[0] == 201
-    job_id = mesos_master.call("POST", "/api/v1/jobClusters/one/jobs", {})[1]["jobId"]
+    job_id = mesos_master.call("POST", "/api/v1/jobClusters/one/jobs", {})[1]["jobMetadata"]["jobId"]
 
     def declined_b():
         state = double.state()
@@ -129,14 +131,14 @@ def test_unused_offers_are_declined_with_a_filter_and_not_offered_again_within_i
     assert double.state()["frameworks"][fid]["suppressed"]
     definition["name"], definition["schedulingInfo"]["stages"]["1"]["hardConstraints"] = "two", [["zone", "IS", "b"]]
     assert mesos_master.call("POST", "/api/v1/jobClusters", definition)[0] == 201
-    second = mesos_master.call("POST", "/api/v1/jobClusters/two/jobs", {})[1]["jobId"]
+    second = mesos_master.call("POST", "/api/v1/jobClusters/two/jobs", {})[1]["jobMetadata"]["jobId"]
     wait_for(lambda: "agent-b" in {t["agent_id"] for t in running_tasks(double).values()}, timeout=30,
              what="the second job's worker on agent-b")
     kinds = [c["type"] for c in double.state()["calls"]]
     last_accept = len(kinds) - 1 - kinds[::-1].index("ACCEPT")
     last_suppress = len(kinds) - 1 - kinds[::-1].index("SUPPRESS", len(kinds) - last_accept)
     assert "REVIVE" in kinds[last_suppress:last_accept]
-    assert mesos_master.call("DELETE", f"/api/v1/jobs/{second}?user=e2e")[0] == 200
+    assert mesos_master.call("DELETE", f"/api/v1/jobs/{second}?user=e2e&reason=test")[0] == 202
     kill_job(mesos_master, double, job_id)
 
 
@@ -165,8 +167,8 @@ def test_the_master_killed_and_restarted_resubscribes_as_the_same_framework_and_
                  timeout=20, what="an implicit reconciliation")
         time.sleep(8)  # past the orphan grace and a few heartbeat timeouts
         after = get_job(cluster, job_id)
-        assert {w["workerNumber"] for w in after["workers"]} == {w["workerNumber"] for w in before["workers"]}
-        assert all(w["state"] == "Started" for w in after["workers"])
+        assert {w["workerNumber"] for w in job_workers(after)} == {w["workerNumber"] for w in job_workers(before)}
+        assert all(w["state"] == "Started" for w in job_workers(after))
         assert task_pids(double) == tasks_before  # the same processes: nothing restarted
         kill_job(cluster, double, job_id)
     finally:
@@ -220,8 +222,8 @@ def test_a_dropped_stream_is_subscribed_again_and_the_known_tasks_reconciled_exp
     assert {t["task_id"]["value"] for t in reconciles[0]} == set(pids) and reconciles[1] == []
     time.sleep(3)
     after = get_job(mesos_master, job_id)
-    assert {w["workerNumber"] for w in after["workers"]} == {w["workerNumber"] for w in before["workers"]}
-    assert all(w["state"] == "Started" for w in after["workers"]) and task_pids(double) == pids
+    assert {w["workerNumber"] for w in job_workers(after)} == {w["workerNumber"] for w in job_workers(before)}
+    assert all(w["state"] == "Started" for w in job_workers(after)) and task_pids(double) == pids
     kill_job(mesos_master, double, job_id)
 
 

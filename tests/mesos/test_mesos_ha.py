@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from mantis.tooling.api_answers import job_workers
 from mantis.tooling.local_processes import HaCluster
 from tests.e2e.test_multi_stage_job import streaming, submit_keyed_count
 from tests.ha.conftest import zookeeper  # noqa: F401  (the shared ZooKeeper fixture)
@@ -50,16 +51,16 @@ def test_after_a_failover_the_new_leader_resubscribes_as_the_same_framework_and_
 
         def metrics_moving():
             job = ha.call("GET", f"/api/v1/jobs/{job_id}")[1]
-            return job if all(w["state"] == "Started" for w in job["workers"]) and \
-                sum(w["metrics"].get("eventsIn", 0) for w in job["workers"]) > \
-                sum(w["metrics"].get("eventsIn", 0) for w in before["workers"]) else None
+            return job if all(w["state"] == "Started" for w in job_workers(job)) and \
+                sum(w["metrics"].get("eventsIn", 0) for w in job_workers(job)) > \
+                sum(w["metrics"].get("eventsIn", 0) for w in job_workers(before)) else None
 
         after = wait_for(metrics_moving, timeout=60, interval=0.5, what="workers reporting to the new leader")
         time.sleep(6)  # past the orphan grace and a heartbeat timeout of the new leader
         after = ha.call("GET", f"/api/v1/jobs/{job_id}")[1]
-        assert {w["workerNumber"] for w in after["workers"]} == {w["workerNumber"] for w in before["workers"]}
+        assert {w["workerNumber"] for w in job_workers(after)} == {w["workerNumber"] for w in job_workers(before)}
         assert task_pids(double) == pids  # the same processes: nothing restarted
-        assert ha.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200
+        assert ha.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e&reason=test")[0] == 202
         wait_for(lambda: not task_pids(double), timeout=30, what="the job's tasks killed")
     finally:
         ha.stop()
@@ -85,7 +86,7 @@ def test_the_leading_mesos_master_is_found_through_zookeeper(tmp_path, zookeeper
                  what="subscribed to the master ZooKeeper named")
         job_id = submit_keyed_count(cluster, rate=500, keys=20, limit=0)
         wait_for(lambda: streaming(cluster, job_id), timeout=60, interval=0.5, what="streaming")
-        assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200
+        assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e&reason=test")[0] == 202
         wait_for(lambda: not task_pids(double), timeout=30, what="the job's tasks killed")
     finally:
         cluster.master.stop()
