@@ -89,7 +89,7 @@ class StageScaler:
             chosen = max(ups, key=lambda p: p.desired)
         elif downs and len(downs) == len(proposals):
             chosen = max(downs, key=lambda p: p.desired)
-        base = dict(sample=sample.to_json(), proposals=[_proposal_json(p) for p in proposals])
+        base: dict[str, Any] = {"sample": sample.to_json(), "proposals": [_proposal_json(p) for p in proposals]}
         if chosen is None:
             held = next((p for p in proposals if p.held), proposals[0] if proposals else None)
             return self._record(Decision(now, self.policy.stage, HOLD, size, size, size,
