@@ -36,6 +36,7 @@ from actors.messages import (
     GetArchivedWorkers,
     GetCluster,
     GetJob,
+    GetJobEvents,
     JobChanged,
     JobFinished,
     JobSubmitted,
@@ -67,7 +68,7 @@ log = logging.getLogger("mantis.cluster")
 
 CLUSTER_CHANGES = (ReplaceCluster, UpdateArtifact, UpdateSla, UpdateLabels, UpdateJobSla, EnableCluster,
                    DisableCluster)
-ENDED_JOB_REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
+ENDED_JOB_REQUESTS = (GetJob, GetJobEvents, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
 
 
 def _check_key(definition) -> tuple:
@@ -306,6 +307,11 @@ class JobClusterActor(MantisActor):
         job = self._archived(msg, sender)
         if job is not None:
             self.answer(msg, sender, Done([w.describe() for w in job.archived_workers]))
+
+    def receiveMsg_GetJobEvents(self, msg: GetJobEvents, sender):
+        job = self._archived(msg, sender)
+        if job is not None:
+            self.answer(msg, sender, Done(list(job.events)))
 
     def receiveMsg_WatchJob(self, msg: WatchJob, sender):
         job = self._archived(msg, sender)

@@ -206,6 +206,15 @@ class GetJob(JobRequest):
 
 
 @dataclass
+class GetJobEvents(JobRequest):
+    """The job's events, oldest first: state changes, kills, scaling (who and why),
+    worker replacements.  Answered with Done(list of events)."""
+
+    job_id: str
+    reply_to: Any = None
+
+
+@dataclass
 class GetArchivedWorkers(JobRequest):
     job_id: str
     reply_to: Any = None

@@ -6,16 +6,25 @@ the actor stays free for control messages).  It reports StartInitiated and Start
 once, then a heartbeat with metrics every interval (the stage worker's counters, and
 the process's pid, CPU and memory), and Completed or Failed when the pipeline ends.
 An ActorExitRequest stops the pipeline and closes the port.
+
+Every worker also serves its metrics at ``/metrics.json`` on a port of its own (its
+``metricsPort`` in the heartbeat): the stage worker's counters, CPU seconds, memory and
+the job's own metrics, which the Job Master reads.  A worker of stage 0 is the Job
+Master (``mantis.autoscaling.job_master``): it runs no stage of the job, and its
+endpoint serves its scaling decisions too.
 """
 from __future__ import annotations
 
 import logging
 import os
+import time
 
 from actors.base import MantisActor
 from actors.messages import RunWorker, UpdateUpstream, WorkerReport
-from mantis.runtime.process_stats import ProcessStats
+from mantis.autoscaling.job_master import JobMaster
+from mantis.runtime.process_stats import ProcessStats, cpu_seconds, rss_mb
 from mantis.runtime.stage_worker import StageWorker
+from mantis.runtime.worker_metrics import WorkerMetricsServer
 from mantis.sdk.job_dsl import Context, load_job, resolve_parameters
 
 log = logging.getLogger("mantis.worker")
@@ -30,6 +39,7 @@ class WorkerActor(MantisActor):
         super().__init__(*args, **kwargs)
         self.worker = None
         self.process_stats = None
+        self.metrics_server = None
 
     def receiveMsg_RunWorker(self, msg: RunWorker, sender):
         self.spec, self.agent = msg.spec, msg.agent
@@ -37,6 +47,17 @@ class WorkerActor(MantisActor):
         self.parent_pid = os.getppid()
         self.phase = "running"
         self._report("StartInitiated")
+        try:
+            self.metrics_server = WorkerMetricsServer(self.snapshot)
+        except OSError as exc:  # no port for metrics: the worker still runs, unscaled
+            log.warning("worker %s: no metrics endpoint (%s)", self.spec.worker_key, exc)
+        if self.spec.stage == 0:
+            self.worker = JobMaster(self.spec.job_id)
+            self.worker.start()
+            self._report("Started")
+            log.info("worker %s is the job master of %s", self.spec.worker_key, self.spec.job_id)
+            self.start_ticking(msg.heartbeat_interval_s)
+            return
         try:
             job = load_job(self.spec.entry_point)
             params = resolve_parameters(job, self.spec.parameters)
@@ -71,10 +92,24 @@ class WorkerActor(MantisActor):
 
     def metrics(self) -> dict:
         m = {"pid": os.getpid(), "host": self.spec.host or "127.0.0.1"}
+        if self.metrics_server is not None:
+            m["metricsPort"] = self.metrics_server.port
         if self.process_stats is not None:
             m.update(self.process_stats.sample())
         if self.worker is not None:
             m.update(self.worker.metrics().to_json())
+        return m
+
+    def snapshot(self) -> dict:
+        """What the metrics endpoint serves (on its own threads): counters that only grow
+        and gauges, read without disturbing the heartbeat's CPU share."""
+        m = {"pid": os.getpid(), "workerKey": self.spec.worker_key, "cpuSeconds": round(cpu_seconds(), 3),
+             "rssMB": round(rss_mb(), 1), "at": time.time()}
+        worker = self.worker
+        if worker is not None:
+            m.update(worker.metrics().to_json())
+            if isinstance(worker, JobMaster):
+                m["decisions"] = worker.decisions()
         return m
 
     def _report(self, status: str, reason: str = "") -> None:
@@ -107,6 +142,9 @@ class WorkerActor(MantisActor):
     def _stop(self) -> None:
         if self.worker is not None:
             self.worker.stop(2.0)
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+            self.metrics_server = None
 
     def on_exit(self) -> None:
         self._stop()

@@ -7,8 +7,9 @@ DataDrop, RPS, UserDefined, with ``"metric"`` naming the user's gauge) plus two
 controllers: ``Clutch`` (a PID controller: ``setPoint``, ``rope``, ``kp``, ``ki``,
 ``kd``, ``integralDecay``, ``minSize``, ``maxSize``, ``cooldownSecs``, and the ``metric``
 it holds at the set point, CPU by default) and ``OneStep`` (Flink-style sizing:
-``targetUtilization``, ``scaleDownMargin``).  A scalable stage that names no strategy
-gets ``OneStep`` with its defaults.
+``targetUtilization``, ``scaleDownMargin``).  A stage is autoscaled (its job gets a Job
+Master) when its policy has ``strategies``; an empty ``strategies`` object gets
+``OneStep`` with its defaults.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ no strategy holds or grows, to the largest of the smaller sizes), clamps it to t
 policy's ``min``/``max`` and respects the cooldown since the last resize (or since the
 scaler started, so a new stage warms up first).  Every step is a ``Decision``: the
 sample, each strategy's proposal, the old and new size, and when nothing changes, why
-(``heldBack``: noData, threshold, deadBand, cooldown, min, max).  Nothing here reads a
+(``heldBack``: noData, threshold, deadBand, cooldown, min, max; resizing from ``hold``).  Nothing here reads a
 clock or does I/O.
 """
 from __future__ import annotations
@@ -113,6 +113,11 @@ class StageScaler:
             state.reset()
         return self._record(Decision(now, self.policy.stage, SCALE_UP if new > size else SCALE_DOWN,
                                      size, new, chosen.desired, chosen.rule, chosen.why, None, **base))
+
+    def hold(self, now: float, size: int, held_back: str, reason: str) -> Decision:
+        """Record a step the caller holds back itself (``resizing``: the stage is not all
+        started at its size yet), without asking the strategies."""
+        return self._record(Decision(now, self.policy.stage, HOLD, size, size, size, "", reason, held_back))
 
     def _record(self, decision: Decision) -> Decision:
         self.decisions.append(decision)

@@ -43,12 +43,14 @@ def status_snapshot(job: dict) -> dict:
     ``{"jobId", "state", "killReason", "killMessage", "workers": [{"stageNum",
     "workerIndex", "workerNumber", "state", "reason"}, ...]}``, workers ordered by stage
     and index.  A terminal job lists no workers (they are archived by then).
+    ``recentEvents``: the job's latest events (scaling, replacements, kills, states).
     """
     workers = [{"stageNum": w["stageNum"], "workerIndex": w["workerIndex"], "workerNumber": w["workerNumber"],
                 "state": w["state"], "reason": w["reason"]} for w in job["workers"]]
     workers.sort(key=lambda w: (w["stageNum"], w["workerIndex"], w["workerNumber"]))
     return {"jobId": job["jobId"], "state": job["state"], "killReason": job.get("killReason"),
-            "killMessage": job.get("killMessage"), "workers": workers}
+            "killMessage": job.get("killMessage"), "workers": workers,
+            "recentEvents": job.get("recentEvents", [])}
 
 
 def latest_job_id(jobs: list[dict]) -> str | None:

@@ -52,6 +52,7 @@ import reactivex
 # How a stage with concurrency > 1 runs: in lanes.  stage_lanes imports nothing of the
 # SDK, so this is no cycle; wrapping stages in the executor instead would drop this edge.
 from mantis.runtime.stage_lanes import LANES_MARK, in_lanes
+from mantis.sdk.metrics import MetricRegistry
 
 PARAMETER_TYPES = ("string", "int", "float", "bool")
 
@@ -87,6 +88,9 @@ class Context:
     # How many workers this worker's stage has (when it started): a stage n > 1 worker
     # tells its upstream this number, and a source may use it to split its input.
     workers_in_stage: int = 1
+    # The job's own counters and gauges (``ctx.metrics.counter("x").increment()``): served
+    # with the worker's metrics, carried in heartbeats, read by UserDefined scaling rules.
+    metrics: MetricRegistry = field(default_factory=MetricRegistry)
 
 
 class Source(Protocol):

@@ -206,7 +206,9 @@ def test_metrics_report_the_workers_counters_in_camel_case(workers):
     reader.end_of_stream.wait(5)
     # The end confirmed, the upstream hangs up.
     wait_for(lambda: first.output.connections == 0, timeout=5, interval=0.01, what="hung up")
-    assert first.metrics().to_json() == {
+    metrics = first.metrics().to_json()
+    assert metrics.pop("busySeconds") >= 0 and metrics.pop("user") == {}
+    assert metrics == {
         "stage": 1, "port": first.port, "state": "completed", "eventsIn": 100, "eventsOut": 100,
         "droppedEvents": 0, "queueDepth": 0, "subscribers": 0, "upstreamConnections": 0,
         "bytesIn": 0, "reconnects": 0, "deliveredEvents": 100, "lostEvents": 0,
@@ -255,3 +257,21 @@ def test_stop_is_prompt_even_while_publish_blocks_on_a_stalled_consumer(workers)
     assert time.monotonic() - started < 1.0
     assert first.state == "completed"
     stalled.close()
+
+
+def test_metrics_carry_busy_time_and_the_jobs_own_metrics(workers):
+    def slow(events, ctx):
+        def work(event):
+            time.sleep(0.002)  # a known cost per event: busy time must cover it
+            ctx.metrics.counter("worked").increment()
+            ctx.metrics.gauge("last").set(event["n"])
+            return event
+        return events.pipe(ops.map(work))
+
+    job = Job("busy", numbers(limit=200), slow)
+    worker = workers(job)
+    worker.start()
+    assert worker.wait(20)
+    metrics = worker.metrics().to_json()
+    assert metrics["eventsIn"] == 200 and metrics["busySeconds"] >= 200 * 0.002
+    assert metrics["user"] == {"worked": 200.0, "last": 199.0}
