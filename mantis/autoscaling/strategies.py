@@ -22,6 +22,7 @@ from mantis.autoscaling.sampling import StageSample
 NO_DATA = "noData"
 THRESHOLD = "threshold"     # a rule's value not crossed in count of the last of samples
 DEAD_BAND = "deadBand"      # inside Clutch's rope, or One-step's hysteresis band
+SETTLING = "settling"       # One-step: a new size not yet asked for stableSamples times in a row
 COOLDOWN = "cooldown"
 AT_MIN = "min"
 AT_MAX = "max"
@@ -132,10 +133,14 @@ class OneStepState:
 
     strategy: OneStepStrategy
     min_busy_s: float = 0.05  # less busy time than this in the window measures no rate
+    streak: tuple[int, int] = (0, 0)  # (size asked for, samples in a row asking for it)
 
     def propose(self, sample: StageSample, size: int, now: float) -> Proposal:
         s = self.strategy
-        demand = sample.input_rate + max(sample.backlog_rate, 0.0)
+        # What the source is asked to deliver: what reached the stage, plus the growth of
+        # the backlog (held back by a slow stage), minus its shrinking (a source catching
+        # up after a resize sends more than its steady rate: that is not demand to size for).
+        demand = max(sample.input_rate + sample.backlog_rate, 0.0)
         inputs = {"inputRate": round(sample.input_rate, 2), "backlogRate": round(sample.backlog_rate, 2),
                   "demand": round(demand, 2), "busy": round(sample.busy, 3),
                   "targetUtilization": s.target_utilization}
@@ -153,18 +158,27 @@ class OneStepState:
         down = math.ceil(demand / (true_rate * down_util) - 1e-9)
         inputs["sizeAtTarget"], inputs["sizeAtDownBand"] = up, down
         if up > size:
-            return Proposal(up, s.reason, inputs, None,
-                            f"OneStep: demand {demand:.1f}/s over {true_rate:.1f}/s per worker at "
-                            f"{s.target_utilization:.0%} needs {up} workers")
-        if down < size:
-            return Proposal(max(down, 1), s.reason, inputs, None,
-                            f"OneStep: demand {demand:.1f}/s over {true_rate:.1f}/s per worker needs only "
-                            f"{down} workers at {down_util:.0%}")
-        return Proposal(size, s.reason, inputs, DEAD_BAND,
-                        f"OneStep: {size} workers fit demand {demand:.1f}/s ({true_rate:.1f}/s per worker)")
+            want, why = up, (f"OneStep: demand {demand:.1f}/s over {true_rate:.1f}/s per worker at "
+                             f"{s.target_utilization:.0%} needs {up} workers")
+        elif down < size:
+            want, why = max(down, 1), (f"OneStep: demand {demand:.1f}/s over {true_rate:.1f}/s per worker "
+                                       f"needs only {down} workers at {down_util:.0%}")
+        else:
+            self.streak = (size, 0)
+            return Proposal(size, s.reason, inputs, DEAD_BAND,
+                            f"OneStep: {size} workers fit demand {demand:.1f}/s ({true_rate:.1f}/s per worker)")
+        # The same size asked for ``stable_samples`` times in a row, or it is a passing estimate.
+        count = self.streak[1] + 1 if self.streak[0] == want else 1
+        self.streak = (want, count)
+        inputs["stable"] = f"{count} of {s.stable_samples}"
+        if count < s.stable_samples:
+            return Proposal(size, s.reason, inputs, SETTLING,
+                            f"{why}; asked {count} of {s.stable_samples} times in a row")
+        return Proposal(want, s.reason, inputs, None, why)
 
     def reset(self) -> None:
-        """Nothing to forget: each sample is measured afresh."""
+        """Forget the streak: it asked for a size from the old size."""
+        self.streak = (0, 0)
 
 
 StrategyState = RuleState | ClutchState | OneStepState

@@ -119,16 +119,19 @@ def busy_sample(input_rate: float, per_worker: float, workers: int, window: floa
 
 
 def test_one_step_sizes_to_demand_over_true_rate_at_target_utilisation_in_one_step():
-    one = OneStepState(OneStepStrategy(target_utilization=0.7))
+    one = OneStepState(OneStepStrategy(target_utilization=0.7, stable_samples=1))
     p = one.propose(busy_sample(400, per_worker=200, workers=1), 1, 0.0)
     assert p.desired == 3 and p.inputs["trueRatePerWorker"] == 200  # 400 / (200 * 0.7) = 2.86
     # held back by a source behind its schedule: the backlog's growth is demand too
     p = one.propose(busy_sample(200, per_worker=200, workers=1, backlog_rate=200), 1, 0.0)
     assert p.desired == 3
+    # catching up after a resize the source sends more than its rate: sized for the rate, not more
+    p = one.propose(busy_sample(460, per_worker=200, workers=3, backlog_rate=-60), 3, 0.0)
+    assert p.desired == 3 and p.inputs["demand"] == 400
 
 
 def test_one_step_has_a_dead_band_so_steady_load_does_not_flap():
-    one = OneStepState(OneStepStrategy(target_utilization=0.7, scale_down_margin=0.15))
+    one = OneStepState(OneStepStrategy(target_utilization=0.7, scale_down_margin=0.15, stable_samples=1))
     # 3 workers for 400/s at 200/s each: 2.86 needed at 70 %, 2.35 at 85 %: keep 3
     p = one.propose(busy_sample(400, per_worker=200, workers=3), 3, 0.0)
     assert p.desired == 3 and p.held == "deadBand"
@@ -140,12 +143,25 @@ def test_one_step_is_the_default_strategy_and_idle_stages_shrink_one_by_one():
     policy = parse_policy(2, {"min": 1, "max": 6, "coolDownSecs": 10})
     assert list(policy.strategies) == ["OneStep"]
     scaler = StageScaler(policy, started_at=0.0)
-    d = scaler.step(busy_sample(400, per_worker=200, workers=1), 1, 11.0)
-    assert (d.action, d.new_size, d.rule) == (SCALE_UP, 3, "OneStep")
+    first, second, third = (scaler.step(busy_sample(400, per_worker=200, workers=1), 1, t) for t in (11.0, 12.0, 13.0))
+    assert first.held_back == second.held_back == "settling" and "asked 2 of 3 times" in second.reason
+    assert (third.action, third.new_size, third.rule) == (SCALE_UP, 3, "OneStep")
     idle = StageSample(stage=2, at=30, workers=3)
     assert scaler.step(idle, 3, 30.0).new_size == 2
     no_rate = StageSample(stage=2, at=50, workers=1, input_rate=5.0, events=50, busy_seconds=0.001)
     assert scaler.step(no_rate, 1, 50.0).held_back == "noData"
+
+
+def test_one_step_acts_only_on_a_size_asked_for_stable_samples_times_in_a_row():
+    # a window straddling a load step first asks for 2, then settles on 3: it goes to 3 in one step
+    one = OneStepState(OneStepStrategy(target_utilization=0.7, stable_samples=3))
+    asked = [one.propose(busy_sample(rate, per_worker=200, workers=1), 1, float(t)) for t, rate in
+             enumerate([200, 250, 400, 400, 400])]
+    assert [p.desired for p in asked] == [1, 1, 1, 1, 3]
+    assert [p.held for p in asked[:4]] == ["settling"] * 4 and asked[3].inputs["stable"] == "2 of 3"
+    # back within the band, the streak is forgotten
+    assert one.propose(busy_sample(180, per_worker=200, workers=2), 2, 9.0).held == "deadBand"
+    assert one.propose(busy_sample(400, per_worker=200, workers=2), 2, 10.0).inputs["stable"] == "1 of 3"
 
 
 @pytest.mark.parametrize("bad, message", [
