@@ -617,6 +617,16 @@ class StopWorkerOnAgent:
 
 
 @dataclass
+class DrainWorker:
+    """Agent -> worker: the stage is scaled down and this worker goes; hand over what was
+    sent to it first (``StageWorker.drain``), at most ``timeout_s``, then end."""
+
+    worker_key: str
+    reason: str
+    timeout_s: float = 10.0
+
+
+@dataclass
 class GetAgentState:
     pass
 

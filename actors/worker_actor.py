@@ -20,7 +20,7 @@ import os
 import time
 
 from actors.base import MantisActor
-from actors.messages import RunWorker, UpdateUpstream, WorkerReport
+from actors.messages import DrainWorker, RunWorker, UpdateUpstream, WorkerReport
 from mantis.autoscaling.job_master import JobMaster
 from mantis.runtime.process_stats import ProcessStats, cpu_seconds, rss_mb
 from mantis.runtime.stage_worker import StageWorker
@@ -33,7 +33,7 @@ log = logging.getLogger("mantis.worker")
 class WorkerActor(MantisActor):
     """One running worker: its stage's pipeline, its output port, reports to its agent."""
 
-    ACCEPTS = {"new": (RunWorker,), "running": (UpdateUpstream,), "ended": (UpdateUpstream,)}
+    ACCEPTS = {"new": (RunWorker,), "running": (UpdateUpstream, DrainWorker), "ended": (UpdateUpstream, DrainWorker)}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -89,6 +89,15 @@ class WorkerActor(MantisActor):
             self.worker.update_upstream([tuple(e) for e in msg.endpoints], msg.upstream_finished)
             log.info("worker %s reads from %d upstream worker(s)%s", self.spec.worker_key, len(msg.endpoints),
                      "; the upstream stage has completed" if msg.upstream_finished else "")
+
+    def receiveMsg_DrainWorker(self, msg: DrainWorker, sender):
+        """Scaled away: hand over the input (blocking this actor, at most ``timeout_s``), then end."""
+        if self.phase != "running":
+            return
+        drained = isinstance(self.worker, StageWorker) and self.worker.drain(msg.timeout_s)
+        log.info("worker %s %s", self.spec.worker_key,
+                 "drained: every event sent to it was handed on" if drained else "ends without draining")
+        self._end("Completed", f"{msg.reason}{'' if drained else ' (not drained)'}")
 
     def metrics(self) -> dict:
         m = {"pid": os.getpid(), "host": self.spec.host or "127.0.0.1"}

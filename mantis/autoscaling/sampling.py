@@ -34,7 +34,8 @@ class StageSample:
     second per worker), ``user`` (the job's metrics averaged over workers), and for
     one-step sizing ``input_rate`` (events/s into the stage), ``events`` and
     ``busy_seconds`` (summed over workers), ``busy`` (the average busy share 0..1) and
-    ``backlog_rate`` (growth per second of the upstream stage's ``backlog`` metric)."""
+    ``backlog_rate`` (how fast work for this stage piles up upstream: see
+    ``MetricWindow.backlog_rate``)."""
 
     stage: int
     at: float
@@ -122,11 +123,22 @@ class MetricWindow:
                            backlog_rate=self.backlog_rate(stage - 1))
 
     def backlog_rate(self, stage: int) -> float:
-        """How fast ``stage``'s workers' ``backlog`` metric grew over the window, summed (events/s)."""
+        """How fast work for the next stage piles up at ``stage``'s workers (events/s, summed):
+        the growth of their ``backlog`` metric (a source behind its schedule) and of what
+        they published that the next stage has not received (queued or in flight: events
+        out less delivered, dropped and lost).  Negative while a pile shrinks."""
         rate = 0.0
         for dt, old, new in self._spans(stage):
             before = (old.get("user") or {}).get(BACKLOG_METRIC)
             after = (new.get("user") or {}).get(BACKLOG_METRIC)
             if isinstance(before, (int, float)) and isinstance(after, (int, float)):
                 rate += (after - before) / dt
+            rate += (_buffered(new) - _buffered(old)) / dt
         return rate
+
+
+def _buffered(snapshot: dict) -> float:
+    """Events a worker published that its next stage has not received yet."""
+    out = float(snapshot.get("eventsOut", 0) or 0)
+    gone = sum(float(snapshot.get(name, 0) or 0) for name in ("deliveredEvents", "droppedEvents", "lostEvents"))
+    return max(out - gone, 0.0) if "deliveredEvents" in snapshot else 0.0

@@ -141,9 +141,9 @@ class OneStepState:
         # the backlog (held back by a slow stage), minus its shrinking (a source catching
         # up after a resize sends more than its steady rate: that is not demand to size for).
         demand = max(sample.input_rate + sample.backlog_rate, 0.0)
-        inputs = {"inputRate": round(sample.input_rate, 2), "backlogRate": round(sample.backlog_rate, 2),
-                  "demand": round(demand, 2), "busy": round(sample.busy, 3),
-                  "targetUtilization": s.target_utilization}
+        inputs: dict[str, Any] = {
+            "inputRate": round(sample.input_rate, 2), "backlogRate": round(sample.backlog_rate, 2),
+            "demand": round(demand, 2), "busy": round(sample.busy, 3), "targetUtilization": s.target_utilization}
         if sample.busy_seconds < self.min_busy_s:
             if demand <= 0:
                 return Proposal(max(size - 1, 0) if size > 1 else size, s.reason, inputs,

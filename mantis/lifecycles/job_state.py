@@ -96,6 +96,8 @@ RECENT_EVENTS = 10  # shown with the job (and so in its status stream)
 # a stage is autoscaled, placed and replaced like any other, never scaled, and not
 # counted among the owner's stages (``describe`` leaves it out of stageSizes).
 JOB_MASTER_STAGE = 0
+# Why a worker is released by a scale-down: its agent asks it to hand over its input first.
+STAGE_SCALED_DOWN = "stage scaled down"
 
 
 def autoscaled(definition: JobDefinition) -> bool:
@@ -618,8 +620,8 @@ class JobRecord:
         for index in range(current, count):
             self._new_worker(stage, index, now)
         for w in [w for w in self.workers.values() if w.stage == stage and w.index >= count]:
-            effects.append(ReleaseWorker(w.key, w.agent_id, "stage scaled down"))
-            self._worker_event(w, "complete", now, sid, reason="stage scaled down")
+            effects.append(ReleaseWorker(w.key, w.agent_id, STAGE_SCALED_DOWN))
+            self._worker_event(w, "complete", now, sid, reason=STAGE_SCALED_DOWN)
             self._archive_worker(w)
         self.stage_sizes[stage] = count
         if count != current:

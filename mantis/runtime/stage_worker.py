@@ -364,6 +364,17 @@ class StageWorker:
             in_flight_events=to_stage.in_flight_events if to_stage is not None else 0,
             busy_seconds=self.executor.busy_seconds, user=self.context.metrics.snapshot())
 
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Leave the job without losing an event (the stage is scaled down): ask every
+        upstream worker to send nothing more and end this worker's stream, work through
+        what was sent, pass it on, and complete.  True once completed within ``timeout``
+        s; False for stage 1 (its source cannot be handed over) or on timeout, when the
+        caller stops it."""
+        if self.input is None or self.runtime.state != RUNNING:
+            return False
+        self.input.leave()
+        return self.wait(timeout) and self.runtime.state == COMPLETED
+
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the pipeline, disconnect input and output, wait up to ``timeout`` s; True if all ended.
 

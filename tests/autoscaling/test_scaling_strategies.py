@@ -183,14 +183,16 @@ def test_the_window_turns_counters_into_rates_shares_and_percentages():
                             "droppedEvents": 0, "eventsOut": 0, "user": {"q": 1}})
         w.add(key, 2, 10.0, {"eventsIn": 1000, "busySeconds": 5.0, "cpuSeconds": 2.0, "rssMB": 200,
                              "droppedEvents": 10, "eventsOut": 990, "user": {"q": 3}})
-    w.add("src", 1, 0.0, {"user": {"backlog": 0}})
-    w.add("src", 1, 10.0, {"user": {"backlog": 500}})
+    w.add("src", 1, 0.0, {"user": {"backlog": 0}, "eventsOut": 100, "deliveredEvents": 100})
+    # 500 more behind schedule at the source, 300 published and not yet received by stage 2
+    w.add("src", 1, 10.0, {"user": {"backlog": 500}, "eventsOut": 2400, "deliveredEvents": 2000,
+                           "droppedEvents": 100})
     s = w.sample(2, 10.0, Machine(cpu_cores=2, memory_mb=1000))
     assert s is not None and s.workers == 2
     assert s.input_rate == 200 and s.events == 2000 and s.busy_seconds == 10 and s.busy == 0.5
     assert s.values["CPU"] == pytest.approx(10.0) and s.values["Memory"] == pytest.approx(20.0)
     assert s.values["DataDrop"] == pytest.approx(1.0) and s.values["RPS"] == 100
-    assert s.user == {"q": 3.0} and s.backlog_rate == 50
+    assert s.user == {"q": 3.0} and s.backlog_rate == 80
     w.keep_only({"a"})
     assert w.sample(2, 10.0).workers == 1
     assert w.sample(3, 10.0) is None
