@@ -89,7 +89,7 @@ KILL_REASONS = ("Killed", "Normal", "Error", "Lost", "SLA", "RuntimeLimit")
 
 
 _WORKERS = WorkersConfig()
-EVENTS_KEPT = 500
+EVENTS_KEPT = 100  # stored with the job on every write: a bounded tail
 RECENT_EVENTS = 10  # shown with the job (and so in its status stream)
 
 # Stage 0 is the Job Master (``mantis.autoscaling.job_master``): a worker the job gets when

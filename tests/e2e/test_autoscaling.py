@@ -5,6 +5,9 @@ profile into a stage costing a known 5 ms per event, so one worker does 200 even
 with stage 2 autoscaled by the default strategy (OneStep).  The job's events must say
 who scaled and why, and with ``block`` every event the source emitted reaches the sink.
 """
+import subprocess
+import sys
+
 from mantis.examples.load_profile import needed_workers, profile_events, sink_ids
 from tests.support import wait_for
 
@@ -69,6 +72,12 @@ def test_a_load_step_grows_the_stage_a_drop_shrinks_it_the_events_say_why_and_no
     assert "OneStep: demand" in ups[0]["reason"] and "needs" in ups[0]["reason"]
     assert "needs only" in downs[-1]["reason"]
     assert events["list"][-1]["type"] == "JobStateChanged" and events["list"][-1]["to"] == "Completed"
+
+    cli = subprocess.run([sys.executable, "-m", "mantis.cli", "job", "events", job_id, "--master", cluster.url],
+                         capture_output=True, text=True, timeout=30)
+    assert cli.returncode == 0, cli.stderr
+    lines = cli.stdout.splitlines()
+    assert len(lines) == events["total"] and any("StageScaled\tstage 2 scaled up" in line for line in lines)
 
     ids = sink_ids(sink_dir)
     assert set(ids) == set(range(profile_events(PROFILE)))  # with block, every event reached the sink
