@@ -5,6 +5,8 @@ profile into a stage costing a known 5 ms per event, so one worker does 200 even
 with stage 2 autoscaled by the default strategy (OneStep).  The job's events must say
 who scaled and why, and with ``block`` every event the source emitted reaches the sink.
 """
+import os
+import signal
 import subprocess
 import sys
 
@@ -15,9 +17,9 @@ MACHINE = {"cpuCores": 0.5, "memoryMB": 128}
 PROFILE = "100:8s,400:30s,60:30s"
 
 
-def submit(cluster, sink_dir, cooldown_s=8):
+def submit(cluster, sink_dir, cooldown_s=8, profile=PROFILE):
     definition = {"name": "load", "url": "mantis.examples.load_profile:job",
-                  "parameters": [{"name": "profile", "value": PROFILE}, {"name": "cost_ms", "value": 5.0},
+                  "parameters": [{"name": "profile", "value": profile}, {"name": "cost_ms", "value": 5.0},
                                  {"name": "sink_dir", "value": str(sink_dir)}],
                   "schedulingInfo": {"stages": {
                       "1": {"numberOfInstances": 1, "machineDefinition": MACHINE},
@@ -81,3 +83,25 @@ def test_a_load_step_grows_the_stage_a_drop_shrinks_it_the_events_say_why_and_no
 
     ids = sink_ids(sink_dir)
     assert set(ids) == set(range(profile_events(PROFILE)))  # with block, every event reached the sink
+
+
+def job_master(job):
+    masters = [w for w in job["workers"] if w["stageNum"] == 0]
+    return masters[0] if masters and masters[0]["state"] == "Started" and masters[0]["metrics"].get("pid") else None
+
+
+def test_a_killed_job_master_is_replaced_like_any_worker_and_the_events_say_so(cluster, tmp_path):
+    job_id = submit(cluster, tmp_path, profile="50:60s")
+    first = wait_for(lambda: job_master(job_of(cluster, job_id)), timeout=60, interval=0.5,
+                     what="the Job Master to start")
+    os.kill(int(first["metrics"]["pid"]), signal.SIGKILL)
+
+    def replaced():
+        m = job_master(job_of(cluster, job_id))
+        return m if m and m["workerNumber"] != first["workerNumber"] else None
+
+    second = wait_for(replaced, timeout=60, interval=0.5, what="a new Job Master")
+    assert second["workerIndex"] == 0
+    events = cluster.call("GET", f"/api/v1/jobs/{job_id}/events?type=WorkerReplaced")[1]["list"]
+    assert any(e["stage"] == 0 and e["oldWorkerNumber"] == first["workerNumber"] for e in events), events
+    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200

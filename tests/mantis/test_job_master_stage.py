@@ -2,6 +2,7 @@
 import pytest
 
 from mantis.lifecycles import job_state as js
+from mantis.lifecycles.job_views import status_snapshot, watched_view
 from mantis.lifecycles.tables import TransitionRejected
 from mantis.model.definitions import JobDefinition, SchedulingInfo, StageSchedulingInfo
 
@@ -81,3 +82,12 @@ def test_scaling_kills_replacements_and_state_changes_are_the_jobs_events_with_w
     # stored with the job, and the latest shown with it
     again = js.JobRecord.from_json(job.to_json())
     assert again.events == job.events and job.describe()["recentEvents"] == job.events[-10:]
+
+
+def test_the_status_stream_shows_the_latest_events_so_a_scale_is_a_change_for_watchers():
+    job = started_job(AUTOSCALED)
+    before = watched_view(job.describe())
+    job.scale_stage(2, 3, 130.0, user="JobMaster", reason="RPS with value 500.00 exceeded scaleUp threshold")
+    after = job.describe()
+    assert watched_view(after) != before
+    assert status_snapshot(after)["recentEvents"][-1]["type"] == "StageScaled"
