@@ -4,6 +4,7 @@ import pytest
 from mantis.lifecycles import job_state as js
 from mantis.lifecycles.job_views import status_snapshot, watched_view
 from mantis.lifecycles.tables import TransitionRejected
+from mantis.model.codec import ValidationError
 from mantis.model.definitions import JobDefinition, SchedulingInfo, StageSchedulingInfo
 
 POLICY = js.WorkerPolicy(heartbeat_timeout_s=10, startup_timeout_s=30, backoff_steps=(0, 5),
@@ -91,3 +92,13 @@ def test_the_status_stream_shows_the_latest_events_so_a_scale_is_a_change_for_wa
     after = job.describe()
     assert watched_view(after) != before
     assert status_snapshot(after)["recentEvents"][-1]["type"] == "StageScaled"
+
+
+def test_a_malformed_scaling_policy_is_refused_on_arrival_naming_its_field():
+    bad = {"stages": {"1": {"scalable": True, "scalingPolicy": {"min": 1, "max": 4, "strategies": {
+        "CPU": {"reason": "CPU", "scaleDownBelowPct": 20, "scaleUpAbovePct": 75,
+                "rollingCount": {"count": 6, "of": 5}}}}}}}
+    with pytest.raises(ValidationError, match=r"schedulingInfo.stages.1.scalingPolicy.strategies.CPU.rollingCount"):
+        SchedulingInfo.from_json(bad)
+    ok = SchedulingInfo.from_json({"stages": {"1": {"scalable": False, "scalingPolicy": {"min": 9, "max": 1}}}})
+    assert ok.stages[1].scaling_policy == {"min": 9, "max": 1}  # not scalable: not read
