@@ -35,7 +35,7 @@ from mantis.examples.load_profile import parse_profile, profile_events, sink_ids
 from mantis.tooling.local_processes import LocalCluster, StopOnExit, api, wait_for  # noqa: E402
 
 TARGET_UTILIZATION = 0.7  # OneStep's default
-MACHINE = {"cpuCores": 0.5, "memoryMB": 128}
+MACHINE = {"cpuCores": 0.5, "memoryMB": 128, "networkMbps": 16}
 
 
 def free_port() -> int:

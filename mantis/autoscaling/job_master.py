@@ -8,7 +8,8 @@ fails) and, every ``sample_interval_s``:
    metrics (``host`` and ``metricsPort``): this is how it follows discovery;
 2. reads every worker's metrics endpoint (``/metrics.json``) into a ``MetricWindow``;
 3. steps each scalable stage's ``StageScaler`` on the stage's sample (held back with
-   ``resizing`` while the stage's workers are not all Started at its size);
+   ``resizing`` while the stage's workers are not all Started at its size, for at most
+   two cooldowns after a resize: workers that cannot be placed do not freeze it);
 4. asks the master to resize a stage through the API's own ``scaleStage`` action, as
    user ``JobMaster``, with the decision's reason in Mantis' words.
 
@@ -40,6 +41,8 @@ JOB_MASTER_USER = "JobMaster"
 RESIZING = "resizing"
 TERMINAL_JOB_STATES = ("Completed", "Failed")
 HTTP_TIMEOUT_S = 2.0
+# How long (in cooldowns) after a resize the stage is held back while its workers start.
+RESIZE_PATIENCE_COOLDOWNS = 2.0
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,10 @@ class JobMaster:
             size = sizes.get(stage, 0)
             sample = self.window.sample(stage, now, self.machines[stage])
             with self._lock:
-                if started.get(stage, 0) != size:
+                # Wait for a resize to take effect, but not for ever: workers the
+                # scheduler cannot place must not freeze the stage at its size.
+                waiting = now - scaler.last_resize_at < RESIZE_PATIENCE_COOLDOWNS * scaler.cooldown_s()
+                if started.get(stage, 0) != size and waiting:
                     decision = scaler.hold(now, size, RESIZING,
                                            f"{started.get(stage, 0)} of {size} workers started")
                 else:

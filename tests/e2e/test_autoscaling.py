@@ -13,7 +13,7 @@ import sys
 from mantis.examples.load_profile import needed_workers, profile_events, sink_ids
 from tests.support import wait_for
 
-MACHINE = {"cpuCores": 0.5, "memoryMB": 128}
+MACHINE = {"cpuCores": 0.5, "memoryMB": 128, "networkMbps": 16}
 PROFILE = "100:8s,400:30s,60:30s"
 
 
