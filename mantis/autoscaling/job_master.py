@@ -180,9 +180,11 @@ class JobMaster:
         started: dict[int, int] = {}
         for w in job.get("workers", []):
             stage, metrics = int(w["stageNum"]), w.get("metrics") or {}
-            if stage < 1 or w.get("state") != "Started" or not metrics.get("metricsPort"):
+            if stage < 1 or w.get("state") != "Started":
                 continue
             started[stage] = started.get(stage, 0) + 1
+            if not metrics.get("metricsPort"):
+                continue  # its first heartbeat is on the way
             key = f"{stage}:{w['workerIndex']}:{w['workerNumber']}"
             host = w.get("host") or metrics.get("host") or "127.0.0.1"
             try:
@@ -215,12 +217,15 @@ class JobMaster:
         stages = ((job.get("schedulingInfo") or {}).get("stages")) or {}
         for key, info in stages.items():
             stage = int(key)
-            if stage < 1 or not info.get("scalable") or stage in self.scalers:
-                continue
+            raw = info.get("scalingPolicy") or {}
+            if stage < 1 or stage in self.scalers or not info.get("scalable") or "strategies" not in raw:
+                continue  # not autoscaled (see mantis.lifecycles.job_state.autoscaled)
             try:
-                policy = parse_policy(stage, info.get("scalingPolicy"))
+                policy = parse_policy(stage, raw)
             except ValidationError as exc:
                 raise RuntimeError(f"stage {stage}: {exc}") from exc
+            if policy.max <= policy.min:
+                continue
             m = info.get("machineDefinition") or {}
             self.machines[stage] = Machine(float(m.get("cpuCores", 1.0)), float(m.get("memoryMB", 1024.0)),
                                            float(m.get("networkMbps", 128.0)))
