@@ -7,7 +7,7 @@ DataDrop, RPS, UserDefined, with ``"metric"`` naming the user's gauge) plus two
 controllers: ``Clutch`` (a PID controller: ``setPoint``, ``rope``, ``kp``, ``ki``,
 ``kd``, ``integralDecay``, ``minSize``, ``maxSize``, ``cooldownSecs``, and the ``metric``
 it holds at the set point, CPU by default) and ``OneStep`` (Flink-style sizing:
-``targetUtilization``, ``scaleDownMargin``, ``stableSamples``).  A stage is autoscaled (its job gets a Job
+``targetUtilization``, ``utilizationMargin``, ``stableSamples``).  A stage is autoscaled (its job gets a Job
 Master) when its policy has ``strategies``; an empty ``strategies`` object gets
 ``OneStep`` with its defaults.
 """
@@ -25,7 +25,7 @@ REASONS = (*RULE_REASONS, CLUTCH, ONE_STEP)
 
 DEFAULT_COOLDOWN_S = 30.0
 DEFAULT_TARGET_UTILIZATION = 0.7
-DEFAULT_SCALE_DOWN_MARGIN = 0.15
+DEFAULT_UTILIZATION_MARGIN = 0.15
 DEFAULT_STABLE_SAMPLES = 3
 
 
@@ -62,13 +62,14 @@ class ClutchStrategy:
 
 @dataclass(frozen=True)
 class OneStepStrategy:
-    """Flink-style: size = demand / (true per-worker rate x ``target_utilization``); a
-    scale-down only when the size at ``target_utilization + scale_down_margin`` is smaller;
+    """Flink-style: size = demand / (true per-worker rate x ``target_utilization``), taken
+    only when the utilisation at the current size is outside ``target_utilization`` ±
+    ``utilization_margin`` (a dead band: a size rounded up is not undone);
     a new size only once ``stable_samples`` samples in a row ask for it (a window that
     straddles a step in the load would otherwise size for half of the step)."""
 
     target_utilization: float = DEFAULT_TARGET_UTILIZATION
-    scale_down_margin: float = DEFAULT_SCALE_DOWN_MARGIN
+    utilization_margin: float = DEFAULT_UTILIZATION_MARGIN
     stable_samples: int = DEFAULT_STABLE_SAMPLES
     reason: str = ONE_STEP
 
@@ -138,7 +139,7 @@ def _strategy(reason: str, data: Any) -> Strategy:
         target = float(_number(data, "targetUtilization", DEFAULT_TARGET_UTILIZATION, 0.01))
         if target > 1:
             raise ValidationError("scalingPolicy.strategies.OneStep.targetUtilization must be at most 1")
-        return OneStepStrategy(target, float(_number(data, "scaleDownMargin", DEFAULT_SCALE_DOWN_MARGIN, 0)),
+        return OneStepStrategy(target, float(_number(data, "utilizationMargin", DEFAULT_UTILIZATION_MARGIN, 0)),
                                int(_number(data, "stableSamples", DEFAULT_STABLE_SAMPLES, 1)))
     raise ValidationError(f"scalingPolicy.strategies: unknown reason {reason!r} (known: {', '.join(REASONS)})")
 

@@ -153,20 +153,23 @@ class OneStepState:
         # when it works all the time (Flink's "true processing rate").
         true_rate = sample.events / sample.busy_seconds
         inputs["trueRatePerWorker"] = round(true_rate, 2)
-        up = math.ceil(demand / (true_rate * s.target_utilization) - 1e-9)
-        down_util = min(1.0, s.target_utilization + s.scale_down_margin)
-        down = math.ceil(demand / (true_rate * down_util) - 1e-9)
-        inputs["sizeAtTarget"], inputs["sizeAtDownBand"] = up, down
-        if up > size:
-            want, why = up, (f"OneStep: demand {demand:.1f}/s over {true_rate:.1f}/s per worker at "
-                             f"{s.target_utilization:.0%} needs {up} workers")
-        elif down < size:
-            want, why = max(down, 1), (f"OneStep: demand {demand:.1f}/s over {true_rate:.1f}/s per worker "
-                                       f"needs only {down} workers at {down_util:.0%}")
+        wanted = max(math.ceil(demand / (true_rate * s.target_utilization) - 1e-9), 1)
+        # The share of its time each worker would be busy at the current size.
+        utilization = demand / (true_rate * size) if size > 0 else math.inf
+        low, high = s.target_utilization - s.utilization_margin, s.target_utilization + s.utilization_margin
+        inputs["sizeAtTarget"], inputs["utilization"] = wanted, round(utilization, 3)
+        if utilization > high and wanted > size:
+            want, why = wanted, (f"OneStep: demand {demand:.1f}/s over {true_rate:.1f}/s per worker at "
+                                 f"{s.target_utilization:.0%} needs {wanted} workers")
+        elif utilization < low and wanted < size:
+            want, why = wanted, (f"OneStep: demand {demand:.1f}/s over {true_rate:.1f}/s per worker needs "
+                                 f"only {wanted} workers at {s.target_utilization:.0%} ({utilization:.0%} busy "
+                                 f"now)")
         else:
             self.streak = (size, 0)
             return Proposal(size, s.reason, inputs, DEAD_BAND,
-                            f"OneStep: {size} workers fit demand {demand:.1f}/s ({true_rate:.1f}/s per worker)")
+                            f"OneStep: {size} workers fit demand {demand:.1f}/s ({true_rate:.1f}/s per worker, "
+                            f"{utilization:.0%} busy)")
         # The same size asked for ``stable_samples`` times in a row, or it is a passing estimate.
         count = self.streak[1] + 1 if self.streak[0] == want else 1
         self.streak = (want, count)

@@ -131,12 +131,18 @@ def test_one_step_sizes_to_demand_over_true_rate_at_target_utilisation_in_one_st
 
 
 def test_one_step_has_a_dead_band_so_steady_load_does_not_flap():
-    one = OneStepState(OneStepStrategy(target_utilization=0.7, scale_down_margin=0.15, stable_samples=1))
-    # 3 workers for 400/s at 200/s each: 2.86 needed at 70 %, 2.35 at 85 %: keep 3
+    one = OneStepState(OneStepStrategy(target_utilization=0.7, utilization_margin=0.15, stable_samples=1))
+    # 3 workers for 400/s at 200/s each: 67 % busy, inside 55..85 %: keep 3
     p = one.propose(busy_sample(400, per_worker=200, workers=3), 3, 0.0)
-    assert p.desired == 3 and p.held == "deadBand"
-    # a drop to 100/s: 0.59 workers at 85 % -> 1
-    assert one.propose(busy_sample(100, per_worker=200, workers=3), 3, 0.0).desired == 1
+    assert p.desired == 3 and p.held == "deadBand" and p.inputs["utilization"] == 0.667
+    # a size rounded up is not undone: 1000/s needs 7.14 workers at 70 %, so 8, which are 62.5 % busy
+    p = one.propose(busy_sample(1000, per_worker=208, workers=8), 8, 0.0)
+    assert p.desired == 8 and p.held == "deadBand"
+    # 80 % busy is inside the band too, though 70 % would take one more worker
+    assert one.propose(busy_sample(480, per_worker=200, workers=3), 3, 0.0).held == "deadBand"
+    # a drop to 100/s: 17 % busy, below the band -> the size at 70 %: 1
+    p = one.propose(busy_sample(100, per_worker=200, workers=3), 3, 0.0)
+    assert p.desired == 1 and "needs only 1 workers at 70% (17% busy now)" in p.why
 
 
 def test_one_step_is_the_default_strategy_and_idle_stages_shrink_one_by_one():
