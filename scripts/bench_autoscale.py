@@ -94,7 +94,8 @@ def main() -> int:
             f"master.api_port={free_port()}", f"agent.admin_port={free_port()}", f'agent.ports="{free_range()}"',
             "agent.cpus=8", "agent.mem_mb=8192", "master.local_agent=false",
             "workers.heartbeat_interval_s=0.5", "workers.heartbeat_timeout_s=6", "workers.check_interval_s=0.5"])
-        cluster = guard.add(LocalCluster(config, tmp))
+        cluster = LocalCluster(config, tmp)
+        guard.add(cluster, on_signal=cluster.kill9)  # interrupted: no graceful stops to wait for
         print(f"starting a master and an agent (logs in {tmp})", flush=True)
         cluster.start()
         sink_dir = tmp / "sink"
