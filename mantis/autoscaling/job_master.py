@@ -83,12 +83,13 @@ class JobMaster:
 
     The interface is a stage worker's (``start``, ``state``, ``error``, ``metrics``,
     ``stop``, ``wait``), so a WorkerActor runs either.  ``master`` gives the master's
-    API URL; ``clock`` (monotonic seconds) times the strategies.
+    API URL; ``clock`` times the strategies and stamps the decisions (wall-clock seconds by
+    default, so a decision's ``at`` compares with the job's events).
     """
 
     def __init__(self, job_id: str, master: Callable[[], str] = master_url,
                  sample_interval_s: float = 1.0, window_s: float = 5.0, give_up_s: float = 60.0,
-                 history: int = 200, clock: Callable[[], float] = time.monotonic):
+                 history: int = 200, clock: Callable[[], float] = time.time):
         self.job_id = job_id
         self.master = master
         self.sample_interval_s, self.give_up_s = sample_interval_s, give_up_s
