@@ -19,6 +19,7 @@ from actors.messages import (
     AgentHeartbeat,
     ConnectMaster,
     Done,
+    DrainWorker,
     ForgetWorkerHealth,
     GetAgentState,
     HealthVerdict,
@@ -39,6 +40,7 @@ from actors.messages import (
 # SDK with it) here lets every worker start without importing them again, sharing
 # those pages with its siblings.
 from actors.worker_actor import WorkerActor
+from mantis.lifecycles.job_state import STAGE_SCALED_DOWN
 from mantis.runtime.health_probes import ProbeTarget
 
 log = logging.getLogger("mantis.agent")
@@ -184,10 +186,15 @@ class AgentActor(MantisActor):
         if w is None:
             self._report([WorkerStatus(msg.worker_key, "Completed", "not running on this agent")])
             return
+        first = w["stopping"] is None
         w["stopping"] = msg.reason
         self._forget_health(msg.worker_key)
         log.info("agent %s stopping worker %s: %s", self.offer.agent_id, msg.worker_key, msg.reason)
-        self.send(w["address"], ActorExitRequest())
+        if msg.reason == STAGE_SCALED_DOWN and first:
+            # Scaled away: it hands over what it was sent, reports Completed, then exits.
+            self.send(w["address"], DrainWorker(msg.worker_key, msg.reason))
+        else:
+            self.send(w["address"], ActorExitRequest())
 
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender):
         if msg.childAddress == self.health_checker:

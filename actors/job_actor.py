@@ -23,6 +23,7 @@ from actors.messages import (
     Done,
     GetArchivedWorkers,
     GetJob,
+    GetJobEvents,
     JobChanged,
     JobFinished,
     JobKilled,
@@ -48,10 +49,11 @@ from actors.watchers import Watchers
 from mantis.config import Config
 from mantis.lifecycles import job_state, migration
 from mantis.lifecycles.job_sla import JobSlaTerms, JobSlaWatch
-from mantis.lifecycles.job_state import JobRecord, WorkerPolicy
+from mantis.lifecycles.job_state import JOB_MASTER_STAGE, JobRecord, WorkerPolicy
 from mantis.lifecycles.job_views import watched_view
 from mantis.lifecycles.tables import TransitionRejected, new_stimulus_id
 from mantis.model.codec import ValidationError
+from mantis.model.definitions import MachineDefinition, StageSchedulingInfo
 from mantis.model.migration_config import MigrationConfig
 
 log = logging.getLogger("mantis.job")
@@ -66,13 +68,21 @@ def policy_from_config(config: Config) -> WorkerPolicy:
     return WorkerPolicy.from_config(config.workers)
 
 
+# What a Job Master (stage 0) asks for: it reads metrics and posts a resize now and then.
+JOB_MASTER_MACHINE = MachineDefinition(cpu_cores=0.25, memory_mb=128.0, disk_mb=0.0, network_mbps=8.0,
+                                       num_ports=1)
+
+
 def worker_spec(job: JobRecord, worker) -> WorkerSpec:
     """What the scheduler and the agent need to place and run ``worker``."""
     # A worker started before an artifact update keeps the artifact it was launched with.
     info, url = job.definition.scheduling_info, worker.url or job.definition.url
     # A submitted job's definition is merged with its cluster's, which has both.
     assert info is not None and url is not None, f"job {job.job_id} has no scheduling info or url"
-    stage = info.stages[worker.stage]
+    if worker.stage == JOB_MASTER_STAGE:
+        stage = StageSchedulingInfo(number_of_instances=1, machine=JOB_MASTER_MACHINE)
+    else:
+        stage = info.stages[worker.stage]
     m = stage.machine
     return WorkerSpec(
         worker_key=worker.key, job_id=job.job_id, stage=worker.stage, index=worker.index,
@@ -87,7 +97,7 @@ def worker_spec(job: JobRecord, worker) -> WorkerSpec:
 class JobActor(MantisActor):
     """One job: its workers' lifecycle, kill, scale, resubmit."""
 
-    REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
+    REQUESTS = (GetJob, GetJobEvents, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
     ACCEPTS = {
         "new": (StartJob,),
         "running": (*REQUESTS, WorkerLaunched, WorkerStatusBatch, MigrateJob, DescribeActors, Done, Rejected),
@@ -204,7 +214,7 @@ class JobActor(MantisActor):
             counts[w.state] = counts.get(w.state, 0) + 1
         d = self.job.definition
         stages = d.scheduling_info.stages if d.scheduling_info else {}
-        sizes = self.job.stage_sizes
+        sizes = {k: v for k, v in self.job.stage_sizes.items() if k != JOB_MASTER_STAGE}
         return {"jobId": self.job.job_id, "clusterName": self.job.cluster, "state": self.job.state,
                 "user": d.user, "submittedAt": self.job.submitted_at, "endedAt": self.job.ended_at,
                 "workers": counts, "stageSizes": {str(k): v for k, v in sizes.items()},
@@ -277,18 +287,21 @@ class JobActor(MantisActor):
     def receiveMsg_GetArchivedWorkers(self, msg: GetArchivedWorkers, sender):
         self.answer(msg, sender, Done([w.describe() for w in self.job.archived_workers]))
 
+    def receiveMsg_GetJobEvents(self, msg: GetJobEvents, sender):
+        self.answer(msg, sender, Done(list(self.job.events)))
+
     def receiveMsg_KillJob(self, msg: KillJob, sender):
         if self.phase == "ended" or not self.job.is_active:
             self.answer(msg, sender, Rejected(409, f"job {self.job.job_id} is already {self.job.state}"))
             return
         log.info("job %s kill requested by %s: %s %s", self.job.job_id, msg.user, msg.reason, msg.message)
-        self._carry_out(self.job.kill(msg.reason, msg.message, time.time()))
+        self._carry_out(self.job.kill(msg.reason, msg.message, time.time(), user=msg.user))
         self.answer(msg, sender, JobKilled(self.job.job_id, self.job.state))
 
     def receiveMsg_ScaleStage(self, msg: ScaleStage, sender):
         try:
             self._running_only()
-            effects = self.job.scale_stage(msg.stage, msg.count, time.time())
+            effects = self.job.scale_stage(msg.stage, msg.count, time.time(), user=msg.user, reason=msg.reason)
         except TransitionRejected as exc:
             self.answer(msg, sender, Rejected(409, str(exc)))
             return

@@ -43,6 +43,7 @@ from actors.messages import (
     GetArchivedWorkers,
     GetCluster,
     GetJob,
+    GetJobEvents,
     JobChanged,
     JobFinished,
     JobSubmitted,
@@ -81,7 +82,7 @@ log = logging.getLogger("mantis.cluster")
 CLUSTER_CHANGES = (ReplaceCluster, UpdateArtifact, UpdateSchedulingInfo, UpdateMigrationStrategy, UpdateSla,
                    UpdateLabels, UpdateJobSla, EnableCluster,
                    DisableCluster)
-ENDED_JOB_REQUESTS = (GetJob, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
+ENDED_JOB_REQUESTS = (GetJob, GetJobEvents, GetArchivedWorkers, KillJob, ScaleStage, ResubmitWorker, WatchJob)
 
 
 SLA_USER = "mantis-sla"    # submits for slaMin, kills for slaMax
@@ -444,6 +445,11 @@ class JobClusterActor(MantisActor):
         job = self._archived(msg, sender)
         if job is not None:
             self.answer(msg, sender, Done([w.describe() for w in job.archived_workers]))
+
+    def receiveMsg_GetJobEvents(self, msg: GetJobEvents, sender):
+        job = self._archived(msg, sender)
+        if job is not None:
+            self.answer(msg, sender, Done(list(job.events)))
 
     def receiveMsg_WatchJob(self, msg: WatchJob, sender):
         job = self._archived(msg, sender)

@@ -260,6 +260,15 @@ class GetJob(JobRequest):
 
 
 @dataclass
+class GetJobEvents(JobRequest):
+    """The job's events, oldest first: state changes, kills, scaling (who and why),
+    worker replacements.  Answered with Done(list of events)."""
+
+    job_id: str
+    reply_to: Any = None
+
+
+@dataclass
 class GetArchivedWorkers(JobRequest):
     job_id: str
     reply_to: Any = None
@@ -663,6 +672,16 @@ class StopWorkerOnAgent:
 
     worker_key: str
     reason: str
+
+
+@dataclass
+class DrainWorker:
+    """Agent -> worker: the stage is scaled down and this worker goes; hand over what was
+    sent to it first (``StageWorker.drain``), at most ``timeout_s``, then end."""
+
+    worker_key: str
+    reason: str
+    timeout_s: float = 10.0
 
 
 @dataclass

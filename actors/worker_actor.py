@@ -9,17 +9,27 @@ An ActorExitRequest stops the pipeline and closes the port.
 
 With an announce target, a Started worker also joins its stage's serverset in
 ZooKeeper on its own session (``mantis.runtime.announcer``) and leaves it when it stops.
+
+Every worker also serves its metrics on a port of its own (its ``metricsPort`` in the
+heartbeat; ``mantis.runtime.worker_metrics``): ``/metrics.json``, the stage worker's
+counters, CPU seconds, memory and the job's own metrics, which the Job Master reads, and
+``/metrics`` in Prometheus' format.  A worker of stage 0 is the Job Master
+(``mantis.autoscaling.job_master``): it runs no stage of the job, and its endpoint serves
+its scaling decisions too.
 """
 from __future__ import annotations
 
 import logging
 import os
+import time
 
 from actors.base import MantisActor
-from actors.messages import RunWorker, UpdateUpstream, WorkerReport
+from actors.messages import DrainWorker, RunWorker, UpdateUpstream, WorkerReport
+from mantis.autoscaling.job_master import JobMaster
 from mantis.runtime.announcer import ServersetMember, member_record, stage_path
 from mantis.runtime.health_endpoint import HealthEndpoint
-from mantis.runtime.process_stats import ProcessStats
+from mantis.runtime.process_stats import ProcessStats, cpu_seconds, rss_mb
+from mantis.runtime.stage_worker import StageWorker
 from mantis.runtime.worker_launch import build_stage_worker, worker_metrics
 from mantis.runtime.worker_metrics import WorkerMetricsServer
 
@@ -29,7 +39,7 @@ log = logging.getLogger("mantis.worker")
 class WorkerActor(MantisActor):
     """One running worker: its stage's pipeline, its output port, reports to its agent."""
 
-    ACCEPTS = {"new": (RunWorker,), "running": (UpdateUpstream,), "ended": (UpdateUpstream,)}
+    ACCEPTS = {"new": (RunWorker,), "running": (UpdateUpstream, DrainWorker), "ended": (UpdateUpstream, DrainWorker)}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -46,6 +56,17 @@ class WorkerActor(MantisActor):
         self.phase = "running"
         self._report("StartInitiated")
         try:
+            self.metrics_server = self._serve_metrics()
+        except OSError as exc:  # no port for metrics: the worker still runs, unscaled
+            log.warning("worker %s: no metrics endpoint (%s)", self.spec.worker_key, exc)
+        if self.spec.stage == 0:
+            self.worker = JobMaster(self.spec.job_id)
+            self.worker.start()
+            self._report("Started")
+            log.info("worker %s is the job master of %s", self.spec.worker_key, self.spec.job_id)
+            self.start_ticking(msg.heartbeat_interval_s)
+            return
+        try:
             self.worker = build_stage_worker(self.spec)
             job, context = self.worker.job, self.worker.context
             self.worker.start()
@@ -55,7 +76,6 @@ class WorkerActor(MantisActor):
             return
         checks = {"health": [c.to_json() for c in job.health_checks],
                   "readiness": [c.to_json() for c in job.readiness_checks]}
-        self.metrics_server = self._serve_metrics()
         self._report("Started", checks=checks)
         log.info("worker %s (stage %d) started, output on port %d, metrics on port %s", self.spec.worker_key,
                  self.spec.stage, self.worker.port, self.metrics_server.port if self.metrics_server else "-")
@@ -81,18 +101,12 @@ class WorkerActor(MantisActor):
         # (its output, and whatever else it listens on); only the agent next to it probes this.
         return HealthEndpoint(health, ready, host="127.0.0.1", port=0)
 
-    def _serve_metrics(self) -> WorkerMetricsServer | None:
-        """This worker's Prometheus endpoint on its second offered port (or a free one);
-        a worker without one still runs (its heartbeats carry the same figures)."""
+    def _serve_metrics(self) -> WorkerMetricsServer:
+        """This worker's metrics endpoint on its second offered port (or a free one)."""
         ports = self.spec.ports or []
         labels = {"job_id": self.spec.job_id, "stage": self.spec.stage, "worker_index": self.spec.index,
                   "worker_number": self.spec.number}
-        try:
-            return WorkerMetricsServer(lambda: self.worker.metrics().to_json(), labels,
-                                       port=ports[1] if len(ports) > 1 else 0)
-        except OSError as exc:
-            log.warning("worker %s serves no metrics: %s", self.spec.worker_key, exc)
-            return None
+        return WorkerMetricsServer(self.snapshot, labels, port=ports[1] if len(ports) > 1 else 0)
 
     def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
         if self.worker is not None and self.spec.stage > 1 and self.phase == "running":
@@ -100,12 +114,33 @@ class WorkerActor(MantisActor):
             log.info("worker %s reads from %d upstream worker(s)%s", self.spec.worker_key, len(msg.endpoints),
                      "; the upstream stage has completed" if msg.upstream_finished else "")
 
+    def receiveMsg_DrainWorker(self, msg: DrainWorker, sender):
+        """Scaled away: hand over the input (blocking this actor, at most ``timeout_s``), then end."""
+        if self.phase != "running":
+            return
+        drained = isinstance(self.worker, StageWorker) and self.worker.drain(msg.timeout_s)
+        log.info("worker %s %s", self.spec.worker_key,
+                 "drained: every event sent to it was handed on" if drained else "ends without draining")
+        self._end("Completed", f"{msg.reason}{'' if drained else ' (not drained)'}")
+
     def metrics(self) -> dict:
         m = worker_metrics(self.spec, self.worker, self.process_stats)
         if self.health_endpoint is not None:
             m["healthPort"] = self.health_endpoint.port
         if self.metrics_server is not None:
             m["metricsPort"] = self.metrics_server.port
+        return m
+
+    def snapshot(self) -> dict:
+        """What the metrics endpoint serves (on its own threads): counters that only grow
+        and gauges, read without disturbing the heartbeat's CPU share."""
+        m = {"pid": os.getpid(), "workerKey": self.spec.worker_key, "cpuSeconds": round(cpu_seconds(), 3),
+             "rssMB": round(rss_mb(), 1), "at": time.time()}
+        worker = self.worker
+        if worker is not None:
+            m.update(worker.metrics().to_json())
+            if isinstance(worker, JobMaster):
+                m["decisions"] = worker.decisions()
         return m
 
     def _report(self, status: str, reason: str = "", checks: dict | None = None) -> None:

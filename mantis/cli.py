@@ -311,6 +311,11 @@ def cmd_job(args) -> int:
              {"JobId": args.job_id, "StageNumber": args.stage, "NumWorkers": args.workers,
               "User": args.user, "Reason": args.reason})
         print(f"stage {args.stage} of {args.job_id} scaled to {args.workers} worker(s)")
+    elif args.action == "events":
+        # One line per event, oldest first: time (UTC), type, what happened and why.
+        for e in call(m, "GET", f"/api/v1/jobs/{quote(args.job_id)}/events")["list"]:
+            at = time.strftime("%H:%M:%S", time.gmtime(e["at"] / 1000))
+            print(f"{at}\t{e['type']}\t{e['message']}")
     return 0
 
 
@@ -439,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("stage", type=int)
     scale.add_argument("workers", type=int)
     scale.add_argument("--reason", default="scaled from the CLI")
+    jsub.add_parser("events", parents=[common]).add_argument("job_id")
 
     agents = sub.add_parser("agents", parents=[common], help="agents: list, disable, enable, drain")
     agents.add_argument("action", choices=["list", "disable", "enable", "drain"])

@@ -7,6 +7,7 @@ import tornado.routing
 import tornado.web
 
 from webapi import handlers as h
+from webapi import job_events as je
 from webapi import job_streams as js
 from webapi import metrics as m
 from webapi import streams as s
@@ -36,6 +37,7 @@ def make_app(gateway, **settings) -> tornado.web.Application:
         (r"/api/v1/jobs/actions/quickSubmit/?", h.QuickSubmitHandler),
         (rf"/api/v1/jobs/{JOB_ID}/?", h.JobHandler),
         (rf"/api/v1/jobs/{JOB_ID}/archivedWorkers/?", h.ArchivedWorkersHandler),
+        (rf"/api/v1/jobs/{JOB_ID}/events/?", je.JobEventsHandler),
         (rf"/api/v1/jobs/{JOB_ID}/actions/scaleStage/?", h.ScaleStageHandler),
         (rf"/api/v1/jobs/{JOB_ID}/actions/resubmitWorker/?", h.ResubmitWorkerHandler),
         (rf"/api/v1/jobs/{JOB_ID}/output/?", s.SseOutputHandler),

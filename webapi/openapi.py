@@ -165,6 +165,7 @@ SCHEMAS: dict[str, Any] = {
                            user=STRING, reason=STRING),
     "QuickSubmit": _obj(("name",), False, name=NAME, user=STRING, jobSla=_ref("JobSla")),
     "AgentActionBody": _obj((), False, user=STRING, reason=STRING),
+    "JobEvent": _obj((), at=MILLIS, type=STRING, message=STRING),
     "MesosWorkerReport": _obj(("workerKey",), False, workerKey=STRING, metrics=ANY_OBJECT),
 }
 
@@ -282,6 +283,11 @@ PATHS: dict[str, dict] = {
     "/api/v1/jobs/{jobId}/archivedWorkers": {
         "get": _op("The job's replaced and ended workers", _ok(_ref("WorkerList")),
                    params=[JOB, *LIST_PARAMS, _param("limit", schema={"type": "integer", "minimum": 0})],
+                   tag="jobs")},
+    "/api/v1/jobs/{jobId}/events": {
+        "get": _op("The job's events: state changes, kills, scaling, replacements, migration steps",
+                   _ok(_envelope("JobEvent")), params=[JOB, *LIST_PARAMS, _param("type"),
+                                                       _param("limit", schema={"type": "integer", "minimum": 1})],
                    tag="jobs")},
     "/api/v1/jobs/{jobId}/actions/scaleStage": {
         "post": _op("Scale a stage", NO_CONTENT, params=[JOB], body=_ref("ScaleStage"), status="204", tag="jobs")},

@@ -178,7 +178,7 @@ def job_view(job: dict, stage_numbers: Iterable[int] = (), worker_indexes: Itera
             "killReason": job.get("killReason"),
             "killMessage": job.get("killMessage"),
             "migration": job.get("migration"),
-            "events": job.get("events", []),
+            "events": [{**e, "at": ms(e.get("at"))} for e in job.get("events", [])],
         },
         "stageMetadataList": stages,
         "workerMetadataList": [worker_view(w) for w in workers],

@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 
 # mantis.lifecycles.migration extends JobRecord (rolling artifact updates) and imports
 # this module; JobRecord imports it back where it is used, once both are loaded.
-EVENTS_KEPT = 200
 
 
 class JobState(StrEnum):
@@ -96,6 +95,40 @@ KILL_REASONS = ("Killed", "Normal", "Error", "Lost", "SLA", "RuntimeLimit")
 
 
 _WORKERS = WorkersConfig()
+EVENTS_KEPT = 100  # stored with the job on every write: a bounded tail
+RECENT_EVENTS = 10  # shown with the job (and so in its status stream)
+
+# Stage 0 is the Job Master (``mantis.autoscaling.job_master``): a worker the job gets when
+# a stage is autoscaled, placed and replaced like any other, never scaled, and not
+# counted among the owner's stages (``describe`` leaves it out of stageSizes).
+JOB_MASTER_STAGE = 0
+# Why a worker is released by a scale-down: its agent asks it to hand over its input first.
+STAGE_SCALED_DOWN = "stage scaled down"
+
+
+def autoscaled(definition: JobDefinition) -> bool:
+    """True when some stage of ``definition`` is autoscaled, so the job gets a Job Master.
+
+    As Mantis' StageScalingPolicy is enabled: the stage is scalable, its policy's
+    ``max`` is above its ``min``, and the policy has ``strategies`` (an empty object
+    means the default strategy, OneStep).  A policy without ``strategies`` bounds manual
+    scaling only.
+    """
+    info = definition.scheduling_info
+    if info is None:
+        return False
+    for stage in info.stages.values():
+        policy = stage.scaling_policy or {}
+        if (stage.scalable and "strategies" in policy
+                and int(policy.get("max", 10_000)) > int(policy.get("min", 1))):
+            return True
+    return False
+    for stage in info.stages.values():
+        if stage.scalable:
+            policy = stage.scaling_policy or {}
+            if int(policy.get("max", 10_000)) > int(policy.get("min", 1)):
+                return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -262,25 +295,36 @@ class JobRecord:
     backoff: dict[str, list[float]] = field(default_factory=dict)  # "stage:index" -> [step, last failure]
     error_resubmits: deque = field(default_factory=deque)
     policy: WorkerPolicy = field(default_factory=WorkerPolicy, repr=False)
+    # The job's events, oldest first (the last EVENTS_KEPT): state changes, kills, scaling
+    # with who asked and why, worker replacements, migration steps; plain dicts {"at",
+    # "type", "message", ...}, stored with the job.
+    events: list[dict[str, Any]] = field(default_factory=list, repr=False)
     # What happened to the job and its workers, in memory only (not in the record).
     # The last 20 transitions of the job and of each of its latest 64 workers: enough to
     # tell what happened lately, small enough for ten thousand jobs in one master.
     log: Story = field(default_factory=lambda: Story(per_key=20, max_keys=64), repr=False, compare=False)
     # A rolling artifact update in progress or the last one (mantis.lifecycles.migration).
     migration: Migration | None = None
-    # What happened to the job that an operator watches (migration steps, ...): plain
-    # dicts {"at", "type", "message", ...}, the last EVENTS_KEPT, stored with the job.
-    events: list[dict] = field(default_factory=list)
-
-    def add_event(self, now: float, kind: str, message: str, **details: Any) -> None:
-        """Append an event to the job's ``events`` (the oldest go past EVENTS_KEPT)."""
-        self.events.append({"at": now, "type": kind, "message": message, **details})
-        del self.events[:-EVENTS_KEPT]
 
     # -- the machine -------------------------------------------------------------
 
     def handle(self, event: str, now: float, *, stimulus_id: str | None = None, **details) -> list[Effect]:
-        """Apply a job event through JOB_TABLE; raise TransitionRejected if not allowed."""
+        """Apply a job event through JOB_TABLE; raise TransitionRejected if not allowed.
+        A change of state is one of the job's events."""
+        before = self.state
+        effects = self._transition(event, now, stimulus_id=stimulus_id, **details)
+        if self.state != before:
+            why = details.get("message") or details.get("reason") or event
+            self.add_event(now, "JobStateChanged", f"job {before} -> {self.state}: {why}",
+                           **{"from": str(before), "to": str(self.state)})
+        return effects
+
+    def add_event(self, now: float, kind: str, message: str, **details: Any) -> None:
+        """Record one of the job's events (``GET /api/v1/jobs/{id}/events``), keeping the last EVENTS_KEPT."""
+        self.events.append({"at": now, "type": kind, "message": message, **details})
+        del self.events[:-EVENTS_KEPT]
+
+    def _transition(self, event: str, now: float, *, stimulus_id: str | None = None, **details) -> list[Effect]:
         return run_transition(JOB_TABLE, self, event, now, key=self.job_id, story=self.log,
                               stimulus_id=stimulus_id or new_stimulus_id(event), **details)
 
@@ -345,11 +389,17 @@ class JobRecord:
         job = cls(job_id=job_id, cluster=cluster, definition=definition, submitted_at=now)
         # A job gets its definition merged with its cluster's, which always has scheduling info.
         assert definition.scheduling_info is not None, "job definition not merged with its cluster's"
-        for stage_number, stage in sorted(definition.scheduling_info.stages.items()):
-            job.stage_sizes[stage_number] = stage.number_of_instances
-            for index in range(stage.number_of_instances):
+        sizes = {n: stage.number_of_instances for n, stage in definition.scheduling_info.stages.items()}
+        if autoscaled(definition):
+            sizes[JOB_MASTER_STAGE] = 1
+        for stage_number, count in sorted(sizes.items()):
+            job.stage_sizes[stage_number] = count
+            for index in range(count):
                 job._new_worker(stage_number, index, now)
         job.log.record(StoryEntry(new_stimulus_id("submit"), job_id, "submit", "", str(job.state), now))
+        job.add_event(now, "JobSubmitted", f"job submitted by {definition.user or 'unknown'} with "
+                      + ", ".join(f"stage {n}: {c}" for n, c in sorted(job.stage_sizes.items()) if n)
+                      + ("; a Job Master autoscales it" if JOB_MASTER_STAGE in job.stage_sizes else ""))
         return job, job._checked([Persist()] + job._due_schedules(now))
 
     def recover(self, now: float) -> list[Effect]:
@@ -384,7 +434,10 @@ class JobRecord:
 
     def upstream_endpoints(self, stage: int) -> list[tuple[str, str, int]]:
         """(worker id, host, port) of the Started workers of stage ``stage - 1``: where a
-        worker of ``stage`` reads from.  Empty for stage 1 (it reads the source)."""
+        worker of ``stage`` reads from.  Empty for stage 1 (it reads the source; stage 0
+        is the Job Master, which serves no events)."""
+        if stage <= 1:
+            return []
         return sorted((w.key, w.host or "127.0.0.1", int(w.metrics["port"]))
                       for w in self.workers.values()
                       if w.stage == stage - 1 and w.state == STARTED and w.metrics.get("port"))
@@ -454,6 +507,8 @@ class JobRecord:
         effects: list[Effect] = [Persist()]
         if not self.is_active:
             return effects + self._maybe_terminated(now, sid)
+        if w.stage == JOB_MASTER_STAGE:
+            return effects + self._replace(w, now, sid)  # the job still runs: it needs its Job Master
         if w.state == COMPLETED:
             # A worker that finished on its own leaves its slot empty; when all are empty
             # the job has completed (a finite job).
@@ -487,10 +542,16 @@ class JobRecord:
         return effects
 
     def _completed_if_empty(self, now: float, sid: str) -> list[Effect]:
-        if self.workers:
+        if any(w.stage != JOB_MASTER_STAGE for w in self.workers.values()):
             return []
+        effects: list[Effect] = []
+        for w in list(self.workers.values()):  # the Job Master has nothing left to scale
+            self._worker_event(w, "complete", now, sid, reason="every processing stage completed")
+            self._archive_worker(w)
+            effects.append(ReleaseWorker(w.key, w.agent_id, w.reason))
         # Nothing is left to stop, so the job completes at once (no Terminating step).
-        return self.handle("complete", now, stimulus_id=sid, reason="Normal", message="all workers completed")
+        return effects + self.handle("complete", now, stimulus_id=sid, reason="Normal",
+                                     message="all workers completed")
 
     def _replace(self, old: Worker, now: float, sid: str) -> list[Effect]:
         slot = f"{old.stage}:{old.index}"
@@ -507,6 +568,11 @@ class JobRecord:
                                        "worker resubmits in an hour", now, sid)
         new = self._new_worker(old.stage, old.index, now, resubmit_of=old,
                                ready_at=now + delay)
+        self.add_event(now, "WorkerReplaced",
+                       f"worker {old.number} (stage {old.stage}, index {old.index}) {old.state}: {old.reason}; "
+                       f"replaced by worker {new.number} after {delay:.0f}s",
+                       stage=old.stage, workerIndex=old.index, oldWorkerNumber=old.number,
+                       newWorkerNumber=new.number, reason=old.reason, delayS=delay)
         effects: list[Effect] = [WorkerReplaced(old.key, new.key, old.reason, delay), Persist()]
         return effects + self._due_schedules(now)
 
@@ -542,8 +608,11 @@ class JobRecord:
 
     # -- operator actions ---------------------------------------------------------
 
-    def kill(self, reason: str, message: str, now: float, stimulus_id: str | None = None) -> list[Effect]:
+    def kill(self, reason: str, message: str, now: float, stimulus_id: str | None = None,
+             user: str = "") -> list[Effect]:
         """Terminate the job; reason Error or Lost ends it Failed, others Completed."""
+        self.add_event(now, "JobKilled", f"kill requested by {user or 'unknown'}: {reason}"
+                       + (f" ({message})" if message else ""), user=user, reason=reason)
         return self._checked(self._kill(reason, message, now, stimulus_id or new_stimulus_id("kill")))
 
     def _kill(self, reason: str, message: str, now: float, sid: str) -> list[Effect]:
@@ -565,11 +634,13 @@ class JobRecord:
             effects.append(ReleaseWorker(w.key, w.agent_id, f"job killed: {reason}"))
         return effects
 
-    def scale_stage(self, stage: int, count: int, now: float, stimulus_id: str | None = None) -> list[Effect]:
-        """Set a stage's number of workers: new indexes are added, the highest removed."""
+    def scale_stage(self, stage: int, count: int, now: float, stimulus_id: str | None = None,
+                    user: str = "", reason: str = "") -> list[Effect]:
+        """Set a stage's number of workers: new indexes are added, the highest removed.
+        The resize is one of the job's events, with who asked (``user``) and why."""
         if not self.is_active:
             raise TransitionRejected(f"job {self.job_id}: cannot scale in state {self.state}")
-        if stage not in self.stage_sizes:
+        if stage == JOB_MASTER_STAGE or stage not in self.stage_sizes:
             raise TransitionRejected(f"job {self.job_id} has no stage {stage}")
         assert self.definition.scheduling_info is not None  # merged on submit, see submit()
         info = self.definition.scheduling_info.stages[stage]
@@ -585,10 +656,15 @@ class JobRecord:
         for index in range(current, count):
             self._new_worker(stage, index, now)
         for w in [w for w in self.workers.values() if w.stage == stage and w.index >= count]:
-            effects.append(ReleaseWorker(w.key, w.agent_id, "stage scaled down"))
-            self._worker_event(w, "complete", now, sid, reason="stage scaled down")
+            effects.append(ReleaseWorker(w.key, w.agent_id, STAGE_SCALED_DOWN))
+            self._worker_event(w, "complete", now, sid, reason=STAGE_SCALED_DOWN)
             self._archive_worker(w)
         self.stage_sizes[stage] = count
+        if count != current:
+            self.add_event(now, "StageScaled", f"stage {stage} scaled {'up' if count > current else 'down'} "
+                           f"from {current} to {count} workers by {user or 'unknown'}"
+                           + (f": {reason}" if reason else ""),
+                           stage=stage, fromWorkers=current, toWorkers=count, user=user, reason=reason)
         return self._checked(effects + [Persist()] + self._due_schedules(now))
 
     def resubmit_worker(self, number: int, reason: str, now: float,
@@ -603,6 +679,9 @@ class JobRecord:
         self._worker_event(w, "fail", now, sid, reason=f"resubmitted: {reason}")
         self._archive_worker(w)
         new = self._new_worker(w.stage, w.index, now, resubmit_of=w, ready_at=now)
+        self.add_event(now, "WorkerResubmitted", f"worker {w.number} (stage {w.stage}, index {w.index}) "
+                       f"resubmitted as worker {new.number}: {reason}", stage=w.stage, workerIndex=w.index,
+                       oldWorkerNumber=w.number, newWorkerNumber=new.number, reason=reason)
         effects: list[Effect] = [ReleaseWorker(w.key, w.agent_id, w.reason),
                                  WorkerReplaced(w.key, new.key, w.reason, 0.0),
                                  Persist()]
@@ -709,7 +788,7 @@ class JobRecord:
             "parameters": [p.to_json() for p in d.parameters or []],
             "labels": [label.to_json() for label in d.labels],
             "jobSla": d.job_sla.to_json() if d.job_sla else None,
-            "stageSizes": {str(k): v for k, v in self.stage_sizes.items()},
+            "stageSizes": {str(k): v for k, v in self.stage_sizes.items() if k != JOB_MASTER_STAGE},
             "schedulingInfo": d.scheduling_info.to_json() if d.scheduling_info else None,
             "subscriptionTimeoutSecs": d.subscription_timeout_secs,
             "nextWorkerNumber": self.next_worker_number,
@@ -717,6 +796,7 @@ class JobRecord:
                                                      key=lambda w: (w.stage, w.index, w.number))],
             "migration": self.migration.to_json() if self.migration else None,
             "events": self.events[-50:],
+            "recentEvents": self.events[-RECENT_EVENTS:],
         }
 
 

@@ -104,12 +104,14 @@ def status_view(job: dict) -> dict:
     """What status events are made of: the job's state and each current worker's.
 
     ``{"jobId", "state", "killReason", "killMessage", "workers": {workerNumber: (stageNum,
-    workerIndex, state, reason, host)}}``.  Equal views mean no status event is due.
+    workerIndex, state, reason, host)}, "events": ((at, type, message), ...)}`` (the job's
+    recent events: scaling, replacements, migrations).  Equal views mean no status event is due.
     """
     return {"jobId": job["jobId"], "state": job["state"], "killReason": job.get("killReason"),
             "killMessage": job.get("killMessage"),
             "workers": {w["workerNumber"]: (w["stageNum"], w["workerIndex"], w["state"], w["reason"] or "",
-                                            w["host"]) for w in job["workers"]}}
+                                            w["host"]) for w in job["workers"]},
+            "events": tuple((e.get("at"), e.get("type"), e.get("message")) for e in job.get("recentEvents") or ())}
 
 
 def completed_reason(state: str, reason: str | None) -> str:
@@ -172,8 +174,9 @@ def status_events(before: dict | None, job: dict, archived: Mapping[int, dict], 
 
     ``before`` is the ``status_view`` last told (None for a new watcher: then the job's
     status and every current worker's).  Otherwise one job-level Status (stageNum 0,
-    workerIndex and workerNumber -1) if the job's state or kill reason changed, and one
-    Status per worker that is new or whose state or reason changed.  A worker gone from
+    workerIndex and workerNumber -1) if the job's state or kill reason changed, one
+    Status per worker that is new or whose state or reason changed, and one per new job
+    event (``_event_statuses``).  A worker gone from
     the job has ended: its final record is looked up in ``archived`` (by workerNumber);
     when it is not there, it is told Completed with the reason unknown.  Events are in
     worker order, the job's last when it ends (its workers end before it), first otherwise.
@@ -194,10 +197,23 @@ def status_events(before: dict | None, job: dict, archived: Mapping[int, dict], 
                                         "host": host, "completedAt": None}
         workers.append(_worker_status(job_id, gone, now_ms))
     workers.sort(key=lambda s: (s["stageNum"], s["workerIndex"], s["workerNumber"]))
+    workers += _event_statuses(before, after, job, now_ms)
     if not job_changed:
         return workers
     head = _job_status(job, now_ms)
     return workers + [head] if job["state"] in _TERMINAL_JOB_STATES else [head] + workers
+
+
+def _event_statuses(before: dict | None, after: dict, job: dict, now_ms: int) -> list[dict]:
+    """A Status per job event (a scaling decision, a replacement, a migration step) that
+    ``before`` had not told; a new watcher is told none (they are the job's history,
+    served by ``/api/v1/jobs/{id}/events``)."""
+    if before is None:
+        return []
+    told = set(before.get("events", ()))
+    return [_status(job["jobId"], 0, -1, -1, "INFO", f"{kind}: {message}", job["state"], "Normal", None,
+                    epoch_ms(at) or now_ms)
+            for at, kind, message in after["events"] if (at, kind, message) not in told]
 
 
 def status_heartbeat(job_id: str, state: str, now_ms: int) -> dict:

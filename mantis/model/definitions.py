@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mantis.autoscaling.policy import parse_policy  # a scalable stage's policy is checked on arrival
 from mantis.model import codec
 from mantis.model.checks import check_list
 from mantis.model.codec import Field, ValidationError
@@ -189,7 +190,12 @@ def _stages(value: Any, path: str) -> dict[int, StageSchedulingInfo]:
             continue
         if not str(key).isdigit() or int(key) < 1:
             raise ValidationError(f"{path} keys must be stage numbers 1, 2, ... (got {key!r})")
-        stages[int(key)] = StageSchedulingInfo.from_json(stage, f"{path}.{key}")
+        stages[int(key)] = info = StageSchedulingInfo.from_json(stage, f"{path}.{key}")
+        if info.scalable:
+            try:  # refused at the door, not found out by the Job Master later
+                parse_policy(int(key), info.scaling_policy)
+            except ValidationError as exc:
+                raise ValidationError(f"{path}.{key}.{exc}") from None
     if sorted(stages) != list(range(1, len(stages) + 1)):
         raise ValidationError(f"{path} must number stages 1..{len(stages)} without gaps")
     return stages

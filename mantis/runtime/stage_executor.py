@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import reactivex
 from reactivex.abc import DisposableBase
@@ -72,6 +74,14 @@ class StageExecutor:
         self.batch_interval_s = batch_interval_s
         self.events_in = 0
         self.events_out = 0
+        # Busy time: seconds the pipeline thread spent in the stage's operators (and in a
+        # sink), not waiting for input nor blocked publishing to a slow next stage; its
+        # share of the time is what Flink calls busy time, and events / busy seconds is
+        # the stage's true processing rate.
+        self.busy_seconds = 0.0
+        self._publish_blocks = not (self.plan.is_last and job.sink is not None)
+        self._publishing_s = 0.0  # time the pipeline thread spent in publish (subtracted)
+        self._pipeline_thread: int | None = None
         self.error: str | None = None
         self._state = CREATED
         # The pipeline appends to _pending without a lock (list.append is atomic); only
@@ -182,7 +192,7 @@ class StageExecutor:
 
             def on_next(event) -> None:
                 self.events_in += 1
-                forward(event)
+                self._busy(forward, event)
 
             return source.subscribe(on_next, observer.on_error, observer.on_completed,
                                     scheduler=scheduler)
@@ -197,12 +207,24 @@ class StageExecutor:
 
             def on_next(batch: list) -> None:
                 self.events_in += len(batch)
-                forward(batch)
+                self._busy(forward, batch)
 
             return source.subscribe(on_next, observer.on_error, observer.on_completed,
                                     scheduler=scheduler)
 
         return reactivex.create(subscribe)
+
+    def _busy(self, forward: Callable[[Any], None], item: Any) -> None:
+        """``forward(item)`` through the operators, its time counted into ``busy_seconds``
+        less the time spent blocked in publish on this thread."""
+        self._pipeline_thread = threading.get_ident()
+        publishing = self._publishing_s
+        start = time.perf_counter()
+        try:
+            forward(item)
+        finally:
+            spent = time.perf_counter() - start - (self._publishing_s - publishing)
+            self.busy_seconds += max(spent, 0.0)
 
     def _subscribe(self, output: reactivex.Observable) -> None:
         pending, size, flush = self._pending, self.batch_size, self._flush
@@ -252,6 +274,7 @@ class StageExecutor:
                 return
             batch = pending[:taken]
             del pending[:taken]
+            start = time.perf_counter()
             try:
                 self._deliver(batch)
             except Exception as exc:
@@ -259,6 +282,9 @@ class StageExecutor:
                 self._delivering = False
                 self._end(FAILED, f"publish failed: {error_line(exc)}")
                 return
+            finally:
+                if self._publish_blocks and threading.get_ident() == self._pipeline_thread:
+                    self._publishing_s += time.perf_counter() - start
             self.events_out += taken
 
     def _end(self, state: str, error: str | None) -> None:

@@ -81,6 +81,7 @@ class StageInput:
         self._links: dict[UpstreamEndpoint, _Link] = {}
         self._observer: ObserverBase[list] | None = None  # the one subscriber of ``batches``
         self._ended = False  # completed, failed or closed: nothing more is fed
+        self._leaving = False  # leave() was called: every upstream ends this worker's stream
         self._upstream_finished = False  # the upstream stage completed (see update)
 
     @property
@@ -125,9 +126,9 @@ class StageInput:
                 self._sync_links()
         self._complete_if_upstream_finished()
 
-    def _complete_if_upstream_finished(self) -> None:
+    def _complete_if_upstream_finished(self, force: bool = False) -> None:
         with self._lock:
-            done = self._upstream_finished and not self._endpoints
+            done = force or (self._upstream_finished and not self._endpoints)
             observer = self._observer
         if done and observer is not None:
             with self._feed_lock:
@@ -136,6 +137,21 @@ class StageInput:
                     log.info("stage input %d: the upstream stage has completed; input ends",
                              self.handshake.worker_index)
                     observer.on_completed()
+
+    def leave(self) -> None:
+        """Go away without losing anything: ask every upstream to send nothing more and end
+        this worker's stream after what it already sent (the next stage is scaled down).
+        The input completes once every upstream has ended it; links not connected now had
+        nothing in flight and end at once."""
+        with self._lock:
+            self._leaving = True
+            links = list(self._links.values())
+        if not links:
+            self._complete_if_upstream_finished(force=True)
+        for link in links:
+            if not link.leave():
+                link.retire()
+                self._finished(link)
 
     def close(self) -> None:
         """Disconnect from every upstream; nothing more is fed to the pipeline."""
@@ -225,6 +241,8 @@ class _Link:
         self.endpoint = endpoint
         self.connected = False
         self.finished = False
+        self.received = 0  # events received on the current connection
+        self._send_lock = threading.Lock()  # receipts from the reader, the leaving notice from leave()
         self._retired = threading.Event()
         self._sock: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, daemon=True,
@@ -232,6 +250,19 @@ class _Link:
 
     def start(self) -> None:
         self._thread.start()
+
+    def leave(self) -> bool:
+        """Tell the upstream this worker is leaving (see ``StageInput.leave``); False when
+        not connected (nothing is in flight from it)."""
+        with self._send_lock:
+            sock = self._sock
+            if sock is None or not self.connected:
+                return False
+            try:
+                sock.sendall(encode_message(Receipt(self.received, leaving=True).to_message()))
+            except OSError:
+                return False
+            return True
 
     def retire(self) -> None:
         """Stop for good: close the connection (waking a blocked read) and do not reconnect."""
@@ -258,8 +289,11 @@ class _Link:
                 sock.settimeout(None)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                 sock.sendall(hello)
+                self.received = 0
                 self.connected = True
                 stage_input._connected(self)
+                if stage_input._leaving:  # connected while leaving: it must not send anything
+                    self.leave()
                 reason = self._read(sock)
             except (OSError, FrameError) as exc:
                 reason = str(exc) or type(exc).__name__
@@ -278,6 +312,7 @@ class _Link:
         sets ``finished``).  Receipts count events on this connection, from 0."""
         feed, max_frame = self.input._feed, self.input.max_frame
         received = 0
+        send_lock = self._send_lock
         while True:
             payload = read_payload(sock, max_frame)
             if payload is None:
@@ -285,14 +320,17 @@ class _Link:
             if not payload:
                 self.finished = True
                 try:
-                    sock.sendall(encode_message(Receipt(received, ended=True).to_message()))
+                    with send_lock:
+                        sock.sendall(encode_message(Receipt(received, ended=True).to_message()))
                 except OSError:
                     pass  # the stream did end; the upstream just cannot hear it confirmed
                 return "end of stream"
             batch = decode_stage_payload(payload)
             received += len(batch)
+            self.received = received
             # Before feeding: the batch has arrived, whatever becomes of this worker now.
-            sock.sendall(encode_message(Receipt(received).to_message()))
+            with send_lock:
+                sock.sendall(encode_message(Receipt(received).to_message()))
             if not feed(batch, len(payload)):
                 self._retired.set()
                 return "input ended"

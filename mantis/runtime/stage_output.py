@@ -103,14 +103,21 @@ def _whole_number(name: str, value: Any) -> int:
 @dataclass(frozen=True)
 class Receipt:
     """What a downstream worker confirms: ``received`` events on this connection so far,
-    and ``ended`` once it has read END_OF_STREAM."""
+    ``ended`` once it has read END_OF_STREAM, and ``leaving`` when it is going away (its
+    stage is scaled down): send it nothing more, and END_OF_STREAM after what is queued."""
 
     received: int
     ended: bool = False
+    leaving: bool = False
 
     def to_message(self) -> dict:
         """The receipt as the JSON object sent in its frame."""
-        return {"received": self.received, "ended": True} if self.ended else {"received": self.received}
+        message: dict = {"received": self.received}
+        if self.ended:
+            message["ended"] = True
+        if self.leaving:
+            message["leaving"] = True
+        return message
 
     @classmethod
     def from_message(cls, message: Any) -> Receipt:
@@ -118,11 +125,12 @@ class Receipt:
         if not isinstance(message, dict):
             raise ValueError("a receipt is a JSON object")
         received, ended = message.get("received"), message.get("ended", False)
+        leaving = message.get("leaving", False)
         if isinstance(received, bool) or not isinstance(received, int) or received < 0:
             raise ValueError(f"receipt field received must be a whole number >= 0, got {received!r}")
-        if not isinstance(ended, bool):
-            raise ValueError(f"receipt field ended must be true or false, got {ended!r}")
-        return cls(received, ended)
+        if not isinstance(ended, bool) or not isinstance(leaving, bool):
+            raise ValueError(f"receipt fields ended and leaving must be true or false, got {ended!r}, {leaving!r}")
+        return cls(received, ended, leaving)
 
 
 @dataclass(frozen=True)
@@ -349,6 +357,9 @@ class StageOutputServer:
                 return
         target = downstreams[first]
         if not (self._blocking and target.put_waiting(frame, events, self.block_timeout_s)):
+            if target.retiring:  # it left after this batch was routed: route it again
+                self.publish(batch)
+                return
             self._count_drop(target, events)
 
     def _offer(self, downstream: _Downstream, batch: list) -> None:
@@ -356,7 +367,23 @@ class StageOutputServer:
         taken = downstream.offer(frame, events) or (
             self._blocking and downstream.put_waiting(frame, events, self.block_timeout_s))
         if not taken:
+            if downstream.retiring:  # it left after this batch was routed: route it again
+                self.publish(batch)
+                return
             self._count_drop(downstream, events)
+
+    def _leaving(self, downstream: _Downstream) -> None:
+        """``downstream`` is going away (its stage is scaled down): route around it from
+        now on, and send it END_OF_STREAM after what is queued for it, so it gets
+        everything it was sent and nothing is lost (the rest goes to the others)."""
+        with self._changed:
+            if downstream in self._routing.downstreams:
+                self._routing = _Routing.over([d for d in self._routing.downstreams if d is not downstream],
+                                              keyed=self.key is not None)
+                self._changed.notify_all()
+        log.info("stage output port %d: downstream worker %d is leaving; ending its stream",
+                 self.port, downstream.handshake.worker_index)
+        downstream.retire()
 
     def _await_a_downstream(self) -> _Routing:
         deadline = time.monotonic() + self.block_timeout_s
@@ -385,7 +412,7 @@ class StageOutputServer:
         try:
             conn.settimeout(HANDSHAKE_TIMEOUT_S)
             handshake = Handshake.from_message(read_message(conn))
-            downstream = _Downstream(conn, address, handshake, self.buffer_batches)
+            downstream = _Downstream(conn, address, handshake, self.buffer_batches, self._leaving)
         except (OSError, FrameError, ValueError) as exc:
             log.warning("stage output port %d: refused %s: %s", self.port, address, exc)
             conn.close()
@@ -472,13 +499,51 @@ class _Downstream(FramedConnection):
     """One downstream connection: a ``FramedConnection`` to a next-stage worker, and the
     receipts that worker sends back (read on a thread of their own)."""
 
-    def __init__(self, sock: socket.socket, address: tuple, handshake: Handshake, capacity: int):
+    def __init__(self, sock: socket.socket, address: tuple, handshake: Handshake, capacity: int,
+                 on_leaving: Callable[[_Downstream], None] | None = None):
         super().__init__(sock, address, capacity)
         self.handshake = handshake
+        self.on_leaving = on_leaving
+        # Set once the worker said it is leaving: no frame is taken after that, and
+        # END_OF_STREAM is queued after the last one taken (``_retire_lock`` orders them).
+        self.retiring = False
+        self._retire_lock = threading.Lock()
         self.delivered_events = 0  # the worker's latest receipt
         self.end_confirmed = threading.Event()  # the worker confirmed END_OF_STREAM
         self.receipts_over = threading.Event()  # the end confirmed, or the reader stopped
         self.settled = threading.Event()  # the end confirmed, or the connection is over and counted
+
+    def offer(self, frame: bytes, events: int) -> bool:
+        """As ``FramedConnection.offer``; False once the worker is leaving."""
+        with self._retire_lock:
+            return not self.retiring and super().offer(frame, events)
+
+    def put_waiting(self, frame: bytes, events: int, timeout: float) -> bool:
+        """As ``FramedConnection.put_waiting``; False once the worker is leaving (the caller
+        routes the frame to another worker)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._retire_lock:
+                if self.retiring and frame is not END_OF_STREAM:
+                    return False
+                if super().put_waiting(frame, events, max(0.0, min(deadline - time.monotonic(), WAIT_SLICE_S))):
+                    return True
+            if self.closed or time.monotonic() >= deadline:
+                return False
+
+    def retire(self) -> None:
+        """Take nothing more; END_OF_STREAM goes after what was taken (a thread of its own
+        waits for room, so the receipts keep being read)."""
+        with self._retire_lock:
+            if self.retiring:
+                return
+            self.retiring = True
+
+        def end() -> None:
+            while not self.closed and not FramedConnection.put_waiting(self, END_OF_STREAM, 0, WAIT_SLICE_S):
+                pass
+
+        threading.Thread(target=end, daemon=True, name=f"stage-output-retire-{self.address}").start()
 
     def stats(self) -> DownstreamStats:
         """A snapshot of this connection's queue and counters."""
@@ -500,6 +565,8 @@ class _Downstream(FramedConnection):
                 receipt = Receipt.from_message(message)
                 if receipt.received > self.delivered_events:
                     self.delivered_events = receipt.received
+                if receipt.leaving and self.on_leaving is not None:
+                    self.on_leaving(self)
                 if receipt.ended:
                     self.end_confirmed.set()
                     self.receipts_over.set()

@@ -208,6 +208,8 @@ class StageWorkerMetrics:
     confirmed yet (all 0 for the last stage).  ``output_connections`` is read before
     ``events_out``, so every batch whose publishing started after that snapshot's
     connections were in place holds only events numbered ``events_out`` or later.
+    ``busy_seconds``: time spent in the stage's operators (``StageExecutor.busy_seconds``);
+    ``user``: the job's own metrics (``ctx.metrics``), by name.
     """
 
     stage_number: int
@@ -224,6 +226,8 @@ class StageWorkerMetrics:
     delivered_events: int = 0
     lost_events: int = 0
     in_flight_events: int = 0
+    busy_seconds: float = 0.0
+    user: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """The snapshot in the heartbeat's camelCase form."""
@@ -234,7 +238,8 @@ class StageWorkerMetrics:
                 "upstreamConnections": self.upstream_connections,
                 "bytesIn": self.bytes_in, "reconnects": self.reconnects,
                 "deliveredEvents": self.delivered_events, "lostEvents": self.lost_events,
-                "inFlightEvents": self.in_flight_events}
+                "inFlightEvents": self.in_flight_events,
+                "busySeconds": round(self.busy_seconds, 4), "user": dict(self.user)}
 
 
 class StageWorker:
@@ -356,7 +361,19 @@ class StageWorker:
             reconnects=stage_input.reconnects if stage_input else 0,
             delivered_events=to_stage.delivered_events if to_stage is not None else 0,
             lost_events=to_stage.lost_events if to_stage is not None else 0,
-            in_flight_events=to_stage.in_flight_events if to_stage is not None else 0)
+            in_flight_events=to_stage.in_flight_events if to_stage is not None else 0,
+            busy_seconds=self.executor.busy_seconds, user=self.context.metrics.snapshot())
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Leave the job without losing an event (the stage is scaled down): ask every
+        upstream worker to send nothing more and end this worker's stream, work through
+        what was sent, pass it on, and complete.  True once completed within ``timeout``
+        s; False for stage 1 (its source cannot be handed over) or on timeout, when the
+        caller stops it."""
+        if self.input is None or self.runtime.state != RUNNING:
+            return False
+        self.input.leave()
+        return self.wait(timeout) and self.runtime.state == COMPLETED
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the pipeline, disconnect input and output, wait up to ``timeout`` s; True if all ended.

@@ -53,6 +53,7 @@ import reactivex
 # SDK, so this is no cycle; wrapping stages in the executor instead would drop this edge.
 from mantis.model.checks import CheckDefinition
 from mantis.runtime.stage_lanes import LANES_MARK, in_lanes
+from mantis.sdk.metrics import MetricRegistry
 
 # A health or readiness check a job declares (Marathon's fields; see mantis.model.checks):
 # ``HealthCheck(protocol="TCP", interval_s=5, max_consecutive_failures=2)``.
@@ -95,6 +96,9 @@ class Context:
     # The ports the scheduler assigned this worker (the first serves its output); a job
     # may listen on the others, and a check's portIndex points into this list.
     ports: tuple[int, ...] = ()
+    # The job's own counters and gauges (``ctx.metrics.counter("x").increment()``): served
+    # with the worker's metrics, carried in heartbeats, read by UserDefined scaling rules.
+    metrics: MetricRegistry = field(default_factory=MetricRegistry)
 
 
 class Source(Protocol):

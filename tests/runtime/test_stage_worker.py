@@ -206,7 +206,9 @@ def test_metrics_report_the_workers_counters_in_camel_case(workers):
     reader.end_of_stream.wait(5)
     # The end confirmed, the upstream hangs up.
     wait_for(lambda: first.output.connections == 0, timeout=5, interval=0.01, what="hung up")
-    assert first.metrics().to_json() == {
+    metrics = first.metrics().to_json()
+    assert metrics.pop("busySeconds") >= 0 and metrics.pop("user") == {}
+    assert metrics == {
         "stage": 1, "port": first.port, "state": "completed", "eventsIn": 100, "eventsOut": 100,
         "droppedEvents": 0, "queueDepth": 0, "subscribers": 0, "upstreamConnections": 0,
         "bytesIn": 0, "reconnects": 0, "deliveredEvents": 100, "lostEvents": 0,
@@ -255,3 +257,49 @@ def test_stop_is_prompt_even_while_publish_blocks_on_a_stalled_consumer(workers)
     assert time.monotonic() - started < 1.0
     assert first.state == "completed"
     stalled.close()
+
+
+def test_metrics_carry_busy_time_and_the_jobs_own_metrics(workers):
+    def slow(events, ctx):
+        def work(event):
+            time.sleep(0.002)  # a known cost per event: busy time must cover it
+            ctx.metrics.counter("worked").increment()
+            ctx.metrics.gauge("last").set(event["n"])
+            return event
+        return events.pipe(ops.map(work))
+
+    job = Job("busy", numbers(limit=200), slow)
+    worker = workers(job)
+    worker.start()
+    assert worker.wait(20)
+    metrics = worker.metrics().to_json()
+    assert metrics["eventsIn"] == 200 and metrics["busySeconds"] >= 200 * 0.002
+    assert metrics["user"] == {"worked": 200.0, "last": 199.0}
+
+
+@pytest.mark.parametrize("key", ["k", None])
+def test_a_drained_worker_hands_over_its_stream_and_no_event_is_lost(workers, key):
+    def slowly(events, ctx):
+        return events.pipe(ops.do_action(lambda e: time.sleep(0.0002)))
+
+    job = Job("drain", numbers(limit=6000, rate=3000), stages=[
+        ProcessingStage(operators=identity, key=key, on_slow_consumer="block"),
+        ProcessingStage(operators=slowly)])
+    seconds = [workers(job, 2, index=i, workers_in_stage=2) for i in range(2)]
+    first = workers(job, 1)
+    for worker in seconds:
+        worker.update_upstream([endpoint(first)])
+    collectors = [FrameCollector(w.port) for w in seconds]
+    wait_for(lambda: all(w.output.connections == 1 for w in seconds), timeout=5, interval=0.01,
+             what="subscribers")
+    for worker in seconds + [first]:
+        worker.start()
+    wait_for(lambda: len(collectors[1].events) > 300, timeout=10, interval=0.01, what="events at worker 1")
+    assert seconds[1].drain(10) and seconds[1].state == "completed"  # scaled down mid-stream
+    assert first.wait(20) and seconds[0].wait(20), (first.error, seconds[0].error)
+    wait_for(lambda: sum(len(c.events) for c in collectors) >= 6000, timeout=10, interval=0.05,
+             what="all events out")
+    assert sorted(e["n"] for c in collectors for e in c.events) == list(range(6000))
+    out = first.metrics()
+    assert (out.lost_events, out.dropped_events, out.delivered_events) == (0, 0, 6000)
+    assert len(collectors[1].events) < 6000 - 300  # the rest went to worker 0 once 1 had left

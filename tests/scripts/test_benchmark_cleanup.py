@@ -192,3 +192,28 @@ def test_sigterm_stops_the_pipeline_benchmarks_stage_processes():
     finally:
         script.kill()
         kill_all(alive(seen))
+
+
+def test_sigterm_stops_everything_the_autoscale_benchmark_started():
+    """SIGTERM while the autoscaling benchmark's job runs: master, agent, Job Master and
+    workers all stop, and the temp dir goes."""
+    script = Script("scripts/bench_autoscale.py", "--profile", "100:5s,400:120s,100:5s")
+    tmp = None
+    try:
+        tmp = script.wait_for_line(r"logs in (/\S+)\)", timeout=30).group(1)
+        script.wait_for_line(r"profile .* started", timeout=90)
+        started = pids_mentioning(tmp)
+        assert len(started) >= 4, "master, agent and the job's workers should be found by their command line"
+
+        code, took = script.terminate()
+
+        left = wait_gone(lambda: pids_mentioning(tmp), GONE_WITHIN_S)
+        assert not left, f"left running after SIGTERM: {left}"
+        assert code == 128 + signal.SIGTERM
+        assert took < EXIT_WITHIN_S
+        assert not Path(tmp).exists(), "the temp dir should be removed"
+    finally:
+        script.kill()
+        if tmp:
+            kill_all(pids_mentioning(tmp))
+            shutil.rmtree(tmp, ignore_errors=True)
