@@ -2,7 +2,7 @@
 import pytest
 
 from mantis.lifecycles import job_state as js
-from mantis.lifecycles.job_views import status_snapshot, watched_view
+from mantis.lifecycles.job_views import status_events, status_view, watched_view
 from mantis.lifecycles.tables import TransitionRejected
 from mantis.model.codec import ValidationError
 from mantis.model.definitions import JobDefinition, SchedulingInfo, StageSchedulingInfo
@@ -87,11 +87,15 @@ def test_scaling_kills_replacements_and_state_changes_are_the_jobs_events_with_w
 
 def test_the_status_stream_shows_the_latest_events_so_a_scale_is_a_change_for_watchers():
     job = started_job(AUTOSCALED)
-    before = watched_view(job.describe())
+    described = job.describe()
+    before, told = watched_view(described), status_view(described)
     job.scale_stage(2, 3, 130.0, user="JobMaster", reason="RPS with value 500.00 exceeded scaleUp threshold")
     after = job.describe()
     assert watched_view(after) != before
-    assert status_snapshot(after)["recentEvents"][-1]["type"] == "StageScaled"
+    assert after["recentEvents"][-1]["type"] == "StageScaled"
+    # The scale is told to status watchers as a Status of its own, with the reason.
+    (scaled,) = [s for s in status_events(told, after, {}, 0) if s["message"].startswith("StageScaled")]
+    assert "RPS with value 500.00" in scaled["message"] and scaled["workerIndex"] == -1
 
 
 def test_a_malformed_scaling_policy_is_refused_on_arrival_naming_its_field():
