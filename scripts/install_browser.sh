@@ -9,14 +9,7 @@ if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q chromium chromium-driver
+bash "$(dirname "$0")/apt_install.sh" chromium chromium-driver
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     echo "chromium packages installed but chromium or chromedriver is missing" >&2

@@ -11,14 +11,7 @@ if [ -x "$ZK_SERVER" ]; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q zookeeper
+bash "$(dirname "$0")/apt_install.sh" zookeeper
 
 # The package installs a service definition; the tests start their own servers on
 # loopback, so a system-wide one is neither needed nor started here.
