@@ -45,6 +45,22 @@ HTTP_TIMEOUT_S = 2.0
 RESIZE_PATIENCE_COOLDOWNS = 2.0
 
 
+def job_from_view(view: dict) -> dict:
+    """What a round reads, from the job as the API answers it (Mantis' ``{jobMetadata,
+    stageMetadataList, workerMetadataList}``): ``state``, ``workers`` (each with
+    ``stageNum``, ``workerIndex``, ``workerNumber``, ``state``, ``host``, ``metrics``),
+    ``stageSizes`` and each stage's ``schedulingInfo`` (machine, scalable, scalingPolicy)."""
+    stages = [s for s in view.get("stageMetadataList") or [] if int(s.get("stageNum", 0)) >= 1]
+    return {
+        "state": (view.get("jobMetadata") or {}).get("state"),
+        "workers": list(view.get("workerMetadataList") or []),
+        "stageSizes": {str(s["stageNum"]): int(s.get("numWorkers") or 0) for s in stages},
+        "schedulingInfo": {"stages": {str(s["stageNum"]): {
+            "machineDefinition": s.get("machineDefinition") or {}, "scalable": bool(s.get("scalable")),
+            "scalingPolicy": s.get("scalingPolicy")} for s in stages}},
+    }
+
+
 @dataclass(frozen=True)
 class JobMasterMetrics:
     """What the Job Master's heartbeat carries (``to_json``)."""
@@ -153,7 +169,7 @@ class JobMaster:
             while not self._stopping.is_set():
                 began = self.clock()
                 try:
-                    job = _get_json(f"{self.master()}/api/v1/jobs/{self.job_id}")
+                    job = job_from_view(_get_json(f"{self.master()}/api/v1/jobs/{self.job_id}"))
                 except (OSError, ValueError) as exc:
                     if began - last_read > self.give_up_s:
                         raise RuntimeError(f"could not read job {self.job_id} for {self.give_up_s:.0f}s: "
@@ -243,7 +259,7 @@ class JobMaster:
             status, answer = _post_json(url, body)
         except OSError as exc:
             status, answer = 0, {"error": str(exc)}
-        if status == 200:
+        if 200 <= status < 300:  # Mantis' answer is 204
             self.scale_actions += 1
             log.info("job master of %s: stage %d %d -> %d (%s)", self.job_id, decision.stage,
                      decision.old_size, decision.new_size, decision.reason)

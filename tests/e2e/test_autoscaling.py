@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 
+from mantis.autoscaling.job_master import job_from_view
 from mantis.examples.load_profile import needed_workers, profile_events, sink_ids
 from tests.support import wait_for
 
@@ -29,13 +30,14 @@ def submit(cluster, sink_dir, cooldown_s=8, profile=PROFILE):
     assert cluster.call("POST", "/api/v1/jobClusters", definition)[0] == 201
     status, body = cluster.call("POST", "/api/v1/jobClusters/load/jobs", {"user": "e2e"})
     assert status == 201, body
-    return body["jobId"]
+    return body["jobMetadata"]["jobId"]
 
 
 def job_of(cluster, job_id):
-    status, job = cluster.call("GET", f"/api/v1/jobs/{job_id}")
-    assert status == 200, job
-    return job
+    """The job as the Job Master reads it: state, workers (the Job Master's too), stageSizes."""
+    status, view = cluster.call("GET", f"/api/v1/jobs/{job_id}")
+    assert status == 200, view
+    return job_from_view(view)
 
 
 def test_a_load_step_grows_the_stage_a_drop_shrinks_it_the_events_say_why_and_nothing_is_lost(
@@ -104,4 +106,4 @@ def test_a_killed_job_master_is_replaced_like_any_worker_and_the_events_say_so(c
     assert second["workerIndex"] == 0
     events = cluster.call("GET", f"/api/v1/jobs/{job_id}/events?type=WorkerReplaced")[1]["list"]
     assert any(e["stage"] == 0 and e["oldWorkerNumber"] == first["workerNumber"] for e in events), events
-    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e")[0] == 200
+    assert cluster.call("DELETE", f"/api/v1/jobs/{job_id}?user=e2e&reason=done")[0] == 202
