@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mantis.model import codec
 from mantis.model.codec import ValidationError
 
 RULE_REASONS = ("CPU", "Memory", "Network", "DataDrop", "RPS", "UserDefined")
@@ -94,6 +95,11 @@ def _number(data: dict, name: str, default: Any = None, low: float | None = None
     value = data.get(name, default)
     if value is None:
         return None
+    if isinstance(value, str):  # Mantis' UI and tools send numbers as strings ("min": "1")
+        try:
+            value = codec.number()(value, f"scalingPolicy.{name}")
+        except ValidationError:
+            raise ValidationError(f"scalingPolicy.{name} must be a number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError(f"scalingPolicy.{name} must be a number, got {value!r}")
     if low is not None and value < low:

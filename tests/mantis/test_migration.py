@@ -97,7 +97,7 @@ def test_a_percentage_migration_starts_successors_first_and_stops_old_workers_on
     assert job.migration.state == "completed" and job.migration.moved == 4
     assert [w.url for w in job.workers.values()] == [None] * 4
     assert sorted(w.index for w in job.workers.values()) == [0, 1, 2, 3]
-    messages = [e["message"] for e in job.events]
+    messages = [e["message"] for e in job.events if e["type"] == "migration"]
     assert messages[0].startswith("migration to m:v2 (version 2) started, strategy PERCENTAGE")
     assert messages[-1] == "migration completed: 4 worker(s) moved to m:v2"
     restored = js.JobRecord.from_json(job.to_json())
