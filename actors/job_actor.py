@@ -49,11 +49,11 @@ from actors.watchers import Watchers
 from mantis.config import Config
 from mantis.lifecycles import job_state, migration
 from mantis.lifecycles.job_sla import JobSlaTerms, JobSlaWatch
-from mantis.lifecycles.job_state import JOB_MASTER_STAGE, JobRecord, WorkerPolicy
+from mantis.lifecycles.job_state import JOB_MASTER_MACHINE, JOB_MASTER_STAGE, JobRecord, WorkerPolicy
 from mantis.lifecycles.job_views import watched_view
 from mantis.lifecycles.tables import TransitionRejected, new_stimulus_id
 from mantis.model.codec import ValidationError
-from mantis.model.definitions import MachineDefinition, StageSchedulingInfo
+from mantis.model.definitions import StageSchedulingInfo
 from mantis.model.migration_config import MigrationConfig
 
 log = logging.getLogger("mantis.job")
@@ -66,11 +66,6 @@ def policy_from_config(config: Config) -> WorkerPolicy:
     are the only ones: WorkerPolicy's own defaults are not consulted here.
     """
     return WorkerPolicy.from_config(config.workers)
-
-
-# What a Job Master (stage 0) asks for: it reads metrics and posts a resize now and then.
-JOB_MASTER_MACHINE = MachineDefinition(cpu_cores=0.25, memory_mb=128.0, disk_mb=0.0, network_mbps=8.0,
-                                       num_ports=1)
 
 
 def worker_spec(job: JobRecord, worker) -> WorkerSpec:
@@ -213,17 +208,20 @@ class JobActor(MantisActor):
         for w in self.job.workers.values():
             counts[w.state] = counts.get(w.state, 0) + 1
         d = self.job.definition
-        stages = d.scheduling_info.stages if d.scheduling_info else {}
-        sizes = {k: v for k, v in self.job.stage_sizes.items() if k != JOB_MASTER_STAGE}
+        machines = {n: s.machine for n, s in (d.scheduling_info.stages if d.scheduling_info else {}).items()}
+        machines[JOB_MASTER_STAGE] = JOB_MASTER_MACHINE
+        sizes = self.job.stage_sizes
         return {"jobId": self.job.job_id, "clusterName": self.job.cluster, "state": self.job.state,
                 "user": d.user, "submittedAt": self.job.submitted_at, "endedAt": self.job.ended_at,
-                "workers": counts, "stageSizes": {str(k): v for k, v in sizes.items()},
-                # What Mantis' compact job listing shows, fixed for the job's life but for sizes.
+                "workers": counts,
+                "stageSizes": {str(k): v for k, v in sizes.items() if k != JOB_MASTER_STAGE},
+                # What Mantis' compact job listing shows, fixed for the job's life but for sizes;
+                # as in Mantis, the Job Master's stage 0 counts.
                 "jarUrl": d.url, "type": d.job_sla.duration_type if d.job_sla else "Perpetual",
-                "labels": [label.to_json() for label in d.labels], "numStages": len(stages),
+                "labels": [label.to_json() for label in d.labels], "numStages": len(sizes),
                 "numWorkers": sum(sizes.values()),
-                "totCPUs": sum(n * stages[s].machine.cpu_cores for s, n in sizes.items() if s in stages),
-                "totMemory": sum(n * stages[s].machine.memory_mb for s, n in sizes.items() if s in stages)}
+                "totCPUs": sum(n * machines[s].cpu_cores for s, n in sizes.items() if s in machines),
+                "totMemory": sum(n * machines[s].memory_mb for s, n in sizes.items() if s in machines)}
 
     # -- messages -----------------------------------------------------------------------
 

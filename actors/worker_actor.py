@@ -102,11 +102,13 @@ class WorkerActor(MantisActor):
         return HealthEndpoint(health, ready, host="127.0.0.1", port=0)
 
     def _serve_metrics(self) -> WorkerMetricsServer:
-        """This worker's metrics endpoint on its second offered port (or a free one)."""
-        ports = self.spec.ports or []
+        """This worker's metrics endpoint, on a free port reported as ``metricsPort``: the
+        ports the scheduler assigned are the job's own (its output, and whatever else it
+        listens on, as a TCP health check's ``portIndex`` may point at), as Mantis keeps a
+        worker's metricsPort apart from its ports."""
         labels = {"job_id": self.spec.job_id, "stage": self.spec.stage, "worker_index": self.spec.index,
                   "worker_number": self.spec.number}
-        return WorkerMetricsServer(self.snapshot, labels, port=ports[1] if len(ports) > 1 else 0)
+        return WorkerMetricsServer(self.snapshot, labels, port=0)
 
     def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
         if self.worker is not None and self.spec.stage > 1 and self.phase == "running":

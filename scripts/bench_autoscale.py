@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mantis import config as config_module  # noqa: E402
+from mantis.autoscaling.job_master import job_from_view  # noqa: E402
 from mantis.examples.load_profile import parse_profile, profile_events, sink_ids  # noqa: E402
 from mantis.tooling.local_processes import LocalCluster, StopOnExit, api, wait_for  # noqa: E402
 
@@ -102,10 +103,12 @@ def main() -> int:
         sink_dir.mkdir()
         spec = definition(args.profile, args.cost_ms, args.cooldown, args.max_workers, sink_dir)
         assert cluster.call("POST", "/api/v1/jobClusters", spec)[0] == 201
-        job_id = cluster.call("POST", "/api/v1/jobClusters/autoscale/jobs", {"user": "bench"})[1]["jobId"]
+        submitted = cluster.call("POST", "/api/v1/jobClusters/autoscale/jobs", {"user": "bench"})[1]
+        job_id = submitted["jobMetadata"]["jobId"]
 
         def job() -> dict:
-            return cluster.call("GET", f"/api/v1/jobs/{job_id}")[1]
+            """The job as the Job Master reads it: state, workers, stageSizes."""
+            return job_from_view(cluster.call("GET", f"/api/v1/jobs/{job_id}")[1])
 
         def emitted(j: dict) -> float:
             return sum(w["metrics"].get("user", {}).get("emitted", 0) for w in j["workers"] if w["stageNum"] == 1)

@@ -123,10 +123,14 @@ def _stages(job: dict) -> list[dict]:
     stages = ((job.get("schedulingInfo") or {}).get("stages")) or {}
     sizes = job.get("stageSizes") or {}
     out = []
+    if job.get("jobMaster"):  # as Mantis lists it: stage 0, the Job Master's one worker
+        out.append({"jobId": job["jobId"], "stageNum": 0, "numStages": len(stages) + 1,
+                    "machineDefinition": job["jobMaster"], "numWorkers": 1, "hardConstraints": [],
+                    "softConstraints": [], "scalingPolicy": None, "scalable": False})
     for key in sorted(stages, key=int):
         stage = stages[key]
         out.append({
-            "jobId": job["jobId"], "stageNum": int(key), "numStages": len(stages),
+            "jobId": job["jobId"], "stageNum": int(key), "numStages": len(stages) + (1 if job.get("jobMaster") else 0),
             "machineDefinition": stage.get("machineDefinition"),
             "numWorkers": sizes.get(key, stage.get("numberOfInstances", 0)),
             "hardConstraints": stage.get("hardConstraints", []),

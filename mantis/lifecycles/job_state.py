@@ -49,7 +49,7 @@ from mantis.lifecycles.worker_state import (
     Worker,
     reported_event,
 )
-from mantis.model.definitions import JobDefinition
+from mantis.model.definitions import JobDefinition, MachineDefinition
 from mantis.model.ids import parse_worker_key
 
 if TYPE_CHECKING:
@@ -102,6 +102,8 @@ RECENT_EVENTS = 10  # shown with the job (and so in its status stream)
 # a stage is autoscaled, placed and replaced like any other, never scaled, and not
 # counted among the owner's stages (``describe`` leaves it out of stageSizes).
 JOB_MASTER_STAGE = 0
+# What a Job Master (stage 0) asks for: it reads metrics and posts a resize now and then.
+JOB_MASTER_MACHINE = MachineDefinition(cpu_cores=0.25, memory_mb=128.0, disk_mb=0.0, network_mbps=8.0, num_ports=1)
 # Why a worker is released by a scale-down: its agent asks it to hand over its input first.
 STAGE_SCALED_DOWN = "stage scaled down"
 
@@ -794,6 +796,7 @@ class JobRecord:
             "nextWorkerNumber": self.next_worker_number,
             "workers": [w.describe() for w in sorted(self.workers.values(),
                                                      key=lambda w: (w.stage, w.index, w.number))],
+            "jobMaster": JOB_MASTER_MACHINE.to_json() if JOB_MASTER_STAGE in self.stage_sizes else None,
             "migration": self.migration.to_json() if self.migration else None,
             "events": self.events[-50:],
             "recentEvents": self.events[-RECENT_EVENTS:],

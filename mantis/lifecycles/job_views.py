@@ -197,11 +197,12 @@ def status_events(before: dict | None, job: dict, archived: Mapping[int, dict], 
                                         "host": host, "completedAt": None}
         workers.append(_worker_status(job_id, gone, now_ms))
     workers.sort(key=lambda s: (s["stageNum"], s["workerIndex"], s["workerNumber"]))
-    workers += _event_statuses(before, after, job, now_ms)
+    # The job's events come last: the state changes they tell are told first as they are.
+    events = _event_statuses(before, after, job, now_ms)
     if not job_changed:
-        return workers
+        return workers + events
     head = _job_status(job, now_ms)
-    return workers + [head] if job["state"] in _TERMINAL_JOB_STATES else [head] + workers
+    return (workers + [head] if job["state"] in _TERMINAL_JOB_STATES else [head] + workers) + events
 
 
 def _event_statuses(before: dict | None, after: dict, job: dict, now_ms: int) -> list[dict]:
@@ -211,7 +212,9 @@ def _event_statuses(before: dict | None, after: dict, job: dict, now_ms: int) ->
     if before is None:
         return []
     told = set(before.get("events", ()))
-    return [_status(job["jobId"], 0, -1, -1, "INFO", f"{kind}: {message}", job["state"], "Normal", None,
+    # Job-level, as the job's own Status is: same state and reason, so the two never disagree.
+    reason = completed_reason(job["state"], job.get("killReason"))
+    return [_status(job["jobId"], 0, -1, -1, "INFO", f"{kind}: {message}", job["state"], reason, None,
                     epoch_ms(at) or now_ms)
             for at, kind, message in after["events"] if (at, kind, message) not in told]
 

@@ -1,9 +1,9 @@
 """A worker's own metrics endpoint: its figures as JSON for the Job Master, and in
 Prometheus' text format for operators.
 
-Each worker serves, on its metrics port (the second port it was offered, or any free
-one, reported as ``metricsPort`` in its heartbeat and so listed in discovery), from a
-daemon thread of its own process:
+Each worker serves, on a metrics port of its own (a free one, apart from the ports the job
+was offered; reported as ``metricsPort`` in its heartbeat and so listed in discovery),
+from a daemon thread of its own process:
 
 - ``GET /metrics.json``: ``snapshot()`` as JSON, built on each request: counters that only
   grow (events in and out, drops, busy seconds, CPU seconds, bytes in) and gauges

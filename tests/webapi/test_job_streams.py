@@ -4,6 +4,7 @@ import asyncio
 import http.client
 import itertools
 import json
+import re
 import socket
 import urllib.parse
 
@@ -61,8 +62,18 @@ def check_status(status: dict) -> dict:
     return status
 
 
-def is_job_status(status: dict) -> bool:
+def is_job_level(status: dict) -> bool:
     return (status["stageNum"], status["workerIndex"], status["workerNumber"]) == (0, -1, -1)
+
+
+def is_event_status(status: dict) -> bool:
+    """One of the job's events told as a Status: ``"<EventType>: what happened"``."""
+    return is_job_level(status) and re.match(r"^[A-Z][A-Za-z]+: ", status["message"]) is not None
+
+
+def is_job_status(status: dict) -> bool:
+    """The job's own Status: its state (and kill reason), not one of its events."""
+    return is_job_level(status) and not is_event_status(status)
 
 
 def started_hosts(info: dict, stage: str = "1") -> list[dict]:
@@ -161,10 +172,13 @@ def test_status_stream_over_sse_sends_one_status_per_change_and_the_kill(cluster
         _, final = stream.next(lambda name, d: name == "message" and is_job_status(d) and d["state"] == "Completed",
                                timeout=60, what="the job Completed")
         assert final["reason"] == "Killed" and "enough" in final["message"]
-        name, end = stream.next(what="the end event")
+        # The job's events follow its own status (the kill, the state changes), then the end.
+        name, end = stream.next(lambda name, d: name == "end" or not is_event_status(d), what="the end event")
         assert name == "end" and "Completed" in end["reason"]
         assert stream.next(what="the stream closing")[0] == CLOSED
-    statuses = [check_status(d) for n, d in stream.seen if n == "message"]
+    statuses = [check_status(d) for n, d in stream.seen if n == "message" and not is_event_status(d)]
+    events = [d["message"] for n, d in stream.seen if n == "message" and is_event_status(d)]
+    assert any(e.startswith("JobKilled: ") and "enough" in e for e in events), events
     # The job's states arrive in lifecycle order (events may merge steps, never reorder them).
     order = ["Accepted", "Launched", "Terminating_normal", "Completed"]
     job_states = [order.index(s["state"]) for s in statuses if is_job_status(s)]

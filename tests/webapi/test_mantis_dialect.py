@@ -234,13 +234,14 @@ def test_job_submit_in_mantis_body_answers_201_with_the_job(master):
     meta = body["jobMetadata"]
     assert meta["name"] == CLUSTER and meta["jobId"].startswith(f"{CLUSTER}-")
     assert meta["sla"]["durationType"] == "Perpetual" and isinstance(meta["labels"], list)
-    assert isinstance(meta["submittedAt"], int) and meta["numStages"] == 1
-    assert [s["stageNum"] for s in body["stageMetadataList"]] == [1]
+    # Stage 1 is autoscaled (its policy has strategies): a Job Master runs as stage 0, as in Mantis.
+    assert isinstance(meta["submittedAt"], int) and meta["numStages"] == 2
+    assert [s["stageNum"] for s in body["stageMetadataList"]] == [0, 1]
     assert isinstance(body["workerMetadataList"], list)
     # The job runs: its worker reaches Started.
     job_id = meta["jobId"]
     wait_for(lambda: [w for w in call(master, "GET", f"/api/v1/jobs/{job_id}")[1]["workerMetadataList"]
-                      if w["state"] == "Started"], timeout=30, what="the worker Started")
+                      if w["state"] == "Started" and w["stageNum"] == 1], timeout=30, what="the worker Started")
 
 
 @pytest.mark.parametrize("method,path", [
@@ -269,16 +270,17 @@ def test_job_lists_answer_views_and_compact_info(master):
         assert status == 200 and body["total"] == 1, body
         job = body["list"][0]
         assert job["jobMetadata"]["name"] == CLUSTER and job["jobMetadata"]["jarUrl"] == ARTIFACT
-        assert job["jobMetadata"]["numStages"] == 1 and len(job["jobMetadata"]["parameters"]) == 2
-        assert len(job["stageMetadataList"]) == 1 and len(job["workerMetadataList"]) == 1
+        assert job["jobMetadata"]["numStages"] == 2 and len(job["jobMetadata"]["parameters"]) == 2
+        assert len(job["stageMetadataList"]) == 2 and len(job["workerMetadataList"]) == 2
         status, body = call(master, "GET", path + "?compact=true")
         compact = body["list"][0]
         assert not {"jobMetadata", "stageMetadataList", "workerMetadataList"} & set(compact)
         assert compact["jobId"].startswith(f"{CLUSTER}-") and compact["type"] == "Perpetual"
+        # Stage 1's worker (1 cpu, 200 MB) and the Job Master's (0.25 cpu, 128 MB).
         assert (compact["numStages"], compact["numWorkers"], compact["totCPUs"], compact["totMemory"]) == (
-            1, 1, 1.0, 200.0)
+            2, 2, 1.25, 328.0)
         assert isinstance(compact["submittedAt"], int) and compact["terminatedAt"] == -1
-        assert compact["statesSummary"] == {"Started": 1}
+        assert sum(compact["statesSummary"].values()) == 2
 
 
 def test_job_list_filters_as_mantis(master):
@@ -287,9 +289,11 @@ def test_job_list_filters_as_mantis(master):
     assert call(master, "GET", "/api/v1/jobs?matching=^sine")[1]["total"] == 1
     assert call(master, "GET", "/api/v1/jobs?matching=^other")[1]["total"] == 0
     job = call(master, "GET", "/api/v1/jobs?workerState=Terminal")[1]["list"][0]
-    assert job["workerMetadataList"] == [] and len(job["stageMetadataList"]) == 1
+    assert job["workerMetadataList"] == [] and len(job["stageMetadataList"]) == 2
+    job = call(master, "GET", "/api/v1/jobs?stageNumber=1&workerNumber=999")[1]["list"][0]
+    assert [s["stageNum"] for s in job["stageMetadataList"]] == [1] and job["workerMetadataList"] == []
     job = call(master, "GET", "/api/v1/jobs?stageNumber=2&workerIndex=0")[1]["list"][0]
-    assert job["stageMetadataList"] == [] and [w["workerIndex"] for w in job["workerMetadataList"]] == [0]
+    assert job["stageMetadataList"] == [] and {w["workerIndex"] for w in job["workerMetadataList"]} == {0}
     body = call(master, "GET", "/api/v1/jobs?fields=jobId,state&fromObj=jobMetadata")[1]
     assert set(body["list"][0]) == {"jobMetadata"} and set(body["list"][0]["jobMetadata"]) == {"jobId", "state"}
 
@@ -343,9 +347,12 @@ def test_scale_stage_and_resubmit_worker_answer_204_and_act(master):
     job_id = active_job(master)
     scale = {"JobId": job_id, "StageNumber": 1, "NumWorkers": 2, "User": "test", "Reason": "testing"}
     assert call(master, "POST", f"/api/v1/jobs/{job_id}/actions/scaleStage", scale) == (204, None)
-    wait_for(lambda: len(call(master, "GET", f"/api/v1/jobs/{job_id}")[1]["workerMetadataList"]) == 2,
+    def stage_1(view):
+        return [w for w in view["workerMetadataList"] if w["stageNum"] == 1]
+
+    wait_for(lambda: len(stage_1(call(master, "GET", f"/api/v1/jobs/{job_id}")[1])) == 2,
              timeout=15, what="a second worker")
-    first = call(master, "GET", f"/api/v1/jobs/{job_id}?workerIndex=0")[1]["workerMetadataList"][0]
+    (first,) = [w for w in stage_1(call(master, "GET", f"/api/v1/jobs/{job_id}")[1]) if w["workerIndex"] == 0]
     assert call(master, "POST", f"/api/v1/jobs/{job_id}/actions/resubmitWorker",
                 {"workerNumber": first["workerNumber"], "user": "test", "reason": "testing"}) == (204, None)
 
