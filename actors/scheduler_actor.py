@@ -57,6 +57,8 @@ from scheduler.placement_state import (
 
 log = logging.getLogger("mantis.scheduler")
 
+HELD_UPSTREAM_S = 300.0  # how long an upstream word waits for its worker's agent to register
+
 GLOBAL_NAME = "mantis-scheduler"
 
 
@@ -78,6 +80,7 @@ class SchedulerActor(MantisActor):
         super().__init__(*args, **kwargs)
         self.place_soon = False
         self.round_timing = Timing("placement_round_seconds")
+        self.held_upstreams: dict[str, tuple[float, UpdateUpstream]] = {}  # worker key -> (when, latest)
 
     def receiveMsg_InitScheduler(self, msg: InitScheduler, sender):
         cfg = msg.config.scheduler
@@ -145,6 +148,12 @@ class SchedulerActor(MantisActor):
         agent = self.machine.agent_address_of(msg.worker_key)
         if agent is not None:
             self.send_batched(agent, msg)
+        else:
+            # A recovered job tells its workers where their upstream is before their agent
+            # has (re-)registered with this scheduler: keep the latest word for the worker
+            # and deliver it when its agent registers with it, or it would be lost (the job
+            # tells a worker again only when its upstream changes).
+            self.held_upstreams[msg.worker_key] = (time.monotonic(), msg)
 
     def _place(self) -> None:
         self.place_soon = False
@@ -161,6 +170,10 @@ class SchedulerActor(MantisActor):
         log.info("agent %s %s: %s cpus, %s MB, %d running worker(s)", offer.agent_id,
                  "re-registered" if known else "registered", offer.cpus, offer.mem_mb, len(msg.workers))
         self._carry_out(effects)
+        for spec in msg.workers:
+            held = self.held_upstreams.pop(spec.worker_key, None)
+            if held is not None:
+                self.send_batched(sender, held[1])
         self.send(sender, Done({"agentId": offer.agent_id}))
         self.place_soon = True
 
@@ -175,6 +188,10 @@ class SchedulerActor(MantisActor):
             self.place_soon = True
 
     def on_tick(self, now: float) -> None:
+        # Upstreams held for workers whose agent never came back are of no use after a while.
+        stale = time.monotonic() - HELD_UPSTREAM_S
+        for key in [k for k, (at, _) in self.held_upstreams.items() if at < stale]:
+            del self.held_upstreams[key]
         self._carry_out(self.machine.lose_silent_agents(now, self.agent_timeout_s, _failed))
         self._carry_out(self.machine.relaunch_unconfirmed(now))
         self._place()
