@@ -1,4 +1,6 @@
 """One fixture runs every actor test over both Thespian system bases."""
+import contextlib
+
 import pytest
 
 from actors.actor_system import start_master_actors
@@ -41,13 +43,24 @@ class Master:
         return [w for w in job["workers"] if w["state"] == "Started"] if job["state"] == "Launched" else []
 
 
-@pytest.fixture(params=["simpleSystemBase", "multiprocTCPBase"])
-def master(request, tmp_path):
-    config = make_config(tmp_path, base=request.param)
+BASES = ["simpleSystemBase", "multiprocTCPBase"]
+
+
+@contextlib.contextmanager
+def running_master(config, base: str):
+    """The master's actors and an agent on ``base`` with ``config``, shut down after."""
     actors = start_master_actors(config)
     m = Master(actors, config)
-    m.base = request.param
-    yield m
-    actors.system.shutdown()
-    if request.param == "multiprocTCPBase":
-        reap_forked_leftovers()
+    m.base = base
+    try:
+        yield m
+    finally:
+        actors.system.shutdown()
+        if base == "multiprocTCPBase":
+            reap_forked_leftovers()
+
+
+@pytest.fixture(params=BASES)
+def master(request, tmp_path):
+    with running_master(make_config(tmp_path, base=request.param), request.param) as m:
+        yield m

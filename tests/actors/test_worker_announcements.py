@@ -8,12 +8,11 @@ import uuid
 import pytest
 from kazoo.client import KazooClient
 
-from actors.actor_system import start_master_actors
 from actors.messages import KillJob
 from mantis.tooling.zookeeper_server import ZooKeeperServer, zookeeper_installed
-from tests.actors.conftest import Master
+from tests.actors.conftest import BASES, running_master
 from tests.runtime.readers import FrameCollector
-from tests.support import make_config, reap_forked_leftovers, wait_for
+from tests.support import make_config, wait_for
 
 CLUSTER = {"name": "ann", "url": "mantis.examples.synthetic:job",
            "parameters": [{"name": "rate", "value": 20}],
@@ -34,17 +33,12 @@ def root():
     return f"/ann-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(params=["simpleSystemBase", "multiprocTCPBase"])
+@pytest.fixture(params=BASES)
 def master(request, tmp_path, zookeeper, root):
     config = make_config(tmp_path, base=request.param, **{
         "announce.hosts": f'"{zookeeper.hosts}"', "announce.root": f'"{root}"', "announce.session_timeout_s": 2})
-    actors = start_master_actors(config)
-    m = Master(actors, config)
-    m.base = request.param
-    yield m
-    actors.system.shutdown()
-    if request.param == "multiprocTCPBase":
-        reap_forked_leftovers()
+    with running_master(config, request.param) as m:
+        yield m
 
 
 @pytest.fixture
