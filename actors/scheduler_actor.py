@@ -53,11 +53,10 @@ from scheduler.placement_state import (
     PlacementMachine,
     StopOnAgent,
     TellJobLaunched,
+    TellUpstream,
 )
 
 log = logging.getLogger("mantis.scheduler")
-
-HELD_UPSTREAM_S = 300.0  # how long an upstream word waits for its worker's agent to register
 
 GLOBAL_NAME = "mantis-scheduler"
 
@@ -80,7 +79,6 @@ class SchedulerActor(MantisActor):
         super().__init__(*args, **kwargs)
         self.place_soon = False
         self.round_timing = Timing("placement_round_seconds")
-        self.held_upstreams: dict[str, tuple[float, UpdateUpstream]] = {}  # worker key -> (when, latest)
 
     def receiveMsg_InitScheduler(self, msg: InitScheduler, sender):
         cfg = msg.config.scheduler
@@ -115,6 +113,8 @@ class SchedulerActor(MantisActor):
                                                         reply_to=self.myAddress))
             elif isinstance(e, AskAgentToRegister):
                 self.send(e.agent, ReRegister())
+            elif isinstance(e, TellUpstream):
+                self.send_batched(e.agent, UpdateUpstream(e.worker_key, e.endpoints, e.finished))
             else:
                 raise TypeError(f"unknown placement effect {e!r}")
 
@@ -145,15 +145,7 @@ class SchedulerActor(MantisActor):
         self._carry_out(self.machine.cancel(msg.worker_key, msg.agent_id, msg.reason))
 
     def receiveMsg_UpdateUpstream(self, msg: UpdateUpstream, sender):
-        agent = self.machine.agent_address_of(msg.worker_key)
-        if agent is not None:
-            self.send_batched(agent, msg)
-        else:
-            # A recovered job tells its workers where their upstream is before their agent
-            # has (re-)registered with this scheduler: keep the latest word for the worker
-            # and deliver it when its agent registers with it, or it would be lost (the job
-            # tells a worker again only when its upstream changes).
-            self.held_upstreams[msg.worker_key] = (time.monotonic(), msg)
+        self._carry_out(self.machine.upstream(msg.worker_key, msg.endpoints, msg.upstream_finished))
 
     def _place(self) -> None:
         self.place_soon = False
@@ -170,10 +162,6 @@ class SchedulerActor(MantisActor):
         log.info("agent %s %s: %s cpus, %s MB, %d running worker(s)", offer.agent_id,
                  "re-registered" if known else "registered", offer.cpus, offer.mem_mb, len(msg.workers))
         self._carry_out(effects)
-        for spec in msg.workers:
-            held = self.held_upstreams.pop(spec.worker_key, None)
-            if held is not None:
-                self.send_batched(sender, held[1])
         self.send(sender, Done({"agentId": offer.agent_id}))
         self.place_soon = True
 
@@ -188,10 +176,6 @@ class SchedulerActor(MantisActor):
             self.place_soon = True
 
     def on_tick(self, now: float) -> None:
-        # Upstreams held for workers whose agent never came back are of no use after a while.
-        stale = time.monotonic() - HELD_UPSTREAM_S
-        for key in [k for k, (at, _) in self.held_upstreams.items() if at < stale]:
-            del self.held_upstreams[key]
         self._carry_out(self.machine.lose_silent_agents(now, self.agent_timeout_s, _failed))
         self._carry_out(self.machine.relaunch_unconfirmed(now))
         self._place()

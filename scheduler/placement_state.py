@@ -132,7 +132,21 @@ class AskAgentToRegister:
     agent: Any
 
 
-Effect = LaunchOnAgent | StopOnAgent | TellJobLaunched | PassStatuses | AskJobToMove | AskAgentToRegister
+@dataclass(frozen=True)
+class TellUpstream:
+    """Tell the agent at ``agent`` where the upstream workers of ``worker_key`` are."""
+
+    agent: Any
+    worker_key: str
+    endpoints: list
+    finished: bool
+
+
+Effect = (LaunchOnAgent | StopOnAgent | TellJobLaunched | PassStatuses | AskJobToMove | AskAgentToRegister
+          | TellUpstream)
+
+# How long word of a worker's upstream waits for its agent to register with it.
+HELD_UPSTREAM_S = 300.0
 
 
 # -- records ---------------------------------------------------------------------------
@@ -296,6 +310,9 @@ class PlacementMachine:
         self.jobs: dict[str, Any] = {}             # job id -> its JobActor (shard) address
         self.agents: dict[str, AgentRecord] = {}
         self.heartbeat_lag: dict[str, float] = {}  # agent id -> seconds its last heartbeat waited
+        # worker key -> (when, endpoints, finished): upstream word for workers whose agent
+        # has not registered with this scheduler yet (``upstream``).
+        self.held_upstreams: dict[str, tuple[float, list, bool]] = {}
         self.pending: dict[str, WorkerPlacement] = {}
         self.placed: dict[str, WorkerPlacement] = {}
         self.unconfirmed: dict[str, WorkerPlacement] = {}
@@ -412,11 +429,33 @@ class PlacementMachine:
         self.agents[offer.agent_id] = AgentRecord(address, now, offer)
         self.placement.add_agent(offer)
         sid = new_stimulus_id("register-agent")
+        told: list = []
         for spec in workers:
             if spec.worker_key not in self.placed:
                 self.handle(spec.worker_key, "restored", now, stimulus_id=sid, spec=spec,
                             agent_id=offer.agent_id)
-        return known, self.statuses(offer.agent_id, statuses, now, stimulus_id=sid)
+            held = self.held_upstreams.pop(spec.worker_key, None)
+            if held is not None:
+                told.append(TellUpstream(address, spec.worker_key, held[1], held[2]))
+        return known, self.statuses(offer.agent_id, statuses, now, stimulus_id=sid) + told
+
+    def upstream(self, key: str, endpoints: list, finished: bool, now: float | None = None) -> list:
+        """Where worker ``key``'s upstream workers are: told to its agent at once, or, while
+        no agent has registered with it, held (the latest word) and told when one does.
+
+        A recovered job tells its workers before their agents are back with this scheduler,
+        and tells a worker again only when its upstream changes: dropped, the word would
+        leave the worker reading from nobody.  Word older than HELD_UPSTREAM_S is dropped
+        (the worker's agent never came back)."""
+        now = time.time() if now is None else now
+        rec = self.placed.get(key)
+        agent = self.agents.get(rec.agent_id) if rec is not None else None
+        if agent is not None:
+            return [TellUpstream(agent.address, key, endpoints, finished)]
+        self.held_upstreams[key] = (now, endpoints, finished)
+        for stale in [k for k, (at, _, _) in self.held_upstreams.items() if now - at > HELD_UPSTREAM_S]:
+            del self.held_upstreams[stale]
+        return []
 
     def heartbeat(self, agent_id: str, address: Any, statuses: list, sent_at: float | None,
                   now: float | None = None) -> list:
@@ -522,12 +561,6 @@ class PlacementMachine:
         return moved, effects
 
     # -- queries ------------------------------------------------------------------------
-
-    def agent_address_of(self, key: str) -> Any:
-        """The address of the agent ``key`` is placed on, or None."""
-        rec = self.placed.get(key)
-        agent = self.agents.get(rec.agent_id) if rec is not None else None
-        return agent.address if agent is not None else None
 
     def pending_view(self) -> list[dict]:
         """The pending workers as the API shows them (``/api/v1/pendingWorkers``)."""

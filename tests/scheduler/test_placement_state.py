@@ -21,6 +21,7 @@ from scheduler.placement_state import (
     PlacementState,
     StopOnAgent,
     TellJobLaunched,
+    TellUpstream,
     WorkerPlacement,
 )
 
@@ -209,6 +210,23 @@ def test_a_registering_agent_restores_its_running_workers():
     assert m.placement.pool.placement("job-1/w0").ports == [31003]
     known, _ = m.register_agent(offer("a1"), "addr-a1", [running], [], now=2.0)
     assert known and m.state_of("job-1/w0") == RUNNING
+
+
+def test_upstream_word_for_a_worker_whose_agent_is_not_back_waits_for_it_and_goes_stale():
+    m = machine()
+    m.register_job("job-1", JOB)
+    upstream = [("job-1/w0", "a1.host", 31001)]
+    # A recovered job tells its stage-2 worker before the worker's agent is back: held.
+    assert m.upstream("job-1/w5", upstream, False, now=1.0) == []
+    assert m.upstream("job-1/w6", upstream, False, now=1.0) == []
+    running = spec("job-1/w5", agent_id="a1", ports=[31003], host="a1.host")
+    _, effects = m.register_agent(offer("a1"), "addr-a1", [running], [], now=2.0)
+    assert effects == [TellUpstream("addr-a1", "job-1/w5", upstream, False)]
+    # Once placed, word goes to its agent at once.
+    assert m.upstream("job-1/w5", [], True, now=3.0) == [TellUpstream("addr-a1", "job-1/w5", [], True)]
+    # Word for a worker whose agent never comes back is dropped after HELD_UPSTREAM_S.
+    m.upstream("job-1/w7", upstream, False, now=1000.0)
+    assert set(m.held_upstreams) == {"job-1/w7"}
 
 
 def test_orphans_are_stopped_after_the_grace_and_unknown_agents_asked_to_register():
