@@ -112,6 +112,9 @@ class JobActor(MantisActor):
                  self.job.state, len(self.job.workers))
         self.phase = "running"
         self._last_summary: dict | None = None
+        # The listing fields that change only with the definition or the stage sizes, made
+        # once per change rather than on every heartbeat's summary: (key, fields).
+        self._listing: tuple[tuple, dict] | None = None
         self.watchers = Watchers()
         self._upstream_sent: dict[str, tuple[list, bool]] = {}  # worker key -> (endpoints, finished) last sent
         self._last_logged_event: dict | None = self.job.events[-1] if self.job.events else None
@@ -207,21 +210,28 @@ class JobActor(MantisActor):
         counts: dict[str, int] = {}
         for w in self.job.workers.values():
             counts[w.state] = counts.get(w.state, 0) + 1
-        d = self.job.definition
-        machines = {n: s.machine for n, s in (d.scheduling_info.stages if d.scheduling_info else {}).items()}
-        machines[JOB_MASTER_STAGE] = JOB_MASTER_MACHINE
-        sizes = self.job.stage_sizes
         return {"jobId": self.job.job_id, "clusterName": self.job.cluster, "state": self.job.state,
-                "user": d.user, "submittedAt": self.job.submitted_at, "endedAt": self.job.ended_at,
-                "workers": counts,
-                "stageSizes": {str(k): v for k, v in sizes.items() if k != JOB_MASTER_STAGE},
-                # What Mantis' compact job listing shows, fixed for the job's life but for sizes;
-                # as in Mantis, the Job Master's stage 0 counts.
+                "submittedAt": self.job.submitted_at, "endedAt": self.job.ended_at, "workers": counts,
+                **self._listing_fields()}
+
+    def _listing_fields(self) -> dict:
+        """What Mantis' compact job listing shows besides state and counts: fixed for the
+        job's life but for its artifact (a migration) and stage sizes.  As in Mantis, the Job
+        Master's stage 0 counts."""
+        d, sizes = self.job.definition, self.job.stage_sizes
+        key = (d.url, tuple(sizes.items()))
+        if self._listing is None or self._listing[0] != key:
+            machines = {n: s.machine for n, s in (d.scheduling_info.stages if d.scheduling_info else {}).items()}
+            machines[JOB_MASTER_STAGE] = JOB_MASTER_MACHINE
+            fields = {
+                "user": d.user, "stageSizes": {str(k): v for k, v in sizes.items() if k != JOB_MASTER_STAGE},
                 "jarUrl": d.url, "type": d.job_sla.duration_type if d.job_sla else "Perpetual",
                 "labels": [label.to_json() for label in d.labels], "numStages": len(sizes),
                 "numWorkers": sum(sizes.values()),
                 "totCPUs": sum(n * machines[s].cpu_cores for s, n in sizes.items() if s in machines),
                 "totMemory": sum(n * machines[s].memory_mb for s, n in sizes.items() if s in machines)}
+            self._listing = (key, fields)
+        return self._listing[1]
 
     # -- messages -----------------------------------------------------------------------
 

@@ -32,9 +32,9 @@ import yaml
 
 from mantis.model.codec import ValidationError
 from mantis.model.definitions import JobClusterDefinition, JobDefinition
+from mantis.tooling.api_answers import job_id_of, listed
 
 SUFFIXES = (".yaml", ".yml", ".json")
-ENDED = ("Completed", "Failed")
 NOT_DECLARED = ("user",)  # who made a change, not what the cluster is
 
 
@@ -130,13 +130,6 @@ def _desired(item: Any, source: str) -> Desired:
 
 # -- reading the master ---------------------------------------------------------------------
 
-def items(body: Any) -> list:
-    """A list answer, bare or in Mantis' ``{list, prev, next, total}`` envelope."""
-    if isinstance(body, dict) and isinstance(body.get("list"), list):
-        return body["list"]
-    return body if isinstance(body, list) else []
-
-
 def definition_from_api(body: dict) -> JobClusterDefinition:
     """A cluster as the master answers it, read back into our model (flat, or Mantis'
     shape with ``jars`` and ``sla``); fields the model does not hold are left out."""
@@ -160,25 +153,15 @@ def definition_from_api(body: dict) -> JobClusterDefinition:
     return JobClusterDefinition.from_json({k: v for k, v in flat.items() if k in known and v is not None})
 
 
-def job_id_and_state(job: dict) -> tuple[str | None, str | None]:
-    """A job's id and state from a listing entry, flat or Mantis' ``jobMetadata`` shape."""
-    meta = job["jobMetadata"] if isinstance(job.get("jobMetadata"), dict) else job
-    return meta.get("jobId"), meta.get("state")
-
-
 def read_master(client: Callable) -> dict[str, Current]:
     """Every cluster on the master with its active jobs."""
     current: dict[str, Current] = {}
-    for summary in items(client("GET", "/api/v1/jobClusters")):
-        name = str(summary.get("name") or (summary.get("jobDefinition") or {}).get("name"))
+    for summary in listed(client("GET", "/api/v1/jobClusters")):
+        name = str(summary["name"])
         body = client("GET", f"/api/v1/jobClusters/{quote(name)}")
-        if isinstance(body.get("activeJobs"), list):
-            # The cluster actor's own answer: it knows a job the moment it accepts it, where
-            # the job listings (summaries reaching the manager a turn later) may lag.
-            active = [str(j) for j in body["activeJobs"]]
-        else:
-            jobs = items(client("GET", f"/api/v1/jobClusters/{quote(name)}/jobs"))
-            active = [jid for jid, state in map(job_id_and_state, jobs) if jid and state not in ENDED]
+        # The cluster actor's own answer: it knows a job the moment it accepts it, where
+        # the job listings (summaries reaching the manager a turn later) may lag.
+        active = [str(j) for j in body["activeJobs"]]
         current[name] = Current(definition_from_api(body), sorted(active))
     return current
 
@@ -281,7 +264,7 @@ def apply_changes(client: Callable, changes: list[Change], user: str, delete_wai
         elif c.action == "submit" and c.desired is not None and c.desired.job is not None:
             body = dict(c.desired.job.to_json(), user=user)
             answer = client("POST", f"{path}/jobs", body) or {}
-            echo(f"submitted {job_id_and_state(answer)[0] or 'a job'} to {c.name}")
+            echo(f"submitted {job_id_of(answer) if answer else 'a job'} to {c.name}")
         elif c.action == "delete":
             for job_id in c.active_jobs:
                 client("DELETE", f"/api/v1/jobs/{quote(job_id)}?"

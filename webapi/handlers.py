@@ -411,20 +411,22 @@ class JobClusterJobHandler(ListingHandler):
         raise ApiError(405, "POST is not allowed on a job")
 
 
-class JobClusterHealthHandler(ApiHandler):
+class JobClusterHealthHandler(ListingHandler):
     """``/api/v1/jobClusters/{name}/healthcheck[?job-ids=a,b]``: whether every worker of the
     cluster's active jobs (or of the ones named) is Started, as Mantis answers it."""
 
     async def get(self, name):
         name = _check_name(name)
         await self.gateway.ask(GetCluster(name))
-        named = [j.strip() for j in (self.get_query_argument("job-ids", "") or "").split(",") if j.strip()]
+        named = [_check_job_id(j.strip()) for j in (self.get_query_argument("job-ids", "") or "").split(",")
+                 if j.strip()]
         job_ids = named or [s["jobId"] for s in await self.gateway.ask(ListJobs(cluster=name))]
-        unready = []
-        for job_id in job_ids:
-            job = await self.gateway.ask(GetJob(_check_job_id(job_id)))
-            unready += [{"jobId": job_id, "workerIndex": w["workerIndex"], "workerNumber": w["workerNumber"],
-                         "state": w["state"]} for w in job["workers"] if w["state"] != "Started"]
+        jobs = await self.describe_jobs(job_ids)
+        missing = sorted(set(job_ids) - {job["jobId"] for job in jobs})
+        if missing:
+            raise ApiError(404, f"job {missing[0]} does not exist")
+        unready = [{"jobId": job["jobId"], "workerIndex": w["workerIndex"], "workerNumber": w["workerNumber"],
+                    "state": w["state"]} for job in jobs for w in job["workers"] if w["state"] != "Started"]
         self.reply({"isHealthy": not unready, "message": "unready workers" if unready else "OK",
                     "failureReason": {"type": "workerStatus", "unreadyWorkers": unready} if unready else None})
 

@@ -155,7 +155,8 @@ def job_view(job: dict, stage_numbers: Iterable[int] = (), worker_indexes: Itera
     """
     stage_numbers, worker_indexes = set(stage_numbers), set(worker_indexes)
     worker_numbers, worker_states = set(worker_numbers), set(worker_states)
-    stages = [s for s in _stages(job) if not stage_numbers or s["stageNum"] in stage_numbers]
+    all_stages = _stages(job)
+    stages = [s for s in all_stages if not stage_numbers or s["stageNum"] in stage_numbers]
     workers = [w for w in job.get("workers", [])
                if _worker_matches(w, worker_indexes, worker_numbers, worker_states)]
     sla = job.get("jobSla") or {}
@@ -167,7 +168,7 @@ def job_view(job: dict, stage_numbers: Iterable[int] = (), worker_indexes: Itera
             "submittedAt": ms(job.get("submittedAt")),
             "startedAt": _job_started_at(job),
             "jarUrl": job.get("url"),
-            "numStages": len(_stages(job)),
+            "numStages": len(all_stages),
             "sla": sla,
             "state": job["state"],
             "workerTimeoutSecs": 0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 from mantis import cli
-from mantis.deploy import items, job_id_and_state
+from mantis.tooling.api_answers import job_state, listed
 from tests.support import wait_for
 
 
@@ -16,7 +16,7 @@ def deploy(capsys, url, *args) -> tuple[int, str]:
 
 
 def names(cluster) -> set[str]:
-    return {c["name"] for c in items(cluster.call("GET", "/api/v1/jobClusters")[1])}
+    return {c["name"] for c in listed(cluster.call("GET", "/api/v1/jobClusters")[1])}
 
 
 def test_apply_is_idempotent_diff_shows_edits_dry_run_changes_nothing_and_prune_removes(cluster, tmp_path, capsys):
@@ -69,7 +69,7 @@ def test_apply_is_idempotent_diff_shows_edits_dry_run_changes_nothing_and_prune_
 
     def ended() -> bool:
         status, body = cluster.call("GET", "/api/v1/jobs/clicks-1")
-        return status == 404 or job_id_and_state(body)[1] == "Completed"
+        return status == 404 or job_state(body) == "Completed"
 
     wait_for(ended, timeout=30, what="clicks-1 ended")
 

@@ -6,6 +6,7 @@ import pytest
 
 from mantis import deploy
 from mantis.model.definitions import JobClusterDefinition
+from mantis.tooling.api_answers import job_id_of, job_state, listed
 
 BASE = {"name": "clicks", "url": "mantis.examples.synthetic:job", "parameters": [{"name": "rate", "value": 20}]}
 
@@ -56,8 +57,9 @@ def test_the_masters_answer_reads_back_from_either_shape():
     owned = dict(mantis, owner={"name": "ops", "teamName": None, "description": None, "contactEmail": None},
                  cronActive=False, isReadyForJobMaster=True, latestVersion="1", createdAt=1795927303000)
     assert deploy.definition_from_api(owned) == definition(owner={"name": "ops"})
-    assert deploy.items({"list": [1], "prev": None, "next": None, "total": 1}) == [1]
-    assert deploy.job_id_and_state({"jobMetadata": {"jobId": "a-1", "state": "Launched"}}) == ("a-1", "Launched")
+    assert listed({"list": [1], "prev": None, "next": None, "total": 1}) == [1]
+    view = {"jobMetadata": {"jobId": "a-1", "state": "Launched"}}
+    assert (job_id_of(view), job_state(view)) == ("a-1", "Launched")
 
 
 def test_plan_lists_field_changes_ignores_who_and_is_empty_when_equal():
