@@ -171,16 +171,20 @@ class QueryArgs:
         value = self.text(name)
         return None if value is None else codec.integer(minimum)(value, f"query parameter {name}")
 
+    def values(self, name: str) -> list[str]:
+        """Every value of a repeatable parameter, given repeated (``a=1&a=2``) or comma-separated."""
+        return [item.strip() for given in self.handler.get_query_arguments(name)
+                for item in given.split(",") if item.strip()]
+
     def integers(self, name: str) -> list[int]:
-        return [codec.integer()(v, f"query parameter {name}") for v in self.handler.get_query_arguments(name)
-                for v in v.split(",") if v.strip()]
+        return [codec.integer()(item, f"query parameter {name}") for item in self.values(name)]
 
     def boolean(self, name: str, default: bool | None = None) -> bool | None:
         value = self.text(name)
         return default if value is None else codec.boolean(value, f"query parameter {name}")
 
     def meta_states(self, name: str) -> list[str]:
-        states = [v for v in self.handler.get_query_arguments(name) for v in v.split(",") if v.strip()]
+        states = self.values(name)
         for state in states:
             if state not in views.META_STATES:
                 raise ApiError(400, f"query parameter {name} must be one of {', '.join(views.META_STATES)}")
