@@ -6,7 +6,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from mantis.deploy import job_id_and_state
+from mantis.tooling.api_answers import job_id_of
 from tests.support import wait_for
 
 CLUSTER = {"name": "metered", "url": "mantis.examples.synthetic:job",
@@ -66,7 +66,7 @@ def test_metrics_parse_and_follow_a_job_from_start_to_kill(cluster):
     routes = {dict(labels).get("route") for (name, labels) in running if name.startswith("mantis_http_request")}
     assert not any("metered" in r for r in routes if r), routes
 
-    status, _ = cluster.call("DELETE", f"/api/v1/jobs/{job_id_and_state(job)[0]}?user=metrics&reason=done")
+    status, _ = cluster.call("DELETE", f"/api/v1/jobs/{job_id_of(job)}?user=metrics&reason=done")
     assert status in (200, 202), status
     stopped = scrape_when(cluster.url, "mantis_jobs", {"state": "Completed"}, 1.0, "the killed job Completed")
     assert value(stopped, "mantis_workers", state="Started") == 0.0
@@ -94,7 +94,7 @@ def test_each_worker_serves_its_own_metrics_on_the_port_discovery_lists(cluster)
     for port in ports:
         first = scrape(f"http://127.0.0.1:{port}")
         labels = next(dict(lb) for (name, lb) in first if name == "mantis_worker_events_out_total")
-        assert labels["job_id"] == job_id_and_state(job)[0] and labels["stage"] == "1"
+        assert labels["job_id"] == job_id_of(job) and labels["stage"] == "1"
         assert value(first, "mantis_worker_resident_memory_bytes", **labels) > 1_000_000
         assert value(first, "mantis_worker_cpu_seconds_total", **labels) >= 0  # clock ticks: may still be 0
         assert value(first, "mantis_worker_dropped_events_total", **labels) >= 0
